@@ -1,0 +1,134 @@
+/**
+ * Composition root: picks each adapter from configuration, wires the
+ * services, and returns a running server with an orderly stop().
+ */
+import http from "node:http";
+import path from "node:path";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { AuthService } from "./auth/auth-service.js";
+import { loadJwtSecret, TokenService } from "./auth/tokens.js";
+import { ChatService } from "./chat/chat-service.js";
+import type { Config } from "./config.js";
+import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
+import { isDatabaseUnavailable } from "./db/errors.js";
+import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
+import { PgMessageStore } from "./db/pg-message-store.js";
+import { PgUserStore } from "./db/pg-user-store.js";
+import { createPool } from "./db/pool.js";
+import { Metrics } from "./http/metrics.js";
+import { Router } from "./http/router.js";
+import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
+import { protocolSchemas } from "./protocol/schemas.js";
+import { createInFlight } from "./realtime/handlers.js";
+import { LocalPresence } from "./realtime/local-presence.js";
+import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
+
+export interface RunningApp {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
+  url: string;
+  port: number;
+  profile: { database: "embedded" | "external" };
+  pool: pg.Pool;
+  /** Graceful: refuse new work, finish in-flight acks, close sockets, pool, embedded database. */
+  stop(): Promise<void>;
+}
+
+export async function startApp(config: Config, log: Logger): Promise<RunningApp> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch((err) => log.warn({ err }, "cleanup step failed"));
+  };
+  try {
+    let embedded: EmbeddedPostgresHandle | undefined;
+    let databaseUrl = config.database.url;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({
+        dataDir: path.join(config.dataDir, "pg"),
+        port: config.database.embeddedPort,
+        logger: log,
+      });
+      cleanups.push(() => embedded!.stop());
+      databaseUrl = await embedded.ensureDatabase("memchat");
+    }
+    const pool = createPool(databaseUrl, config.database.poolSize, log);
+    cleanups.push(() => pool.end());
+    await withStartupRetry(() => runMigrations(pool, log), log);
+    const expectedVersion = await latestMigrationVersion();
+
+    const metrics = new Metrics();
+    const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
+    const auth = new AuthService(new PgUserStore(pool), tokens, config.auth.scryptN);
+    const schemas = protocolSchemas(config.limits);
+    const inFlight = createInFlight();
+
+    const router = new Router(log, metrics, config.limits.maxPayloadBytes);
+    const httpServer = http.createServer(router.handle);
+    httpServer.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
+    const io = createSocketServer(httpServer, config);
+    const chat = new ChatService(new PgMessageStore(pool), new LocalPresence(), socketRoomEvents(io), {
+      historyPageSize: config.limits.historyPageSize,
+      joinBacklogMax: config.limits.historyPageMax,
+    });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, schemas });
+
+    const readiness: ReadinessCheck[] = [
+      {
+        name: "database",
+        critical: true,
+        async check() {
+          const v = await appliedMigrationVersion(pool);
+          if (v < expectedVersion) throw new Error(`schema at version ${v}, expected ${expectedVersion}`);
+          return `ok (schema ${v})`;
+        },
+      },
+    ];
+    registerRoutes(router, { auth, chat, schemas, metrics, readiness, isDraining: () => inFlight.draining });
+
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => {
+        httpServer.off("error", reject);
+        resolve();
+      });
+    });
+    const { port } = httpServer.address() as import("node:net").AddressInfo;
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    log.info({ url, database: embedded ? "embedded" : "external" }, "server listening");
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        log.info("shutting down: refusing new work");
+        inFlight.draining = true;
+        httpServer.close(); // stop accepting connections; open ones stay until io.close()
+        const timeout = new Promise<void>((r) => setTimeout(r, config.shutdownTimeoutMs).unref());
+        await Promise.race([inFlight.idle(), timeout]);
+        if (inFlight.count > 0) log.warn({ inFlight: inFlight.count }, "shutdown timeout with requests in flight");
+        io.disconnectSockets(true);
+        await new Promise<void>((r) => io.close(() => r()));
+        httpServer.closeAllConnections();
+        await cleanup();
+        log.info("shutdown complete");
+      })());
+
+    return { url, port, profile: { database: embedded ? "embedded" : "external" }, pool, stop };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** At start-up the database may still be booting (docker-compose): retry for a while. */
+async function withStartupRetry<T>(fn: () => Promise<T>, log: Logger, attempts = 30): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !isDatabaseUnavailable(err)) throw err;
+      log.warn({ attempt: i, err: (err as Error).message }, "database not reachable yet, retrying");
+      await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** i, 2_000)));
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The chat domain: sessions, membership, messages, presence. Every method
+ * takes the acting user and returns plain data or throws AppError.
+ */
+import { AppError } from "../protocol/errors.js";
+import type { HistoryResult, SessionJoinResult } from "../protocol/events.js";
+import type { Input } from "../protocol/schemas.js";
+import type { Message, Session, User } from "../protocol/types.js";
+import type { MessageStore, Presence } from "./ports.js";
+import type { RoomEvents } from "./room-events.js";
+
+export interface Actor {
+  user: User;
+  /** The socket (or request) acting; presence and echo suppression use it. */
+  connectionId: string;
+}
+
+export interface ChatLimits {
+  historyPageSize: number;
+  /** Most messages session:join returns after afterSeq; the client pages for more. */
+  joinBacklogMax: number;
+}
+
+const notFound = () => new AppError("NOT_FOUND", "session not found");
+
+export class ChatService {
+  constructor(
+    private readonly store: MessageStore,
+    private readonly presence: Presence,
+    private readonly rooms: RoomEvents,
+    private readonly limits: ChatLimits,
+  ) {}
+
+  async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
+    return { session: await this.store.createSession(actor.user.id, input.title ?? "") };
+  }
+
+  listSessions(user: User, limit = 100): Promise<Session[]> {
+    return this.store.listSessions(user.id, limit);
+  }
+
+  /**
+   * `subscribe` puts the connection in the room. It runs before the backlog is
+   * read, so a message stored meanwhile arrives twice (event and backlog, same
+   * seq) rather than never.
+   */
+  async joinSession(
+    actor: Actor,
+    input: Input<"session:join">,
+    subscribe: () => void | Promise<void>,
+  ): Promise<SessionJoinResult> {
+    const session = await this.store.getSession(input.sessionId, actor.user.id);
+    if (!session) throw notFound();
+    await subscribe();
+    const { first } = await this.presence.join(session.id, actor.user.id, actor.connectionId);
+    if (first) {
+      this.rooms.emit(session.id, "presence:join", { sessionId: session.id, userId: actor.user.id, username: actor.user.username }, actor.connectionId);
+    }
+    let messages: Message[];
+    let truncated = false;
+    if (input.afterSeq === undefined) {
+      messages = await this.store.listMessagesBefore(session.id, actor.user.id, undefined, this.limits.historyPageSize);
+    } else {
+      messages = await this.store.listMessagesAfter(session.id, actor.user.id, input.afterSeq, this.limits.joinBacklogMax + 1);
+      truncated = messages.length > this.limits.joinBacklogMax;
+      if (truncated) messages = messages.slice(0, this.limits.joinBacklogMax);
+    }
+    const presence = await this.presence.list(session.id);
+    return { session, messages, presence, truncated };
+  }
+
+  async leaveSession(actor: Actor, sessionId: string, unsubscribe: () => void | Promise<void>): Promise<{ left: boolean }> {
+    await unsubscribe();
+    const { last } = await this.presence.leave(sessionId, actor.user.id, actor.connectionId);
+    if (last) this.rooms.emit(sessionId, "presence:leave", { sessionId, userId: actor.user.id, username: actor.user.username });
+    return { left: true };
+  }
+
+  /** A connection went away: leave every session it had joined. */
+  async disconnect(actor: Actor, sessionIds: Iterable<string>): Promise<void> {
+    for (const sessionId of sessionIds) await this.leaveSession(actor, sessionId, () => undefined);
+  }
+
+  async invite(actor: Actor, input: Input<"session:invite">): Promise<{ member: { userId: string; username: string } }> {
+    const r = await this.store.addMember(input.sessionId, actor.user.id, input.username);
+    switch (r.kind) {
+      case "added":
+        return { member: r.member };
+      case "not_found":
+        throw notFound();
+      case "forbidden":
+        throw new AppError("FORBIDDEN", "only the session owner can invite");
+      case "no_user":
+        throw new AppError("NOT_FOUND", "no such user");
+    }
+  }
+
+  async removeMember(user: User, sessionId: string, memberId: string): Promise<void> {
+    const r = await this.store.removeMember(sessionId, user.id, memberId);
+    if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can remove members");
+    if (r === "not_found") throw new AppError("NOT_FOUND", "no such member");
+  }
+
+  async deleteSession(user: User, sessionId: string): Promise<void> {
+    const r = await this.store.deleteSession(sessionId, user.id);
+    if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
+    if (r === "not_found") throw notFound();
+  }
+
+  /** Stores the message (idempotently) and tells the room; a retry returns the stored row and tells no one. */
+  async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean }> {
+    const r = await this.store.insertUserMessage({
+      sessionId: input.sessionId,
+      userId: actor.user.id,
+      clientMessageId: input.clientMessageId,
+      content: input.content,
+    });
+    if (r.kind === "not_found") throw notFound();
+    if (r.kind === "inserted") this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
+    return { message: r.message, duplicate: r.kind === "duplicate" };
+  }
+
+  async history(user: User, input: Input<"message:history">): Promise<HistoryResult> {
+    const limit = input.limit ?? this.limits.historyPageSize;
+    // One extra row tells whether an older page exists.
+    const rows = await this.store.listMessagesBefore(input.sessionId, user.id, input.beforeSeq, limit + 1);
+    if (rows.length === 0 && !(await this.store.getSession(input.sessionId, user.id))) throw notFound();
+    const more = rows.length > limit;
+    const messages = more ? rows.slice(1) : rows;
+    return { messages, nextBeforeSeq: more ? messages[0]!.seq : null };
+  }
+
+  /** Typing is relayed only from connections that joined the room. */
+  typing(actor: Actor, input: Input<"typing">, joined: boolean): { sent: boolean } {
+    if (!joined) throw new AppError("FORBIDDEN", "join the session before sending typing");
+    this.rooms.emit(
+      input.sessionId,
+      "typing",
+      { sessionId: input.sessionId, userId: actor.user.id, username: actor.user.username, isTyping: input.isTyping },
+      actor.connectionId,
+    );
+    return { sent: true };
+  }
+}

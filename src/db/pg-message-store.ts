@@ -1,0 +1,186 @@
+/**
+ * MessageStore on PostgreSQL. Every statement that reads or writes inside a
+ * session carries the caller's user id and checks chat_session_members in
+ * the same statement, so a forgotten check in a caller cannot leak rows.
+ */
+import type pg from "pg";
+import type { InsertResult, MessageStore, NewUserMessage } from "../chat/ports.js";
+import type { Message, Session } from "../protocol/types.js";
+import { isUniqueViolation } from "./errors.js";
+import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession } from "./rows.js";
+
+const CREATE_SESSION = `
+WITH s AS (
+  INSERT INTO chat_sessions (owner_id, title) VALUES ($1, $2)
+  RETURNING id, title, owner_id, last_seq, created_at, updated_at
+), m AS (
+  INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
+)
+SELECT s.*, 'owner' AS member_role FROM s`;
+
+const GET_SESSION = `
+SELECT ${SESSION_COLUMNS}, mem.role AS member_role
+  FROM chat_sessions s
+  JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+ WHERE s.id = $1`;
+
+const LIST_SESSIONS = `
+SELECT ${SESSION_COLUMNS}, mem.role AS member_role
+  FROM chat_session_members mem
+  JOIN chat_sessions s ON s.id = mem.session_id
+ WHERE mem.user_id = $1
+ ORDER BY s.updated_at DESC, s.id
+ LIMIT $2`;
+
+// One statement: the owner check and the delete see the same snapshot.
+const DELETE_SESSION = `
+WITH visible AS (
+  SELECT s.id, s.owner_id FROM chat_sessions s
+    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+   WHERE s.id = $1
+), del AS (
+  DELETE FROM chat_sessions WHERE id IN (SELECT id FROM visible WHERE owner_id = $2) RETURNING id
+)
+SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM del)::int AS deleted`;
+
+const ADD_MEMBER = `
+WITH owned AS (
+  SELECT s.id FROM chat_sessions s WHERE s.id = $1 AND s.owner_id = $2
+), visible AS (
+  SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2
+), invitee AS (
+  SELECT id, username FROM users WHERE lower(username) = lower($3)
+), ins AS (
+  INSERT INTO chat_session_members (session_id, user_id, role)
+  SELECT owned.id, invitee.id, 'member' FROM owned, invitee
+  ON CONFLICT (session_id, user_id) DO NOTHING
+)
+SELECT EXISTS (SELECT 1 FROM visible) AS visible, EXISTS (SELECT 1 FROM owned) AS owned,
+       (SELECT id FROM invitee) AS user_id, (SELECT username FROM invitee) AS username`;
+
+const REMOVE_MEMBER = `
+WITH visible AS (
+  SELECT s.id, s.owner_id FROM chat_sessions s
+    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+   WHERE s.id = $1
+), del AS (
+  DELETE FROM chat_session_members
+   WHERE session_id IN (SELECT id FROM visible WHERE owner_id = $2) AND user_id = $3 AND role <> 'owner'
+  RETURNING user_id
+)
+SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM visible WHERE owner_id = $2)::int AS owned,
+       (SELECT count(*) FROM del)::int AS deleted`;
+
+/*
+ * The hot path: one statement, one round trip. The UPDATE takes the session's
+ * row lock, so concurrent senders to one session queue here and each gets
+ * last_seq + 1. A duplicate clientMessageId makes the UPDATE match nothing
+ * (nothing inserted) or, when the twin commits while we wait on the lock,
+ * fails the unique constraint and rolls the whole statement back. Either way
+ * no seq is consumed without a row: seqs stay gap-free.
+ */
+const INSERT_USER_MESSAGE = `
+WITH s AS (
+  UPDATE chat_sessions
+     SET last_seq = last_seq + 1, message_count = message_count + 1, last_message_at = now(), updated_at = now()
+   WHERE id = $1
+     AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
+     AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
+  RETURNING last_seq
+)
+INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
+SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
+RETURNING ${MESSAGE_COLUMNS}`;
+
+const FIND_BY_CLIENT_ID = `
+SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+ WHERE m.session_id = $1 AND m.client_message_id = $3
+   AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)`;
+
+const LIST_AFTER = `
+SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+ WHERE m.session_id = $1 AND m.seq > $3
+   AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
+ ORDER BY m.seq
+ LIMIT $4`;
+
+const LIST_BEFORE = `
+SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+ WHERE m.session_id = $1 AND m.seq < $3
+   AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
+ ORDER BY m.seq DESC
+ LIMIT $4`;
+
+const INT4_MAX = 2_147_483_647;
+
+export class PgMessageStore implements MessageStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async createSession(ownerId: string, title: string): Promise<Session> {
+    const { rows } = await this.pool.query<SessionRow>(CREATE_SESSION, [ownerId, title]);
+    return toSession(rows[0]!);
+  }
+
+  async getSession(sessionId: string, userId: string): Promise<Session | null> {
+    const { rows } = await this.pool.query<SessionRow>(GET_SESSION, [sessionId, userId]);
+    return rows[0] ? toSession(rows[0]) : null;
+  }
+
+  async listSessions(userId: string, limit: number): Promise<Session[]> {
+    const { rows } = await this.pool.query<SessionRow>(LIST_SESSIONS, [userId, limit]);
+    return rows.map(toSession);
+  }
+
+  async deleteSession(sessionId: string, userId: string): Promise<"deleted" | "not_found" | "forbidden"> {
+    const { rows } = await this.pool.query<{ visible: number; deleted: number }>(DELETE_SESSION, [sessionId, userId]);
+    const r = rows[0]!;
+    if (r.deleted > 0) return "deleted";
+    return r.visible > 0 ? "forbidden" : "not_found";
+  }
+
+  async addMember(sessionId: string, ownerId: string, username: string) {
+    const { rows } = await this.pool.query<{ visible: boolean; owned: boolean; user_id: string | null; username: string | null }>(
+      ADD_MEMBER,
+      [sessionId, ownerId, username],
+    );
+    const r = rows[0]!;
+    if (!r.visible) return { kind: "not_found" as const };
+    if (!r.owned) return { kind: "forbidden" as const };
+    if (!r.user_id || !r.username) return { kind: "no_user" as const };
+    return { kind: "added" as const, member: { userId: r.user_id, username: r.username } };
+  }
+
+  async removeMember(sessionId: string, ownerId: string, memberId: string): Promise<"removed" | "not_found" | "forbidden"> {
+    const { rows } = await this.pool.query<{ visible: number; owned: number; deleted: number }>(REMOVE_MEMBER, [
+      sessionId,
+      ownerId,
+      memberId,
+    ]);
+    const r = rows[0]!;
+    if (r.visible === 0) return "not_found";
+    if (r.owned === 0) return "forbidden";
+    return r.deleted > 0 ? "removed" : "not_found";
+  }
+
+  async insertUserMessage(m: NewUserMessage): Promise<InsertResult> {
+    const params = [m.sessionId, m.userId, m.clientMessageId, m.content];
+    try {
+      const { rows } = await this.pool.query<MessageRow>(INSERT_USER_MESSAGE, params);
+      if (rows[0]) return { kind: "inserted", message: toMessage(rows[0]) };
+    } catch (err) {
+      if (!isUniqueViolation(err, "chat_messages_client_id")) throw err;
+    }
+    const { rows } = await this.pool.query<MessageRow>(FIND_BY_CLIENT_ID, params.slice(0, 3));
+    return rows[0] ? { kind: "duplicate", message: toMessage(rows[0]) } : { kind: "not_found" };
+  }
+
+  async listMessagesAfter(sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]> {
+    const { rows } = await this.pool.query<MessageRow>(LIST_AFTER, [sessionId, userId, afterSeq, limit]);
+    return rows.map(toMessage);
+  }
+
+  async listMessagesBefore(sessionId: string, userId: string, beforeSeq: number | undefined, limit: number): Promise<Message[]> {
+    const { rows } = await this.pool.query<MessageRow>(LIST_BEFORE, [sessionId, userId, beforeSeq ?? INT4_MAX, limit]);
+    return rows.map(toMessage).reverse();
+  }
+}

@@ -1,0 +1,31 @@
+import type pg from "pg";
+import type { UserStore } from "../chat/ports.js";
+import type { User } from "../protocol/types.js";
+
+export class PgUserStore implements UserStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Null when the username (case-insensitively) is taken. */
+  async create(username: string, passwordHash: string): Promise<User | null> {
+    const { rows } = await this.pool.query<User>(
+      `INSERT INTO users (username, password_hash) VALUES ($1, $2)
+       ON CONFLICT ((lower(username))) DO NOTHING
+       RETURNING id, username`,
+      [username, passwordHash],
+    );
+    return rows[0] ?? null;
+  }
+
+  async findByUsername(username: string): Promise<(User & { passwordHash: string }) | null> {
+    const { rows } = await this.pool.query<User & { passwordHash: string }>(
+      `SELECT id, username, password_hash AS "passwordHash" FROM users WHERE lower(username) = lower($1)`,
+      [username],
+    );
+    return rows[0] ?? null;
+  }
+
+  async findById(id: string): Promise<User | null> {
+    const { rows } = await this.pool.query<User>("SELECT id, username FROM users WHERE id = $1", [id]);
+    return rows[0] ?? null;
+  }
+}

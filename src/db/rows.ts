@@ -1,0 +1,52 @@
+import type { Message, Session } from "../protocol/types.js";
+
+export const MESSAGE_COLUMNS =
+  "m.id, m.session_id, m.seq, m.user_id, m.role, m.content, m.status, m.client_message_id, m.reply_to_id, m.created_at";
+
+export interface MessageRow {
+  id: number;
+  session_id: string;
+  seq: number;
+  user_id: string | null;
+  role: Message["role"];
+  content: string;
+  status: Message["status"];
+  client_message_id: string | null;
+  reply_to_id: number | null;
+  created_at: Date;
+}
+
+export const toMessage = (r: MessageRow): Message => ({
+  id: r.id,
+  sessionId: r.session_id,
+  seq: r.seq,
+  role: r.role,
+  content: r.content,
+  status: r.status,
+  clientMessageId: r.client_message_id,
+  userId: r.user_id,
+  replyToId: r.reply_to_id,
+  createdAt: r.created_at.toISOString(),
+});
+
+export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at";
+
+export interface SessionRow {
+  id: string;
+  title: string;
+  owner_id: string;
+  last_seq: number;
+  created_at: Date;
+  updated_at: Date;
+  member_role: Session["role"];
+}
+
+export const toSession = (r: SessionRow): Session => ({
+  id: r.id,
+  title: r.title,
+  ownerId: r.owner_id,
+  role: r.member_role,
+  lastSeq: r.last_seq,
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});

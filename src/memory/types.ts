@@ -1,0 +1,57 @@
+/** A model that turns texts into fixed-size, L2-normalised vectors. */
+export interface Embedder {
+  /** Model identity stored with every indexed message (`chat_messages.embedding_model`). */
+  readonly model: string;
+  readonly dimensions: number;
+  /** Embeds texts in order; the result has one vector per input text. */
+  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+export type MessageRole = "user" | "assistant" | "system";
+
+/** What the vector store keeps beside each vector (DESIGN.md section 7). */
+export interface VectorPayload {
+  sessionId: string;
+  userId: string;
+  messageId: number;
+  role: MessageRole;
+  content: string;
+  /** ISO 8601 */
+  timestamp: string;
+  timestampUnix: number;
+}
+
+export interface VectorPoint {
+  /** UUID derived from the message id, so a retried upsert overwrites. */
+  id: string;
+  vector: Float32Array;
+  payload: VectorPayload;
+}
+
+/**
+ * Every search carries the tenant filter. `sessionIds` narrows further: the
+ * caller passes the sessions the user may read (one, or all they are a member of).
+ */
+export interface VectorFilter {
+  userId: string;
+  sessionIds: readonly string[];
+  roles?: readonly MessageRole[];
+}
+
+export interface VectorHit {
+  messageId: number;
+  sessionId: string;
+  score: number;
+  role: MessageRole;
+  content: string;
+}
+
+export interface VectorStore {
+  /** Creates the collection and its payload indexes if missing. Idempotent. */
+  ensureReady(): Promise<void>;
+  upsert(points: readonly VectorPoint[]): Promise<void>;
+  search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]>;
+  deleteBySession(sessionId: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,56 @@
+/**
+ * Payload schemas of every socket event and REST body: the one source of
+ * truth, shared with clients. Handlers parse with these and trust the result.
+ */
+import { z } from "zod";
+
+export const uuid = z.string().uuid();
+/** Message ids are PostgreSQL bigint identities, sent as JSON numbers. */
+export const messageId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+export const seq = z.number().int().min(0).max(2_147_483_647);
+
+export const username = z
+  .string()
+  .min(3)
+  .max(32)
+  .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only");
+export const password = z.string().min(8).max(200);
+
+export const credentials = z.object({ username, password }).strict();
+
+export const sessionTitle = z.string().trim().max(200);
+
+export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
+  const content = z
+    .string()
+    .max(limits.maxMessageChars, `content is longer than ${limits.maxMessageChars} characters`)
+    .refine((s) => s.trim().length > 0, "content is empty");
+  const pageLimit = z.number().int().min(1).max(limits.historyPageMax);
+  return {
+    "session:create": z.object({ title: sessionTitle.optional() }).strict(),
+    "session:join": z.object({ sessionId: uuid, afterSeq: seq.optional() }).strict(),
+    "session:leave": z.object({ sessionId: uuid }).strict(),
+    "session:invite": z.object({ sessionId: uuid, username }).strict(),
+    "message:send": z
+      .object({
+        sessionId: uuid,
+        clientMessageId: z.string().min(1).max(100),
+        content,
+        assistant: z.boolean().optional(),
+      })
+      .strict(),
+    "message:history": z.object({ sessionId: uuid, beforeSeq: seq.optional(), limit: pageLimit.optional() }).strict(),
+    typing: z.object({ sessionId: uuid, isTyping: z.boolean() }).strict(),
+    /** REST query of GET /api/sessions/:id/messages (strings from the URL). */
+    historyQuery: z
+      .object({
+        beforeSeq: z.coerce.number().pipe(seq).optional(),
+        limit: z.coerce.number().pipe(pageLimit).optional(),
+      })
+      .strict(),
+    inviteBody: z.object({ username }).strict(),
+  } as const;
+}
+
+export type ProtocolSchemas = ReturnType<typeof protocolSchemas>;
+export type Input<K extends keyof ProtocolSchemas> = z.infer<ProtocolSchemas[K]>;

@@ -1,0 +1,38 @@
+/** Shapes the server sends. Field names are part of the protocol: add, never rename. */
+
+export type Role = "user" | "assistant" | "system";
+export type MessageStatus = "complete" | "streaming" | "cancelled" | "error" | "interrupted";
+
+export interface Message {
+  id: number;
+  sessionId: string;
+  seq: number;
+  role: Role;
+  content: string;
+  status: MessageStatus;
+  clientMessageId: string | null;
+  /** The author of a user message; for an assistant reply, the user whose turn it was. */
+  userId: string | null;
+  replyToId: number | null;
+  createdAt: string;
+}
+
+export interface Session {
+  id: string;
+  title: string;
+  ownerId: string;
+  /** The caller's role in this session. */
+  role: "owner" | "member";
+  lastSeq: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface User {
+  id: string;
+  username: string;
+}
+
+export interface PresenceEntry {
+  userId: string;
+}

@@ -1,0 +1,104 @@
+/**
+ * Glue between a socket event and a domain call: parse with the protocol
+ * schema, call, answer the ack with the envelope. Nothing thrown escapes, so
+ * no client input can crash the process.
+ */
+import type { Logger } from "pino";
+import type { Socket } from "socket.io";
+import type { ZodTypeAny, z } from "zod";
+import { isDatabaseUnavailable } from "../db/errors.js";
+import type { Metrics } from "../http/metrics.js";
+import { type Ack, AppError, type ErrorBody } from "../protocol/errors.js";
+
+export interface InFlight {
+  /** Refuses new work once shutdown began. */
+  draining: boolean;
+  count: number;
+  /** Resolves when count reaches 0. */
+  idle(): Promise<void>;
+  done(): void;
+}
+
+export function createInFlight(): InFlight {
+  let waiters: (() => void)[] = [];
+  return {
+    draining: false,
+    count: 0,
+    idle() {
+      return this.count === 0 ? Promise.resolve() : new Promise((r) => waiters.push(r));
+    },
+    done() {
+      this.count--;
+      if (this.count === 0) {
+        const w = waiters;
+        waiters = [];
+        for (const r of w) r();
+      }
+    },
+  };
+}
+
+export function toErrorBody(err: unknown, log: Logger): ErrorBody {
+  if (err instanceof AppError) return err.toBody();
+  if (isDatabaseUnavailable(err)) {
+    log.warn({ err: (err as Error).message }, "database unavailable");
+    return { code: "UNAVAILABLE", message: "storage is unavailable, try again" };
+  }
+  log.error({ err }, "unhandled error in handler");
+  return { code: "INTERNAL", message: "internal error" };
+}
+
+export interface HandlerDeps {
+  log: Logger;
+  metrics: Metrics;
+  inFlight: InFlight;
+}
+
+/**
+ * Registers `event` on the socket. `run` gets the parsed payload; its result
+ * is the ack's data. Events sent without an ack callback are still processed
+ * (typing is often fire-and-forget) but get no reply.
+ */
+export function on<S extends ZodTypeAny, R>(
+  socket: Socket,
+  event: string,
+  schema: S,
+  deps: HandlerDeps,
+  run: (input: z.infer<S>) => Promise<R> | R,
+): void {
+  socket.on(event, async (...args: unknown[]) => {
+    const last = args.at(-1);
+    const ack = typeof last === "function" ? (last as (reply: Ack<R>) => void) : undefined;
+    const payload = ack ? args.slice(0, -1)[0] : args[0];
+    const started = performance.now();
+    const reply = (r: Ack<R>) => {
+      if (!r.ok) deps.metrics.errors.inc({ code: r.error.code });
+      deps.metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
+      ack?.(r);
+    };
+    if (deps.inFlight.draining) {
+      reply({ ok: false, error: { code: "UNAVAILABLE", message: "server is shutting down, reconnect" } });
+      return;
+    }
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success) {
+      reply({ ok: false, error: { code: "BAD_REQUEST", message: describeZodError(parsed.error) } });
+      return;
+    }
+    deps.inFlight.count++;
+    try {
+      reply({ ok: true, data: await run(parsed.data) });
+    } catch (err) {
+      reply({ ok: false, error: toErrorBody(err, deps.log.child({ event })) });
+    } finally {
+      deps.inFlight.done();
+    }
+  });
+}
+
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message))
+    .join("; ");
+}

@@ -1,0 +1,116 @@
+import type http from "node:http";
+import type { Logger } from "pino";
+import { Server } from "socket.io";
+import type { AuthService } from "../auth/auth-service.js";
+import type { ChatService } from "../chat/chat-service.js";
+import type { RoomEvents } from "../chat/room-events.js";
+import type { Config } from "../config.js";
+import type { Metrics } from "../http/metrics.js";
+import { type ClientToServerEvents, roomOf, ROOM_PREFIX, type ServerToClientEvents, type SocketData } from "../protocol/events.js";
+import type { ProtocolSchemas } from "../protocol/schemas.js";
+import { type HandlerDeps, type InFlight, on } from "./handlers.js";
+
+export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface SocketServerDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  inFlight: InFlight;
+  auth: AuthService;
+  chat: ChatService;
+  schemas: ProtocolSchemas;
+}
+
+const KNOWN_EVENTS = new Set<string>([
+  "session:create",
+  "session:join",
+  "session:leave",
+  "session:invite",
+  "message:send",
+  "message:history",
+  "typing",
+]);
+
+export function createSocketServer(httpServer: http.Server, config: Config): ChatServer {
+  return new Server(httpServer, {
+    maxHttpBufferSize: config.limits.maxPayloadBytes,
+    cors: { origin: config.corsOrigin },
+    pingInterval: 25_000,
+    pingTimeout: 20_000,
+  });
+}
+
+/** Room events backed by the /chat namespace (and, through its adapter, every node). */
+export function socketRoomEvents(io: ChatServer): RoomEvents {
+  const nsp = io.of("/chat");
+  return {
+    emit(sessionId, event, payload, exceptConnectionId) {
+      const target = exceptConnectionId ? nsp.to(roomOf(sessionId)).except(exceptConnectionId) : nsp.to(roomOf(sessionId));
+      (target.emit as (e: string, p: unknown) => boolean)(event, payload);
+    },
+  };
+}
+
+export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): void {
+  const nsp = io.of("/chat");
+  const { auth, chat, schemas, metrics, log } = deps;
+
+  nsp.use(async (socket, next) => {
+    try {
+      const user = await auth.authenticate(socket.handshake.auth?.token);
+      if (!user) {
+        metrics.authFailures.inc();
+        const err = new Error("UNAUTHENTICATED") as Error & { data?: unknown };
+        err.data = { code: "UNAUTHENTICATED", message: "missing, invalid or expired token" };
+        return next(err);
+      }
+      socket.data.user = user;
+      next();
+    } catch (err) {
+      log.error({ err }, "auth middleware failed");
+      next(new Error("INTERNAL"));
+    }
+  });
+
+  nsp.on("connection", (socket) => {
+    const user = socket.data.user;
+    const slog = log.child({ socketId: socket.id, userId: user.id });
+    const h: HandlerDeps = { log: slog, metrics, inFlight: deps.inFlight };
+    const actor = { user, connectionId: socket.id };
+    metrics.socketsConnected.inc();
+    slog.debug("socket connected");
+
+    on(socket, "session:create", schemas["session:create"], h, (input) => chat.createSession(actor, input));
+    on(socket, "session:join", schemas["session:join"], h, (input) =>
+      chat.joinSession(actor, input, () => socket.join(roomOf(input.sessionId))),
+    );
+    on(socket, "session:leave", schemas["session:leave"], h, (input) =>
+      chat.leaveSession(actor, input.sessionId, () => socket.leave(roomOf(input.sessionId))),
+    );
+    on(socket, "session:invite", schemas["session:invite"], h, (input) => chat.invite(actor, input));
+    on(socket, "message:send", schemas["message:send"], h, async (input) => {
+      const { message, duplicate } = await chat.sendMessage(actor, input);
+      if (!duplicate) metrics.messagesAccepted.inc();
+      return { message };
+    });
+    on(socket, "message:history", schemas["message:history"], h, (input) => chat.history(user, input));
+    on(socket, "typing", schemas.typing, h, (input) => chat.typing(actor, input, socket.rooms.has(roomOf(input.sessionId))));
+
+    socket.onAny((event: string, ...args: unknown[]) => {
+      if (KNOWN_EVENTS.has(event)) return;
+      metrics.errors.inc({ code: "BAD_REQUEST" });
+      const ack = args.at(-1);
+      if (typeof ack === "function") ack({ ok: false, error: { code: "BAD_REQUEST", message: `unknown event '${String(event).slice(0, 64)}'` } });
+    });
+
+    socket.on("disconnecting", () => {
+      const sessionIds = [...socket.rooms].filter((r) => r.startsWith(ROOM_PREFIX)).map((r) => r.slice(ROOM_PREFIX.length));
+      chat.disconnect(actor, sessionIds).catch((err) => slog.warn({ err }, "presence cleanup failed"));
+    });
+    socket.on("disconnect", (reason) => {
+      metrics.socketsConnected.dec();
+      slog.debug({ reason }, "socket disconnected");
+    });
+  });
+}

@@ -1,0 +1,118 @@
+/** The contract every MessageStore must keep; run by each implementation's test file. */
+import { randomUUID } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { MessageStore, UserStore } from "../../src/chat/ports.js";
+import type { User } from "../../src/protocol/types.js";
+
+export interface MessageStoreFixture {
+  store: MessageStore;
+  users: UserStore;
+  /** Number of stored messages in a session, read beside the store (to prove nothing was written). */
+  countMessages(sessionId: string): Promise<number>;
+}
+
+export function messageStoreContract(name: string, setup: () => Promise<MessageStoreFixture>) {
+  describe(`MessageStore contract: ${name}`, () => {
+    let f: MessageStoreFixture;
+    let alice: User;
+    let bob: User;
+    const mkUser = async (prefix: string) => (await f.users.create(`${prefix}_${randomUUID().slice(0, 8)}`, "x"))!;
+
+    beforeAll(async () => {
+      f = await setup();
+      alice = await mkUser("alice");
+      bob = await mkUser("bob");
+    });
+
+    it("creates a session owned by its creator and lists it only for members", async () => {
+      const s = await f.store.createSession(alice.id, "trip");
+      expect(s).toMatchObject({ title: "trip", ownerId: alice.id, role: "owner", lastSeq: 0 });
+      expect((await f.store.listSessions(alice.id, 100)).map((x) => x.id)).toContain(s.id);
+      expect((await f.store.listSessions(bob.id, 100)).map((x) => x.id)).not.toContain(s.id);
+      expect(await f.store.getSession(s.id, bob.id)).toBeNull();
+      expect(await f.store.getSession(randomUUID(), alice.id)).toBeNull();
+    });
+
+    it("gives 50 concurrent senders seqs 1..50 with no gap or duplicate", async () => {
+      const s = await f.store.createSession(alice.id, "");
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: `c${i}`, content: `m${i}` }),
+        ),
+      );
+      const seqs = results.map((r) => (r.kind === "inserted" ? r.message.seq : -1)).sort((a, b) => a - b);
+      expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect((await f.store.getSession(s.id, alice.id))!.lastSeq).toBe(50);
+    });
+
+    it("stores one row for a clientMessageId sent twice, also concurrently, and keeps seqs gap-free", async () => {
+      const s = await f.store.createSession(alice.id, "");
+      const msg = { sessionId: s.id, userId: alice.id, clientMessageId: "same", content: "hello" };
+      const rs = await Promise.all(Array.from({ length: 10 }, () => f.store.insertUserMessage(msg)));
+      expect(rs.filter((r) => r.kind === "inserted")).toHaveLength(1);
+      expect(rs.filter((r) => r.kind === "duplicate")).toHaveLength(9);
+      const ids = new Set(rs.map((r) => (r.kind === "not_found" ? 0 : r.message.id)));
+      expect(ids.size).toBe(1);
+      const again = await f.store.insertUserMessage({ ...msg, content: "changed" });
+      expect(again.kind).toBe("duplicate");
+      expect(again.kind !== "not_found" && again.message.content).toBe("hello");
+      const next = await f.store.insertUserMessage({ ...msg, clientMessageId: "other" });
+      expect(next.kind === "inserted" && next.message.seq).toBe(2);
+      expect(await f.countMessages(s.id)).toBe(2);
+    });
+
+    it("refuses writes and reads by a non-member without writing anything", async () => {
+      const s = await f.store.createSession(alice.id, "");
+      await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "a1", content: "secret" });
+      const r = await f.store.insertUserMessage({ sessionId: s.id, userId: bob.id, clientMessageId: "b1", content: "intrude" });
+      expect(r.kind).toBe("not_found");
+      // bob reusing alice's clientMessageId must not get alice's row back
+      const r2 = await f.store.insertUserMessage({ sessionId: s.id, userId: bob.id, clientMessageId: "a1", content: "x" });
+      expect(r2.kind).toBe("not_found");
+      expect(await f.store.listMessagesAfter(s.id, bob.id, 0, 100)).toEqual([]);
+      expect(await f.store.listMessagesBefore(s.id, bob.id, undefined, 100)).toEqual([]);
+      expect(await f.store.deleteSession(s.id, bob.id)).toBe("not_found");
+      expect(await f.countMessages(s.id)).toBe(1);
+      expect((await f.store.getSession(s.id, alice.id))!.lastSeq).toBe(1);
+    });
+
+    it("pages history by seq in both directions", async () => {
+      const s = await f.store.createSession(alice.id, "");
+      for (let i = 1; i <= 7; i++) {
+        await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: `p${i}`, content: `n${i}` });
+      }
+      expect((await f.store.listMessagesBefore(s.id, alice.id, undefined, 3)).map((m) => m.seq)).toEqual([5, 6, 7]);
+      expect((await f.store.listMessagesBefore(s.id, alice.id, 5, 3)).map((m) => m.seq)).toEqual([2, 3, 4]);
+      expect((await f.store.listMessagesBefore(s.id, alice.id, 2, 3)).map((m) => m.seq)).toEqual([1]);
+      expect((await f.store.listMessagesAfter(s.id, alice.id, 4, 2)).map((m) => m.seq)).toEqual([5, 6]);
+      expect(await f.store.listMessagesAfter(s.id, alice.id, 7, 10)).toEqual([]);
+    });
+
+    it("lets the owner invite and remove members; members read and write, only the owner deletes", async () => {
+      const s = await f.store.createSession(alice.id, "team");
+      expect(await f.store.addMember(s.id, bob.id, alice.id)).toEqual({ kind: "not_found" });
+      const added = await f.store.addMember(s.id, alice.id, bob.username.toUpperCase());
+      expect(added).toEqual({ kind: "added", member: { userId: bob.id, username: bob.username } });
+      expect((await f.store.addMember(s.id, alice.id, bob.username)).kind).toBe("added"); // idempotent
+      expect((await f.store.addMember(s.id, alice.id, "nobody_here_x")).kind).toBe("no_user");
+      expect((await f.store.addMember(s.id, bob.id, alice.username)).kind).toBe("forbidden");
+      expect((await f.store.getSession(s.id, bob.id))!.role).toBe("member");
+      const r = await f.store.insertUserMessage({ sessionId: s.id, userId: bob.id, clientMessageId: "b", content: "hi" });
+      expect(r.kind).toBe("inserted");
+      expect(await f.store.deleteSession(s.id, bob.id)).toBe("forbidden");
+      expect(await f.store.removeMember(s.id, bob.id, bob.id)).toBe("forbidden");
+      expect(await f.store.removeMember(s.id, alice.id, alice.id)).toBe("not_found"); // the owner stays
+      expect(await f.store.removeMember(s.id, alice.id, bob.id)).toBe("removed");
+      expect(await f.store.getSession(s.id, bob.id)).toBeNull();
+    });
+
+    it("deletes a session with its messages", async () => {
+      const s = await f.store.createSession(alice.id, "");
+      await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "d", content: "bye" });
+      expect(await f.store.deleteSession(s.id, alice.id)).toBe("deleted");
+      expect(await f.store.getSession(s.id, alice.id)).toBeNull();
+      expect(await f.countMessages(s.id)).toBe(0);
+      expect(await f.store.deleteSession(s.id, alice.id)).toBe("not_found");
+    });
+  });
+}

@@ -1,0 +1,50 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { inject } from "vitest";
+import { withDatabase } from "./global-setup.js";
+
+export interface TestDatabase {
+  url: string;
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh database cloned from the migrated template, private to the caller,
+ * so test files run in parallel without seeing each other's rows.
+ */
+export async function createTestDatabase(poolSize = 10): Promise<TestDatabase> {
+  const adminUrl = inject("pgAdminUrl");
+  const name = `memchat_t_${randomBytes(6).toString("hex")}`;
+  await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${inject("pgTemplate")}`);
+  const url = withDatabase(adminUrl, name);
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+async function adminQuery(adminUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    // CREATE DATABASE ... TEMPLATE fails while another clone of the same template is in progress.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.query(sql);
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== "55006" || attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
