@@ -1,4 +1,5 @@
 /** Prometheus series of one server instance (own registry, so tests can run several). */
+import { ERROR_CODES } from "../protocol/errors.js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export class Metrics {
@@ -39,6 +40,7 @@ export class Metrics {
   });
 
   constructor() {
+    for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: "memchat_" });
   }
 }
