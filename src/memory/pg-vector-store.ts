@@ -1,0 +1,112 @@
+/**
+ * VectorStore over plain PostgreSQL: exact cosine search. The filtered rows'
+ * vectors are read and scored in this process (vectors are L2-normalised, so
+ * cosine is a dot product). Linear in the caller's history: right for the
+ * embedded profile's one-machine scale; Qdrant is the store for more.
+ * Vectors are stored unit-length, so cosine similarity is a dot product.
+ */
+import type pg from "pg";
+import type { MessageRole, VectorFilter, VectorHit, VectorPoint, VectorStore } from "./types.js";
+
+const UPSERT_BATCH = 200;
+
+export class PgVectorStore implements VectorStore {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly collection: string,
+    private readonly dimensions: number,
+  ) {}
+
+  async ensureReady(): Promise<void> {
+    await this.pool.query("SELECT 1 FROM message_vectors LIMIT 0");
+  }
+
+  async upsert(input: readonly VectorPoint[]): Promise<void> {
+    // One statement may not touch a row twice: the last point for an id wins, as in Qdrant.
+    const points = [...new Map(input.map((p) => [p.id, p])).values()];
+    for (let i = 0; i < points.length; i += UPSERT_BATCH) {
+      const batch = points.slice(i, i + UPSERT_BATCH);
+      for (const p of batch) {
+        if (p.vector.length !== this.dimensions) throw new Error(`vector has ${p.vector.length} dimensions, collection has ${this.dimensions}`);
+      }
+      await this.pool.query(
+        `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding)
+         SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts, u.embedding
+           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[])
+             AS u(point_id, message_id, session_id, user_id, role, content, ts, embedding)
+         ON CONFLICT (collection, point_id) DO UPDATE SET
+           message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
+           role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding`,
+        [
+          this.collection,
+          batch.map((p) => p.id),
+          batch.map((p) => p.payload.messageId),
+          batch.map((p) => p.payload.sessionId),
+          batch.map((p) => p.payload.userId),
+          batch.map((p) => p.payload.role),
+          batch.map((p) => p.payload.content),
+          batch.map((p) => p.payload.timestamp),
+          batch.map((p) => { const u = unit(p.vector); return Buffer.from(u.buffer, u.byteOffset, u.byteLength); }),
+        ],
+      );
+    }
+  }
+
+  async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
+    if (filter.sessionIds.length === 0 || limit <= 0) return [];
+    const { rows } = await this.pool.query<{ message_id: number; session_id: string; role: MessageRole; content: string; embedding: Buffer }>(
+      `SELECT message_id, session_id, role, content, embedding FROM message_vectors
+        WHERE collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
+          AND ($4::text[] IS NULL OR role = ANY($4::text[]))`,
+      [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null],
+    );
+    const query = unit(vector);
+    const top: VectorHit[] = [];
+    for (const r of rows) {
+      const v = toFloat32(r.embedding);
+      const score = dot(query, v);
+      if (top.length < limit || score > top[top.length - 1]!.score) {
+        insertSorted(top, { messageId: r.message_id, sessionId: r.session_id, role: r.role, content: r.content, score }, limit);
+      }
+    }
+    return top;
+  }
+
+  async deleteBySession(sessionId: string): Promise<void> {
+    await this.pool.query("DELETE FROM message_vectors WHERE collection = $1 AND session_id = $2", [this.collection, sessionId]);
+  }
+
+  async close(): Promise<void> {
+    // The pool belongs to the app.
+  }
+}
+
+function toFloat32(b: Buffer): Float32Array {
+  // A Float32Array view needs 4-byte alignment; the driver's buffers may not have it.
+  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  return new Float32Array(Uint8Array.prototype.slice.call(b).buffer);
+}
+
+function unit(v: Float32Array): Float32Array {
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n += v[i]! * v[i]!;
+  n = Math.sqrt(n);
+  if (n === 0 || Math.abs(n - 1) < 1e-6) return v;
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = v[i]! / n;
+  return out;
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function insertSorted(top: VectorHit[], hit: VectorHit, limit: number): void {
+  let i = top.length;
+  while (i > 0 && top[i - 1]!.score < hit.score) i--;
+  top.splice(i, 0, hit);
+  if (top.length > limit) top.pop();
+}

@@ -1,0 +1,18 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
+import "../../src/db/pool.js";
+import { PgVectorStore } from "../../src/memory/pg-vector-store.js";
+import { vectorStoreContract } from "../contracts/vector-store-contract.js";
+import { createTestDatabase, type TestDatabase } from "../support/db.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase(5);
+});
+afterAll(() => db?.drop());
+
+vectorStoreContract("PostgreSQL exact search", async () => {
+  // A collection per test keeps tests apart on one database.
+  const store = new PgVectorStore(db.pool, `test_${randomBytes(4).toString("hex")}`, 384);
+  return { store, dimensions: 384, cleanup: () => store.close() };
+});
