@@ -9,5 +9,6 @@ export default defineConfig({
     pool: "forks",
     // Two cores: more workers only queue on CPU and make e2e timings noisy.
     maxWorkers: 2,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });

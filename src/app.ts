@@ -8,15 +8,24 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
+import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { ContextBuilder } from "./chat/context-builder.js";
+import { LocalCancelBus } from "./chat/local-cancel-bus.js";
+import { LocalStreamBuffer } from "./chat/local-stream-buffer.js";
 import type { Config } from "./config.js";
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
+import { PgAssistantStore } from "./db/pg-assistant-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
 import { createPool } from "./db/pool.js";
 import { Metrics } from "./http/metrics.js";
+import { OfflineResponder } from "./llm/offline-responder.js";
+import { OpenAiProvider } from "./llm/openai-provider.js";
+import type { LlmProvider } from "./llm/types.js";
+import { startMemory } from "./memory/memory-runtime.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { protocolSchemas } from "./protocol/schemas.js";
@@ -66,11 +75,64 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const httpServer = http.createServer(router.handle);
     httpServer.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
     const io = createSocketServer(httpServer, config);
-    const chat = new ChatService(new PgMessageStore(pool), new LocalPresence(), socketRoomEvents(io), {
-      historyPageSize: config.limits.historyPageSize,
-      joinBacklogMax: config.limits.historyPageMax,
+    const rooms = socketRoomEvents(io);
+    const messageStore = new PgMessageStore(pool);
+
+    const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
+      onIndexed: (n, seconds) => {
+        metrics.messagesIndexed.inc(n);
+        metrics.indexBatchSeconds.observe(seconds);
+      },
+      onFailed: (n) => metrics.indexFailures.inc(n),
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, schemas });
+    cleanups.push(() => memoryRuntime.stop());
+    metrics.backlogSource = () => memoryRuntime.queue.backlog();
+
+    const llm: LlmProvider = config.llm.baseUrl
+      ? new OpenAiProvider({
+          baseURL: config.llm.baseUrl,
+          apiKey: config.llm.apiKey,
+          model: config.llm.model,
+          connectTimeoutMs: config.llm.connectTimeoutMs,
+          idleTimeoutMs: config.llm.idleTimeoutMs,
+        })
+      : new OfflineResponder({ tokenDelayMs: config.llm.offlineTokenDelayMs });
+    if (!config.llm.baseUrl) log.warn("no OPENAI_BASE_URL: the offline responder answers (it quotes earlier messages)");
+    const streamBuffer = new LocalStreamBuffer({ graceMs: config.assistant.streamGraceMs });
+    const cancelBus = new LocalCancelBus();
+    const assistant = new AssistantService({
+      store: new PgAssistantStore(pool),
+      messages: messageStore,
+      context: new ContextBuilder(memoryRuntime.memory),
+      llm,
+      buffer: streamBuffer,
+      cancelBus,
+      rooms,
+      nodeId: config.nodeId,
+      log: log.child({ component: "assistant" }),
+      opts: { ...config.assistant, defaultModel: config.llm.baseUrl ? config.llm.model : undefined },
+      metrics: {
+        onFirstToken: (s) => metrics.timeToFirstToken.observe(s),
+        onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
+      },
+      onReplyStored: () => memoryRuntime.messageStored(),
+    });
+    await assistant.start();
+    cleanups.push(async () => {
+      await streamBuffer.close();
+      await cancelBus.close();
+    });
+
+    const chat = new ChatService(
+      messageStore,
+      new LocalPresence(),
+      rooms,
+      { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
+      assistant,
+      () => memoryRuntime.messageStored(),
+      memoryRuntime.memory,
+    );
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas });
 
     const readiness: ReadinessCheck[] = [
       {
@@ -82,8 +144,28 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
           return `ok (schema ${v})`;
         },
       },
+      {
+        name: "embedder",
+        critical: false,
+        async check() {
+          const status = memoryRuntime.embedderStatus();
+          if (status.startsWith("unavailable")) throw new Error(`${status}; retrieval is lexical only and messages wait unindexed`);
+          return status;
+        },
+      },
+      {
+        name: "indexer",
+        critical: false,
+        async check() {
+          const ix = memoryRuntime.indexer();
+          if (!ix) return config.indexer.enabled ? "waiting for the embedder" : "disabled";
+          if (ix.stats.lastError) throw new Error(`failing (${ix.stats.lastError}); messages wait and are retried`);
+          return `ok, ${ix.stats.indexed} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
+        },
+      },
+      { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
-    registerRoutes(router, { auth, chat, schemas, metrics, readiness, isDraining: () => inFlight.draining });
+    registerRoutes(router, { auth, chat, memory: memoryRuntime.memory, schemas, metrics, readiness, isDraining: () => inFlight.draining });
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
@@ -106,6 +188,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         const timeout = new Promise<void>((r) => setTimeout(r, config.shutdownTimeoutMs).unref());
         await Promise.race([inFlight.idle(), timeout]);
         if (inFlight.count > 0) log.warn({ inFlight: inFlight.count }, "shutdown timeout with requests in flight");
+        // Replies still streaming end as interrupted (kept, regenerable) and their rooms are told.
+        await assistant.stop().catch((err) => log.warn({ err }, "stopping assistant turns failed"));
         io.disconnectSockets(true);
         await new Promise<void>((r) => io.close(() => r()));
         httpServer.closeAllConnections();

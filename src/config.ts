@@ -55,6 +55,59 @@ const envSchema = z.object({
   NODE_ID: z.string().min(1).max(100).optional(),
   /** Trust X-Forwarded-For from a load balancer for client addresses. */
   TRUST_PROXY: bool.default("false"),
+
+  /** transformers (in-process all-MiniLM-L6-v2), openai (EMBEDDING_API_URL), hash (lexical feature hashing), none. */
+  EMBEDDER: z.enum(["transformers", "openai", "hash", "none"]).default("transformers"),
+  /** Local model folder in the hub layout; when unset the model is fetched from the hub by id (needs network). */
+  EMBEDDING_MODEL_PATH: z.string().optional(),
+  EMBEDDING_MODEL_ID: z.string().default("Xenova/all-MiniLM-L6-v2"),
+  /** q8 = quantized weights (onnx/model_quantized.onnx), fp32 = onnx/model.onnx. */
+  EMBEDDING_DTYPE: z.enum(["q8", "fp32", "fp16", "int8", "uint8", "q4", "bnb4", "q4f16"]).default("q8"),
+  /** Worker threads running the model; 0 = one per core. */
+  EMBEDDING_WORKERS: int(0, 64).default(0),
+  EMBEDDING_BATCH_SIZE: int(1, 1024).default(32),
+  EMBEDDING_DIMENSIONS: int(1, 8192).default(384),
+  /** OpenAI-compatible /v1/embeddings endpoint (EMBEDDER=openai). */
+  EMBEDDING_API_URL: optionalUrl.optional(),
+  EMBEDDING_API_KEY: z.string().optional(),
+  EMBEDDING_API_MODEL: z.string().default("text-embedding-3-small"),
+
+  /** Qdrant; when unset, vectors are kept in PostgreSQL with exact search. */
+  QDRANT_URL: optionalUrl.optional(),
+  QDRANT_API_KEY: z.string().optional(),
+  /** Collections are named <prefix>_<model>_<dimensions>, one per embedding version. */
+  QDRANT_COLLECTION_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default("chat_history"),
+
+  /** Default retrieval for memory:search and the assistant: hybrid, vector or lexical. */
+  RETRIEVAL_MODE: z.enum(["hybrid", "vector", "lexical"]).default("hybrid"),
+  /** memory:search drops vector hits below this cosine similarity (the assistant uses rag_configurations). */
+  MEMORY_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
+
+  INDEXER_ENABLED: bool.default("true"),
+  INDEXER_BATCH_SIZE: int(1, 1024).default(64),
+  INDEXER_POLL_MS: int(50, 600_000).default(1000),
+  INDEXER_LEASE_MS: int(1000, 3_600_000).default(60_000),
+  INDEXER_BASE_BACKOFF_MS: int(10, 600_000).default(1000),
+  INDEXER_MAX_BACKOFF_MS: int(10, 3_600_000).default(60_000),
+
+  /** Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1. Unset: the offline responder answers. */
+  OPENAI_BASE_URL: optionalUrl.optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_MODEL: z.string().default("gpt-4o-mini"),
+  LLM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  LLM_IDLE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** Pause between the offline responder's words, so clients see a stream. */
+  OFFLINE_TOKEN_DELAY_MS: int(0, 10_000).default(8),
+
+  /** Longest a token waits to be sent together with the following ones. */
+  ASSISTANT_COALESCE_MS: int(0, 1000).default(30),
+  /** How often a streaming reply's text is saved to its row. */
+  ASSISTANT_CHECKPOINT_MS: int(50, 60_000).default(1000),
+  /** A node without a heartbeat this long is dead: its streaming replies become interrupted. */
+  NODE_STALE_MS: int(1000, 600_000).default(15_000),
+  SWEEP_INTERVAL_MS: int(100, 600_000).default(5000),
+  /** How long a finished reply's delta log stays readable for resuming clients. */
+  STREAM_GRACE_MS: int(0, 3_600_000).default(60_000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -71,6 +124,28 @@ export interface Config {
   logLevel: string;
   nodeId: string;
   trustProxy: boolean;
+  embedding: {
+    kind: "transformers" | "openai" | "hash" | "none";
+    modelPath: string | undefined;
+    modelId: string;
+    dtype: Env["EMBEDDING_DTYPE"] & string;
+    workers: number;
+    batchSize: number;
+    dimensions: number;
+    api: { url: string | undefined; key: string | undefined; model: string };
+  };
+  qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
+  retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
+  indexer: { enabled: boolean; batchSize: number; pollMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
+  llm: {
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+    model: string;
+    connectTimeoutMs: number;
+    idleTimeoutMs: number;
+    offlineTokenDelayMs: number;
+  };
+  assistant: { coalesceMs: number; checkpointMs: number; nodeStaleMs: number; sweepIntervalMs: number; streamGraceMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -82,6 +157,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
+  if (e.EMBEDDER === "openai" && !e.EMBEDDING_API_URL) throw new ConfigError("invalid configuration:\n  EMBEDDER=openai needs EMBEDDING_API_URL");
   const origins = e.CORS_ORIGIN.split(",").map((s) => s.trim()).filter(Boolean);
   return {
     port: e.PORT,
@@ -100,5 +176,40 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     nodeId: e.NODE_ID ?? `${os.hostname()}-${process.pid}`,
     trustProxy: e.TRUST_PROXY,
+    embedding: {
+      kind: e.EMBEDDER,
+      modelPath: e.EMBEDDING_MODEL_PATH ? path.resolve(e.EMBEDDING_MODEL_PATH) : undefined,
+      modelId: e.EMBEDDING_MODEL_ID,
+      dtype: e.EMBEDDING_DTYPE,
+      workers: e.EMBEDDING_WORKERS || Math.max(1, os.availableParallelism()),
+      batchSize: e.EMBEDDING_BATCH_SIZE,
+      dimensions: e.EMBEDDING_DIMENSIONS,
+      api: { url: e.EMBEDDING_API_URL, key: e.EMBEDDING_API_KEY, model: e.EMBEDDING_API_MODEL },
+    },
+    qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collectionPrefix: e.QDRANT_COLLECTION_PREFIX },
+    retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY },
+    indexer: {
+      enabled: e.INDEXER_ENABLED,
+      batchSize: e.INDEXER_BATCH_SIZE,
+      pollMs: e.INDEXER_POLL_MS,
+      leaseMs: e.INDEXER_LEASE_MS,
+      baseBackoffMs: e.INDEXER_BASE_BACKOFF_MS,
+      maxBackoffMs: e.INDEXER_MAX_BACKOFF_MS,
+    },
+    llm: {
+      baseUrl: e.OPENAI_BASE_URL,
+      apiKey: e.OPENAI_API_KEY,
+      model: e.OPENAI_MODEL,
+      connectTimeoutMs: e.LLM_CONNECT_TIMEOUT_MS,
+      idleTimeoutMs: e.LLM_IDLE_TIMEOUT_MS,
+      offlineTokenDelayMs: e.OFFLINE_TOKEN_DELAY_MS,
+    },
+    assistant: {
+      coalesceMs: e.ASSISTANT_COALESCE_MS,
+      checkpointMs: e.ASSISTANT_CHECKPOINT_MS,
+      nodeStaleMs: e.NODE_STALE_MS,
+      sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+      streamGraceMs: e.STREAM_GRACE_MS,
+    },
   };
 }

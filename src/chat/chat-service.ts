@@ -6,6 +6,8 @@ import { AppError } from "../protocol/errors.js";
 import type { HistoryResult, SessionJoinResult } from "../protocol/events.js";
 import type { Input } from "../protocol/schemas.js";
 import type { Message, Session, User } from "../protocol/types.js";
+import type { MemoryService } from "../memory/memory-service.js";
+import { type AssistantService, busyError } from "./assistant-service.js";
 import type { MessageStore, Presence } from "./ports.js";
 import type { RoomEvents } from "./room-events.js";
 
@@ -29,10 +31,13 @@ export class ChatService {
     private readonly presence: Presence,
     private readonly rooms: RoomEvents,
     private readonly limits: ChatLimits,
+    private readonly assistant?: AssistantService,
+    private readonly onMessageStored?: () => void,
+    private readonly memory?: MemoryService,
   ) {}
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
-    return { session: await this.store.createSession(actor.user.id, input.title ?? "") };
+    return { session: await this.store.createSession(actor.user.id, input.title ?? "", input.assistant ?? true) };
   }
 
   listSessions(user: User, limit = 100): Promise<Session[]> {
@@ -66,7 +71,9 @@ export class ChatService {
       if (truncated) messages = messages.slice(0, this.limits.joinBacklogMax);
     }
     const presence = await this.presence.list(session.id);
-    return { session, messages, presence, truncated };
+    const activeStreams = this.assistant ? await this.assistant.activeStreams(session.id, actor.user.id) : [];
+    const activeStream = activeStreams.at(-1);
+    return { session, messages, presence, truncated, activeStreams, ...(activeStream ? { activeStream } : {}) };
   }
 
   async leaveSession(actor: Actor, sessionId: string, unsubscribe: () => void | Promise<void>): Promise<{ left: boolean }> {
@@ -105,10 +112,20 @@ export class ChatService {
     const r = await this.store.deleteSession(sessionId, user.id);
     if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
     if (r === "not_found") throw notFound();
+    await this.memory?.forgetSession(sessionId);
   }
 
-  /** Stores the message (idempotently) and tells the room; a retry returns the stored row and tells no one. */
+  /**
+   * Stores the message (idempotently), tells the room, and starts the
+   * assistant's reply when asked (default) and the session has one. A retry
+   * returns the stored row and does nothing else. While the user's previous
+   * reply is still streaming here, a send that wants a reply is refused
+   * (CONFLICT) before anything is written.
+   */
   async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean }> {
+    const acceptedAt = performance.now();
+    const wantsReply = input.assistant !== false && this.assistant !== undefined;
+    if (wantsReply && this.assistant!.isBusy(input.sessionId, actor.user.id)) throw busyError();
     const r = await this.store.insertUserMessage({
       sessionId: input.sessionId,
       userId: actor.user.id,
@@ -116,8 +133,22 @@ export class ChatService {
       content: input.content,
     });
     if (r.kind === "not_found") throw notFound();
-    if (r.kind === "inserted") this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
-    return { message: r.message, duplicate: r.kind === "duplicate" };
+    if (r.kind === "duplicate") return { message: r.message, duplicate: true };
+    this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
+    this.onMessageStored?.();
+    if (wantsReply && r.assistantEnabled) {
+      // The reply streams after the ack; its failures are reported as assistant:error, never lose the message.
+      this.assistant!.startTurn(actor, r.message, acceptedAt).catch((err) =>
+        this.rooms.emit(input.sessionId, "assistant:error", {
+          sessionId: input.sessionId,
+          messageId: null,
+          replyToId: r.message.id,
+          code: "UNAVAILABLE",
+          message: `the reply could not start: ${(err as Error).message}`,
+        }),
+      );
+    }
+    return { message: r.message, duplicate: false };
   }
 
   async history(user: User, input: Input<"message:history">): Promise<HistoryResult> {

@@ -9,14 +9,14 @@ export interface NewUserMessage {
 }
 
 export type InsertResult =
-  | { kind: "inserted"; message: Message }
+  | { kind: "inserted"; message: Message; assistantEnabled: boolean }
   /** The same clientMessageId was stored before: the earlier row, unchanged. */
   | { kind: "duplicate"; message: Message }
   /** The session does not exist or the user is not a member. */
   | { kind: "not_found" };
 
 export interface MessageStore {
-  createSession(ownerId: string, title: string): Promise<Session>;
+  createSession(ownerId: string, title: string, assistantEnabled: boolean): Promise<Session>;
   /** The session as `userId` sees it, or null when it does not exist or they are not a member. */
   getSession(sessionId: string, userId: string): Promise<Session | null>;
   listSessions(userId: string, limit: number): Promise<Session[]>;
@@ -50,4 +50,51 @@ export interface Presence {
   /** Drops one connection; `last` when it was the user's last one in the session. */
   leave(sessionId: string, userId: string, connectionId: string): Promise<{ last: boolean }>;
   list(sessionId: string): Promise<PresenceEntry[]>;
+}
+
+export interface RateRule {
+  /** Most requests in a burst (bucket size). */
+  capacity: number;
+  /** Sustained rate: tokens added back per second. */
+  refillPerSecond: number;
+}
+
+export interface RateDecision {
+  allowed: boolean;
+  /** When refused: how long until `cost` tokens are available. 0 when allowed. */
+  retryAfterMs: number;
+  /** Whole tokens left after this request. */
+  remaining: number;
+}
+
+/** Token buckets keyed by caller (user id, IP...). Atomic: concurrent callers never overdraw a bucket. */
+export interface RateLimiter {
+  consume(key: string, rule: RateRule, cost?: number): Promise<RateDecision>;
+  close(): Promise<void>;
+}
+
+export interface StreamDelta {
+  seq: number;
+  text: string;
+}
+
+/**
+ * A short-lived log of one assistant reply's deltas, so a client that
+ * reconnects (to any node) gets what it missed. Seqs count from 1.
+ */
+export interface StreamBuffer {
+  append(messageId: number, delta: StreamDelta): Promise<void>;
+  /** Deltas with seq > afterSeq, in order; empty when the stream is unknown or expired. */
+  read(messageId: number, afterSeq: number): Promise<StreamDelta[]>;
+  /** The reply is finished: keep the buffer only for a short grace period. */
+  end(messageId: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Cancel requests for assistant turns, delivered to whichever node runs the turn. */
+export interface CancelBus {
+  publish(messageId: number): Promise<void>;
+  /** Registers the handler; returns an unsubscribe function. */
+  subscribe(handler: (messageId: number) => void): Promise<() => void>;
+  close(): Promise<void>;
 }

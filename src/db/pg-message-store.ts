@@ -11,7 +11,7 @@ import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toM
 
 const CREATE_SESSION = `
 WITH s AS (
-  INSERT INTO chat_sessions (owner_id, title) VALUES ($1, $2)
+  INSERT INTO chat_sessions (owner_id, title, assistant_enabled) VALUES ($1, $2, $3)
   RETURNING id, title, owner_id, last_seq, created_at, updated_at
 ), m AS (
   INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
@@ -86,11 +86,13 @@ WITH s AS (
    WHERE id = $1
      AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
-  RETURNING last_seq
+  RETURNING last_seq, assistant_enabled
+), ins AS (
+  INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
+  SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
+  RETURNING ${MESSAGE_COLUMNS}
 )
-INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
-SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
-RETURNING ${MESSAGE_COLUMNS}`;
+SELECT ins.*, (SELECT assistant_enabled FROM s) AS assistant_enabled FROM ins`;
 
 const FIND_BY_CLIENT_ID = `
 SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
@@ -116,8 +118,8 @@ const INT4_MAX = 2_147_483_647;
 export class PgMessageStore implements MessageStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  async createSession(ownerId: string, title: string): Promise<Session> {
-    const { rows } = await this.pool.query<SessionRow>(CREATE_SESSION, [ownerId, title]);
+  async createSession(ownerId: string, title: string, assistantEnabled: boolean): Promise<Session> {
+    const { rows } = await this.pool.query<SessionRow>(CREATE_SESSION, [ownerId, title, assistantEnabled]);
     return toSession(rows[0]!);
   }
 
@@ -165,8 +167,9 @@ export class PgMessageStore implements MessageStore {
   async insertUserMessage(m: NewUserMessage): Promise<InsertResult> {
     const params = [m.sessionId, m.userId, m.clientMessageId, m.content];
     try {
-      const { rows } = await this.pool.query<MessageRow>(INSERT_USER_MESSAGE, params);
-      if (rows[0]) return { kind: "inserted", message: toMessage(rows[0]) };
+      // Named: PostgreSQL parses and plans the hot statement once per connection.
+      const { rows } = await this.pool.query<MessageRow & { assistant_enabled: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
+      if (rows[0]) return { kind: "inserted", message: toMessage(rows[0]), assistantEnabled: rows[0].assistant_enabled };
     } catch (err) {
       if (!isUniqueViolation(err, "chat_messages_client_id")) throw err;
     }

@@ -39,6 +39,56 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly timeToFirstToken = new Histogram({
+    name: "chat_time_to_first_token_seconds",
+    help: "From a user message's arrival to the first token of the assistant's reply",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly assistantTurns = new Counter({
+    name: "chat_assistant_turns_total",
+    help: "Assistant replies by final status",
+    labelNames: ["status"] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: "chat_rate_limited_total",
+    help: "Requests refused by a rate limit, by limit",
+    labelNames: ["limit"] as const,
+    registers: [this.registry],
+  });
+  readonly messagesIndexed = new Counter({
+    name: "chat_messages_indexed_total",
+    help: "Messages embedded and stored in the vector store",
+    registers: [this.registry],
+  });
+  readonly indexFailures = new Counter({
+    name: "chat_index_failures_total",
+    help: "Messages whose indexing attempt failed (they are retried)",
+    registers: [this.registry],
+  });
+  readonly indexBatchSeconds = new Histogram({
+    name: "chat_index_batch_seconds",
+    help: "Time to embed and store one indexing batch",
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  /** Set by the app: reads the backlog when scraped. */
+  backlogSource: (() => Promise<number>) | undefined;
+  readonly indexBacklog = new Gauge({
+    name: "chat_index_backlog",
+    help: "Messages waiting to be indexed",
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.backlogSource) return;
+      try {
+        this.indexBacklog.set(await this.backlogSource());
+      } catch {
+        // database down: keep the last value
+      }
+    },
+  });
+
   constructor() {
     for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: "memchat_" });

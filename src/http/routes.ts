@@ -1,6 +1,7 @@
 /** REST routes: thin, like the socket handlers (parse, one domain call, map). */
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
 import type { User } from "../protocol/types.js";
@@ -18,6 +19,7 @@ export interface ReadinessCheck {
 export interface RouteDeps {
   auth: AuthService;
   chat: ChatService;
+  memory: MemoryService;
   schemas: ProtocolSchemas;
   metrics: Metrics;
   readiness: ReadinessCheck[];
@@ -35,7 +37,7 @@ async function requireUser(ctx: RequestContext, auth: AuthService): Promise<User
 const sessionIdParam = (ctx: RequestContext) => parseWith(uuid, ctx.params.id);
 
 export function registerRoutes(router: Router, deps: RouteDeps): void {
-  const { auth, chat, schemas } = deps;
+  const { auth, chat, memory, schemas } = deps;
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {
@@ -71,6 +73,12 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       const user = await requireUser(ctx, auth);
       await chat.removeMember(user, sessionIdParam(ctx), parseWith(uuid, ctx.params.userId));
       return { status: 204 };
+    })
+    .add("GET", "/api/memory/search", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      const q = parseWith(schemas.memoryQuery, Object.fromEntries(ctx.query));
+      const r = await memory.search({ userId: user.id, query: q.q, sessionId: q.sessionId, limit: q.limit ?? 10, mode: q.mode });
+      return { body: { hits: r.hits, mode: r.mode, degraded: r.degraded } };
     })
     .add("GET", "/healthz", () => ({ body: { status: "ok" } }))
     .add("GET", "/readyz", async () => {

@@ -1,7 +1,7 @@
 /** Typed Socket.IO events of namespace /chat. */
 import type { Ack } from "./errors.js";
 import type { Input } from "./schemas.js";
-import type { Message, PresenceEntry, Session, User } from "./types.js";
+import type { Message, PresenceEntry, Role, Session, User } from "./types.js";
 
 type Handler<I, O> = (payload: I, ack: (reply: Ack<O>) => void) => void;
 
@@ -12,6 +12,32 @@ export interface SessionJoinResult {
   presence: PresenceEntry[];
   /** True when more messages after `afterSeq` exist than were sent: page with message:history. */
   truncated: boolean;
+  /** The newest assistant reply still streaming: its text up to `seq`; live deltas continue after it. */
+  activeStream?: ActiveStream;
+  /** Every reply streaming in the session (several users may each have one). */
+  activeStreams: ActiveStream[];
+}
+
+export interface ActiveStream {
+  messageId: number;
+  seq: number;
+  text: string;
+}
+
+export interface MemoryHitPayload {
+  messageId: number;
+  sessionId: string;
+  score: number;
+  role: Role;
+  content: string;
+  source: "vector" | "lexical" | "hybrid";
+}
+
+export interface FeedbackPayload {
+  messageId: number;
+  rating: 1 | -1;
+  comment: string | null;
+  updatedAt: string;
 }
 
 export interface HistoryResult {
@@ -27,6 +53,19 @@ export interface ClientToServerEvents {
   "message:send": Handler<Input<"message:send">, { message: Message }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
   typing: Handler<Input<"typing">, { sent: boolean }>;
+  "assistant:cancel": Handler<Input<"assistant:cancel">, { cancelled: boolean }>;
+  "assistant:regenerate": Handler<Input<"assistant:regenerate">, { message: Message }>;
+  "message:feedback": Handler<Input<"message:feedback">, { feedback: FeedbackPayload }>;
+  "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: string; degraded: boolean }>;
+  /** The earlier messages a reply used, with scores and ranks. */
+  "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[] }>;
+}
+
+export interface ContextEntryPayload {
+  messageId: number;
+  score: number;
+  rank: number;
+  source: string;
 }
 
 export interface ServerToClientEvents {
@@ -34,6 +73,17 @@ export interface ServerToClientEvents {
   "presence:join": (e: { sessionId: string; userId: string; username: string }) => void;
   "presence:leave": (e: { sessionId: string; userId: string; username: string }) => void;
   typing: (e: { sessionId: string; userId: string; username: string; isTyping: boolean }) => void;
+  "assistant:start": (e: { sessionId: string; messageId: number; replyToId: number }) => void;
+  /** `text` is the new piece; seq counts from 1 per reply. */
+  "assistant:delta": (e: { sessionId: string; messageId: number; seq: number; text: string }) => void;
+  "assistant:end": (e: {
+    sessionId: string;
+    message: Message;
+    usage: { promptTokens: number; completionTokens: number };
+    context: { messageId: number; score: number }[];
+  }) => void;
+  /** messageId is null when the reply could not even be created; replyToId names the user message then. */
+  "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string }) => void;
 }
 
 /** Per-socket data set by the auth middleware. */

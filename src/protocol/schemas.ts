@@ -18,6 +18,8 @@ export const password = z.string().min(8).max(200);
 
 export const credentials = z.object({ username, password }).strict();
 
+export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
+
 export const sessionTitle = z.string().trim().max(200);
 
 export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
@@ -27,7 +29,7 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     .refine((s) => s.trim().length > 0, "content is empty");
   const pageLimit = z.number().int().min(1).max(limits.historyPageMax);
   return {
-    "session:create": z.object({ title: sessionTitle.optional() }).strict(),
+    "session:create": z.object({ title: sessionTitle.optional(), assistant: z.boolean().optional() }).strict(),
     "session:join": z.object({ sessionId: uuid, afterSeq: seq.optional() }).strict(),
     "session:leave": z.object({ sessionId: uuid }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
@@ -41,6 +43,30 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
       .strict(),
     "message:history": z.object({ sessionId: uuid, beforeSeq: seq.optional(), limit: pageLimit.optional() }).strict(),
     typing: z.object({ sessionId: uuid, isTyping: z.boolean() }).strict(),
+    "assistant:cancel": z.object({ sessionId: uuid, messageId }).strict(),
+    /** messageId: the user message to answer again; the earlier reply is kept. */
+    "assistant:regenerate": z.object({ sessionId: uuid, messageId }).strict(),
+    "message:feedback": z
+      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).optional() })
+      .strict(),
+    "memory:search": z
+      .object({
+        query: z.string().max(2000).refine((q) => q.trim().length > 0, "query is empty"),
+        sessionId: uuid.optional(),
+        limit: z.number().int().min(1).max(50).optional(),
+        mode: retrievalMode.optional(),
+      })
+      .strict(),
+    "message:context": z.object({ messageId }).strict(),
+    /** REST query of GET /api/memory/search. */
+    memoryQuery: z
+      .object({
+        q: z.string().max(2000).refine((q) => q.trim().length > 0, "q is empty"),
+        sessionId: uuid.optional(),
+        limit: z.coerce.number().int().min(1).max(50).optional(),
+        mode: retrievalMode.optional(),
+      })
+      .strict(),
     /** REST query of GET /api/sessions/:id/messages (strings from the URL). */
     historyQuery: z
       .object({

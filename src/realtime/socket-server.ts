@@ -2,7 +2,9 @@ import type http from "node:http";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
 import type { AuthService } from "../auth/auth-service.js";
+import type { AssistantService } from "../chat/assistant-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import type { RoomEvents } from "../chat/room-events.js";
 import type { Config } from "../config.js";
 import type { Metrics } from "../http/metrics.js";
@@ -19,6 +21,8 @@ export interface SocketServerDeps {
   inFlight: InFlight;
   auth: AuthService;
   chat: ChatService;
+  assistant: AssistantService;
+  memory: MemoryService;
   schemas: ProtocolSchemas;
 }
 
@@ -30,6 +34,11 @@ const KNOWN_EVENTS = new Set<string>([
   "message:send",
   "message:history",
   "typing",
+  "assistant:cancel",
+  "assistant:regenerate",
+  "message:feedback",
+  "memory:search",
+  "message:context",
 ]);
 
 export function createSocketServer(httpServer: http.Server, config: Config): ChatServer {
@@ -54,7 +63,7 @@ export function socketRoomEvents(io: ChatServer): RoomEvents {
 
 export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): void {
   const nsp = io.of("/chat");
-  const { auth, chat, schemas, metrics, log } = deps;
+  const { auth, chat, assistant, memory, schemas, metrics, log } = deps;
 
   nsp.use(async (socket, next) => {
     try {
@@ -96,6 +105,14 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     });
     on(socket, "message:history", schemas["message:history"], h, (input) => chat.history(user, input));
     on(socket, "typing", schemas.typing, h, (input) => chat.typing(actor, input, socket.rooms.has(roomOf(input.sessionId))));
+    on(socket, "assistant:cancel", schemas["assistant:cancel"], h, (input) => assistant.cancel(actor, input));
+    on(socket, "assistant:regenerate", schemas["assistant:regenerate"], h, (input) => assistant.regenerate(actor, input));
+    on(socket, "message:feedback", schemas["message:feedback"], h, (input) => assistant.feedback(actor, input));
+    on(socket, "message:context", schemas["message:context"], h, (input) => assistant.context(actor, input.messageId));
+    on(socket, "memory:search", schemas["memory:search"], h, async (input) => {
+      const r = await memory.search({ userId: user.id, query: input.query, sessionId: input.sessionId, limit: input.limit ?? 10, mode: input.mode });
+      return { hits: r.hits, mode: r.mode, degraded: r.degraded };
+    });
 
     socket.onAny((event: string, ...args: unknown[]) => {
       if (KNOWN_EVENTS.has(event)) return;

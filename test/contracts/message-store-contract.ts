@@ -25,7 +25,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("creates a session owned by its creator and lists it only for members", async () => {
-      const s = await f.store.createSession(alice.id, "trip");
+      const s = await f.store.createSession(alice.id, "trip", true);
       expect(s).toMatchObject({ title: "trip", ownerId: alice.id, role: "owner", lastSeq: 0 });
       expect((await f.store.listSessions(alice.id, 100)).map((x) => x.id)).toContain(s.id);
       expect((await f.store.listSessions(bob.id, 100)).map((x) => x.id)).not.toContain(s.id);
@@ -34,7 +34,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("gives 50 concurrent senders seqs 1..50 with no gap or duplicate", async () => {
-      const s = await f.store.createSession(alice.id, "");
+      const s = await f.store.createSession(alice.id, "", true);
       const results = await Promise.all(
         Array.from({ length: 50 }, (_, i) =>
           f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: `c${i}`, content: `m${i}` }),
@@ -46,7 +46,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("stores one row for a clientMessageId sent twice, also concurrently, and keeps seqs gap-free", async () => {
-      const s = await f.store.createSession(alice.id, "");
+      const s = await f.store.createSession(alice.id, "", true);
       const msg = { sessionId: s.id, userId: alice.id, clientMessageId: "same", content: "hello" };
       const rs = await Promise.all(Array.from({ length: 10 }, () => f.store.insertUserMessage(msg)));
       expect(rs.filter((r) => r.kind === "inserted")).toHaveLength(1);
@@ -62,7 +62,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("refuses writes and reads by a non-member without writing anything", async () => {
-      const s = await f.store.createSession(alice.id, "");
+      const s = await f.store.createSession(alice.id, "", true);
       await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "a1", content: "secret" });
       const r = await f.store.insertUserMessage({ sessionId: s.id, userId: bob.id, clientMessageId: "b1", content: "intrude" });
       expect(r.kind).toBe("not_found");
@@ -77,7 +77,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("pages history by seq in both directions", async () => {
-      const s = await f.store.createSession(alice.id, "");
+      const s = await f.store.createSession(alice.id, "", true);
       for (let i = 1; i <= 7; i++) {
         await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: `p${i}`, content: `n${i}` });
       }
@@ -89,7 +89,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("lets the owner invite and remove members; members read and write, only the owner deletes", async () => {
-      const s = await f.store.createSession(alice.id, "team");
+      const s = await f.store.createSession(alice.id, "team", true);
       expect(await f.store.addMember(s.id, bob.id, alice.id)).toEqual({ kind: "not_found" });
       const added = await f.store.addMember(s.id, alice.id, bob.username.toUpperCase());
       expect(added).toEqual({ kind: "added", member: { userId: bob.id, username: bob.username } });
@@ -107,7 +107,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     });
 
     it("deletes a session with its messages", async () => {
-      const s = await f.store.createSession(alice.id, "");
+      const s = await f.store.createSession(alice.id, "", true);
       await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "d", content: "bye" });
       expect(await f.store.deleteSession(s.id, alice.id)).toBe("deleted");
       expect(await f.store.getSession(s.id, alice.id)).toBeNull();

@@ -1,6 +1,7 @@
 /**
  * The real server as a child process on a private PostgreSQL database,
- * driven with socket.io-client and fetch as a client would.
+ * driven with socket.io-client and fetch as a client would. Sessions here
+ * have no assistant: replies are covered in assistant.test.ts.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -159,14 +160,15 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("creates, joins, sends; the room gets message:new, presence and typing", async () => {
-    const { session } = await ok(a, "session:create", { title: "Plans" });
+    const { session } = await ok(a, "session:create", { title: "Plans", assistant: false });
     expect(session).toMatchObject({ title: "Plans", ownerId: alice.user.id, role: "owner" });
     const joinedA = await ok(a, "session:join", { sessionId: session.id });
     expect(joinedA.messages).toEqual([]);
     expect(joinedA.presence).toEqual([{ userId: alice.user.id }]);
 
     // bob cannot join until invited
-    expect((await call(b, "session:join", { sessionId: session.id })).error?.code).toBe("NOT_FOUND");
+    const refused = await call(b, "session:join", { sessionId: session.id });
+    expect(!refused.ok && refused.error.code).toBe("NOT_FOUND");
     const inv = await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
     expect(inv.member).toEqual({ userId: bob.user.id, username: bob.user.username });
     const presenceSeen = nextEvent(a, "presence:join");
@@ -194,7 +196,7 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("gives 50 clients sending at once into one session seqs 1..50", async () => {
-    const { session } = await ok(a, "session:create", {});
+    const { session } = await ok(a, "session:create", { assistant: false });
     const users = await Promise.all(Array.from({ length: 10 }, () => register(server.url)));
     for (const u of users) await ok(a, "session:invite", { sessionId: session.id, username: u.user.username });
     const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => client(users[i % users.length]!)));
@@ -209,7 +211,7 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("stores one row when the same clientMessageId is sent twice, also at once", async () => {
-    const { session } = await ok(a, "session:create", {});
+    const { session } = await ok(a, "session:create", { assistant: false });
     const payload = { sessionId: session.id, clientMessageId: "retry-1", content: "only once" };
     const [r1, r2] = await Promise.all([ok(a, "message:send", payload), ok(b, "message:send", payload).catch((e) => e)]);
     expect(r2).toBeInstanceOf(Error); // bob is not a member: NOT_FOUND, nothing written
@@ -222,7 +224,7 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("pages history with message:history and REST", async () => {
-    const { session } = await ok(a, "session:create", {});
+    const { session } = await ok(a, "session:create", { assistant: false });
     for (let i = 1; i <= 12; i++) await ok(a, "message:send", { sessionId: session.id, clientMessageId: `h${i}`, content: `line ${i}` });
     const p1 = await ok(a, "message:history", { sessionId: session.id, limit: 5 });
     expect(p1.messages.map((m: { seq: number }) => m.seq)).toEqual([8, 9, 10, 11, 12]);
@@ -242,7 +244,7 @@ describe("sessions and messages over /chat", () => {
   it("never lets another user join, read, write or delete a session, and writes nothing", async () => {
     const mallory = await register(server.url);
     const m = await client(mallory);
-    const { session } = await ok(a, "session:create", { title: "private" });
+    const { session } = await ok(a, "session:create", { title: "private", assistant: false });
     await ok(a, "message:send", { sessionId: session.id, clientMessageId: "s1", content: "my secret" });
     const before = await counts();
     for (const [event, payload] of [
@@ -267,7 +269,7 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("refuses every malformed payload with BAD_REQUEST and changes nothing", async () => {
-    const { session } = await ok(a, "session:create", {});
+    const { session } = await ok(a, "session:create", { assistant: false });
     const before = await counts();
     const cases: [string, unknown][] = [
       ["message:send", undefined],
@@ -321,7 +323,7 @@ describe("sessions and messages over /chat", () => {
   });
 
   it("deletes a session and its messages over REST (owner only)", async () => {
-    const { session } = await ok(a, "session:create", {});
+    const { session } = await ok(a, "session:create", { assistant: false });
     await ok(a, "message:send", { sessionId: session.id, clientMessageId: "d1", content: "to be deleted" });
     await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
     expect((await api(server.url, `/api/sessions/${session.id}`, { method: "DELETE", token: bob.token })).status).toBe(403);
@@ -336,7 +338,7 @@ describe("restart", () => {
   it("stops gracefully on SIGTERM and keeps every session and message", async () => {
     const u = await register(server.url);
     const s = await client(u);
-    const { session } = await ok(s, "session:create", { title: "durable" });
+    const { session } = await ok(s, "session:create", { title: "durable", assistant: false });
     for (let i = 0; i < 5; i++) await ok(s, "message:send", { sessionId: session.id, clientMessageId: `r${i}`, content: `keep ${i}` });
     const before = await api(server.url, `/api/sessions/${session.id}/messages`, { token: u.token });
     expect(await server.stop("SIGTERM")).toBe(0);

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
+import "../../src/db/pool.js"; // bigint ids as numbers, as the server reads them
 import { withDatabase } from "./global-setup.js";
 
 export interface TestDatabase {

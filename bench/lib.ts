@@ -1,0 +1,72 @@
+/** Small helpers shared by the benchmark programs (they print figures; they are not tests). */
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface LoopResult {
+  count: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/**
+ * Runs `workers` closed loops of `op` for `durationMs` after `warmupMs`, and
+ * reports completed operations per second and latency percentiles (ms).
+ */
+export async function closedLoop(
+  workers: number,
+  durationMs: number,
+  warmupMs: number,
+  op: (worker: number, i: number) => Promise<void>,
+): Promise<LoopResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let measuring = false;
+  let stop = false;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; !stop; i++) {
+      const t0 = performance.now();
+      try {
+        await op(w, i);
+        if (measuring) latencies.push(performance.now() - t0);
+      } catch {
+        if (measuring) errors++;
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, warmupMs));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, durationMs));
+  measuring = false;
+  const elapsed = performance.now() - t0;
+  stop = true;
+  await Promise.all(loops);
+  latencies.sort((a, b) => a - b);
+  return {
+    count: latencies.length,
+    perSecond: (latencies.length / elapsed) * 1000,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+  };
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === "number" ? fmt(c) : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
+  const line = (r: (string | number)[]) => `| ${r.map((c, i) => String(c).padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(cells[0]!), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.slice(1).map(line)].join("\n");
+}
+
+export function fmt(n: number): string {
+  if (!Number.isFinite(n)) return "-";
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}

@@ -1,0 +1,74 @@
+/**
+ * Accepted message:send per second and ack latency at 1, 10 and 100
+ * concurrent clients on the embedded profile, side by side with raw
+ * parameterised INSERTs through `pg` into the same table from as many
+ * concurrent callers. Usage: npm run bench:send [-- --duration 5000]
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { Socket } from "socket.io-client";
+import { freePort } from "../src/db/embedded-postgres.js";
+import { connect, ok, register } from "../test/support/client.js";
+import { startServer } from "../test/support/server-process.js";
+import { closedLoop, table } from "./lib.js";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const DURATION = arg("duration", 5000);
+const WARMUP = arg("warmup", 1000);
+const LEVELS = [1, 10, 100];
+const POOL = 20; // the server's default DB_POOL_SIZE; the baseline gets the same
+
+const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-"));
+const pgPort = await freePort();
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL) });
+const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
+const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
+
+const rows: (string | number)[][] = [];
+try {
+  const users = await Promise.all(Array.from({ length: 10 }, () => register(server.url)));
+  for (const c of LEVELS) {
+    // Each client sends into its own session, as the raw baseline writes to its own.
+    const clients: { socket: Socket; sessionId: string }[] = [];
+    for (let i = 0; i < c; i++) {
+      const socket = await connect(server.url, users[i % users.length]!.token);
+      const { session } = await ok(socket, "session:create", { title: `bench ${c}/${i}` });
+      clients.push({ socket, sessionId: session.id });
+    }
+    const serverRun = await closedLoop(c, DURATION, WARMUP, (w, i) =>
+      ok(clients[w]!.socket, "message:send", { sessionId: clients[w]!.sessionId, clientMessageId: `b${c}-${w}-${i}`, content: `benchmark message ${i} from client ${w}`, assistant: false }).then(() => undefined),
+    );
+    for (const cl of clients) cl.socket.close();
+
+    // Baseline: the same rows, written straight into the table with a client-side seq.
+    const { rows: sess } = await raw.query<{ id: string; owner_id: string }>(
+      `INSERT INTO chat_sessions (owner_id, title) SELECT $1, 'raw ' || g FROM generate_series(1, $2) g RETURNING id, owner_id`,
+      [users[0]!.user.id, c],
+    );
+    const seqs = new Array<number>(c).fill(0);
+    const rawRun = await closedLoop(c, DURATION, WARMUP, async (w, i) => {
+      await raw.query(
+        "INSERT INTO chat_messages (session_id, seq, user_id, role, content, client_message_id) VALUES ($1, $2, $3, 'user', $4, $5) RETURNING id",
+        [sess[w]!.id, ++seqs[w]!, sess[w]!.owner_id, `benchmark message ${i} from client ${w}`, `r${c}-${w}-${i}`],
+      );
+    });
+    rows.push([c, serverRun.perSecond, serverRun.p50, serverRun.p99, serverRun.errors, rawRun.perSecond, rawRun.p50, rawRun.p99, `${(serverRun.perSecond / rawRun.perSecond).toFixed(2)}x`]);
+  }
+} finally {
+  await raw.end();
+  await server.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+console.log(`\nmessage:send on the embedded profile vs raw INSERT (${DURATION} ms per run, pool ${POOL}, ${process.platform} ${(await import("node:os")).cpus().length} cores)\n`);
+console.log(
+  table(
+    ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],
+    rows,
+  ),
+);

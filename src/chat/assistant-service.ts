@@ -1,0 +1,322 @@
+/**
+ * Assistant turns: a streaming reply row, the prompt from memory and the
+ * recent window, LLM tokens coalesced into numbered deltas (logged to the
+ * stream buffer before they are sent, so a client resuming from the buffer
+ * never misses one), and a final row with status, token counts and latency.
+ * Cancel requests arrive through the CancelBus, so any node can cancel.
+ */
+import type { Logger } from "pino";
+import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
+import { LlmError, type LlmProvider } from "../llm/types.js";
+import { AppError } from "../protocol/errors.js";
+import type { Message } from "../protocol/types.js";
+import type { Actor } from "./chat-service.js";
+import type { ContextBuilder } from "./context-builder.js";
+import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
+import type { RoomEvents } from "./room-events.js";
+
+export interface AssistantOptions {
+  /** Longest a token waits to be sent with the ones after it. */
+  coalesceMs: number;
+  /** How often the text so far is written to the row. */
+  checkpointMs: number;
+  /** A node silent this long is dead; its streaming replies become interrupted. */
+  nodeStaleMs: number;
+  /** Period of the heartbeat and orphan sweep. */
+  sweepIntervalMs: number;
+  /** Model when rag_configurations names none. */
+  defaultModel?: string;
+}
+
+export interface AssistantMetrics {
+  onFirstToken(seconds: number): void;
+  onTurnEnd(status: string): void;
+}
+
+export interface ActiveStream {
+  messageId: number;
+  seq: number;
+  text: string;
+}
+
+interface Turn {
+  abort: AbortController;
+  reason: "cancel" | "shutdown" | undefined;
+  sessionId: string;
+  userId: string;
+  done: Promise<void>;
+}
+
+export class AssistantService {
+  private readonly turns = new Map<number, Turn>();
+  /** `${sessionId}:${userId}` of turns running on this node. */
+  private readonly busy = new Set<string>();
+  private unsubscribe: (() => void) | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly d: {
+      store: PgAssistantStore;
+      messages: MessageStore;
+      context: ContextBuilder;
+      llm: LlmProvider;
+      buffer: StreamBuffer;
+      cancelBus: CancelBus;
+      rooms: RoomEvents;
+      nodeId: string;
+      log: Logger;
+      opts: AssistantOptions;
+      metrics?: AssistantMetrics;
+      onReplyStored?: () => void;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    this.unsubscribe = await this.d.cancelBus.subscribe((id) => this.abortLocal(id, "cancel"));
+    await this.d.store.heartbeat(this.d.nodeId);
+    await this.sweep();
+    this.sweepTimer = setInterval(() => {
+      this.d.store
+        .heartbeat(this.d.nodeId)
+        .then(() => this.sweep())
+        .catch((err) => this.d.log.warn({ err: (err as Error).message }, "heartbeat or orphan sweep failed"));
+    }, this.d.opts.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Ends every turn on this node as interrupted and deregisters the node. */
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.unsubscribe?.();
+    const running = [...this.turns.keys()];
+    for (const id of running) this.abortLocal(id, "shutdown");
+    await Promise.all([...this.turns.values()].map((t) => t.done));
+    await this.d.store.removeNode(this.d.nodeId).catch(() => undefined);
+  }
+
+  /** True when this user has a reply streaming in the session on this node. */
+  isBusy(sessionId: string, userId: string): boolean {
+    return this.busy.has(`${sessionId}:${userId}`);
+  }
+
+  /**
+   * Inserts the streaming row and starts the turn in the background. Null when
+   * the user already has a reply streaming in this session (on any node).
+   * `acceptedAt` (performance.now()) is when the user's message arrived: the
+   * base of time to first token.
+   */
+  async startTurn(actor: Actor, question: Message, acceptedAt: number): Promise<Message | null> {
+    const key = `${question.sessionId}:${actor.user.id}`;
+    if (this.busy.has(key)) return null;
+    this.busy.add(key);
+    let reply: Message | null;
+    try {
+      reply = await this.d.store.insertStreamingReply(question.sessionId, actor.user.id, question.id, this.d.nodeId);
+    } catch (err) {
+      this.busy.delete(key);
+      throw err;
+    }
+    if (!reply) {
+      this.busy.delete(key);
+      return null;
+    }
+    const turn: Turn = { abort: new AbortController(), reason: undefined, sessionId: question.sessionId, userId: actor.user.id, done: Promise.resolve() };
+    this.turns.set(reply.id, turn);
+    const r = reply;
+    turn.done = this.run(turn, question, r, acceptedAt)
+      .catch((err) => this.d.log.error({ err, messageId: r.id }, "assistant turn failed unexpectedly"))
+      .finally(() => {
+        this.turns.delete(r.id);
+        this.busy.delete(key);
+      });
+    return reply;
+  }
+
+  async regenerate(actor: Actor, input: { sessionId: string; messageId: number }): Promise<{ message: Message }> {
+    const target = await this.d.store.findTurnTarget(input.sessionId, actor.user.id, input.messageId);
+    if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
+    if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
+    const reply = await this.startTurn(actor, target.message, performance.now());
+    if (!reply) throw busyError();
+    return { message: reply };
+  }
+
+  async cancel(actor: Actor, input: { sessionId: string; messageId: number }): Promise<{ cancelled: boolean }> {
+    const reply = await this.d.store.findStreamingReply(input.sessionId, actor.user.id, input.messageId);
+    if (!reply) {
+      return { cancelled: false };
+    }
+    await this.d.cancelBus.publish(reply.id);
+    return { cancelled: true };
+  }
+
+  /** The newest reply streaming in the session, with the text produced so far. */
+  async activeStreams(sessionId: string, userId: string): Promise<ActiveStream[]> {
+    const replies = await this.d.store.activeReplies(sessionId, userId);
+    return Promise.all(
+      replies.map(async (m) => {
+        const deltas = await this.d.buffer.read(m.id, 0);
+        return deltas.length > 0
+          ? { messageId: m.id, seq: deltas[deltas.length - 1]!.seq, text: deltas.map((x) => x.text).join("") }
+          : { messageId: m.id, seq: 0, text: "" };
+      }),
+    );
+  }
+
+  async feedback(actor: Actor, input: { messageId: number; rating: 1 | -1; comment?: string }) {
+    const f = await this.d.store.upsertFeedback(actor.user.id, input.messageId, input.rating, input.comment ?? null);
+    if (!f) throw new AppError("NOT_FOUND", "message not found");
+    return { feedback: f };
+  }
+
+  async context(actor: Actor, messageId: number) {
+    return { context: await this.d.store.contextOf(actor.user.id, messageId) };
+  }
+
+  private abortLocal(messageId: number, reason: "cancel" | "shutdown"): void {
+    const t = this.turns.get(messageId);
+    if (!t || t.abort.signal.aborted) return;
+    t.reason = reason;
+    t.abort.abort();
+  }
+
+  private async run(turn: Turn, question: Message, reply: Message, acceptedAt: number): Promise<void> {
+    const { rooms, buffer, store, log } = this.d;
+    const sessionId = question.sessionId;
+    rooms.emit(sessionId, "assistant:start", { sessionId, messageId: reply.id, replyToId: question.id });
+
+    let text = "";
+    let seq = 0;
+    let pending = "";
+    let timer: NodeJS.Timeout | undefined;
+    let firstTokenMs: number | null = null;
+    let usage = { promptTokens: 0, completionTokens: 0 };
+    let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
+    // Deltas leave in seq order: each waits for the previous one's buffer append.
+    let chain = Promise.resolve();
+    const flush = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (!pending) return;
+      const delta = { seq: ++seq, text: pending };
+      pending = "";
+      chain = chain.then(async () => {
+        await buffer.append(reply.id, delta).catch((err) => log.warn({ err: (err as Error).message }, "stream buffer append failed"));
+        rooms.emit(sessionId, "assistant:delta", { sessionId, messageId: reply.id, ...delta });
+      });
+    };
+    let lastCheckpoint = "";
+    const checkpoints = setInterval(() => {
+      if (text === lastCheckpoint) return;
+      lastCheckpoint = text;
+      store.checkpoint(reply.id, text).catch((err) => log.warn({ err: (err as Error).message }, "checkpoint failed"));
+    }, this.d.opts.checkpointMs);
+    checkpoints.unref();
+
+    let status: "complete" | "cancelled" | "error" | "interrupted" = "complete";
+    let failure: { code: string; message: string } | undefined;
+    try {
+      const config = await store.ragConfig(sessionId);
+      const window = config.historyWindow > 0 ? await this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : [];
+      const built = await this.d.context.build({ userId: turn.userId, sessionId, question, window, config });
+      used = built.used;
+      usage.promptTokens = built.promptTokens;
+      for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
+        if (chunk.type === "usage") {
+          usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens };
+          continue;
+        }
+        if (!chunk.text) continue;
+        text += chunk.text;
+        pending += chunk.text;
+        if (firstTokenMs === null) {
+          firstTokenMs = Math.round(performance.now() - acceptedAt);
+          this.d.metrics?.onFirstToken(firstTokenMs / 1000);
+          flush(); // the first token goes at once: it is what the user waits for
+        } else if (!timer) {
+          timer = setTimeout(flush, this.d.opts.coalesceMs);
+        }
+      }
+    } catch (err) {
+      if (turn.abort.signal.aborted) {
+        status = turn.reason === "shutdown" ? "interrupted" : "cancelled";
+      } else {
+        status = "error";
+        failure =
+          err instanceof LlmError
+            ? { code: err.code, message: err.message }
+            : { code: "INTERNAL", message: "the reply could not be produced" };
+        if (!(err instanceof LlmError)) log.error({ err, messageId: reply.id }, "assistant turn failed");
+        else log.warn({ code: err.code, err: err.message, messageId: reply.id }, "LLM request failed");
+      }
+    } finally {
+      clearInterval(checkpoints);
+    }
+    flush();
+    await chain;
+
+    const completion = {
+      content: text,
+      status,
+      completionTokens: usage.completionTokens || null,
+      promptTokens: usage.promptTokens || null,
+      firstTokenMs,
+      latencyMs: Math.round(performance.now() - acceptedAt),
+    };
+    const stored = await this.completeWithRetry(reply.id, completion, used);
+    await buffer.end(reply.id).catch(() => undefined);
+    this.d.metrics?.onTurnEnd(status);
+    this.d.onReplyStored?.();
+    const message = stored ?? { ...reply, content: text, status };
+    if (failure) {
+      rooms.emit(sessionId, "assistant:error", { sessionId, messageId: reply.id, code: failure.code, message: failure.message });
+    } else {
+      rooms.emit(sessionId, "assistant:end", {
+        sessionId,
+        message,
+        usage,
+        context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
+      });
+    }
+  }
+
+  private requestOptions(config: RagConfig) {
+    const model = config.model ?? this.d.opts.defaultModel;
+    return { ...(model ? { model } : {}), temperature: config.temperature, maxTokens: config.maxTokens };
+  }
+
+  /** The reply's final state must reach the row; PostgreSQL may be briefly away. */
+  private async completeWithRetry(id: number, c: Parameters<PgAssistantStore["complete"]>[1], used: Parameters<PgAssistantStore["complete"]>[2]) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.d.store.complete(id, c, used);
+      } catch (err) {
+        if (attempt >= 6) {
+          this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");
+          return null;
+        }
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Replies whose node died: mark them interrupted (with the text the buffer kept) and tell their rooms. */
+  async sweep(): Promise<void> {
+    const orphans = await this.d.store.sweepOrphans(this.d.opts.nodeStaleMs);
+    for (const m of orphans) {
+      const deltas = await this.d.buffer.read(m.id, 0).catch(() => []);
+      const buffered = deltas.map((x) => x.text).join("");
+      let message = m;
+      if (buffered.length > m.content.length) {
+        await this.d.store.setInterruptedContent(m.id, buffered);
+        message = { ...m, content: buffered };
+      }
+      this.d.log.info({ messageId: m.id }, "marked an orphaned streaming reply interrupted");
+      this.d.rooms.emit(m.sessionId, "assistant:end", { sessionId: m.sessionId, message, usage: { promptTokens: 0, completionTokens: 0 }, context: [] });
+    }
+    if (orphans.length > 0) this.d.onReplyStored?.();
+  }
+}
+
+export const busyError = () =>
+  new AppError("CONFLICT", "a reply is still streaming in this session: cancel it or wait for it to end");

@@ -1,0 +1,59 @@
+/** SQL behind memory: which sessions a user may search, and the lexical index. */
+import type pg from "pg";
+import type { MessageRole } from "../memory/types.js";
+
+export interface SessionScope {
+  sessionId: string;
+  /** The tenant under which the session's vectors are stored. */
+  ownerId: string;
+}
+
+export interface LexicalHit {
+  messageId: number;
+  sessionId: string;
+  role: MessageRole;
+  content: string;
+  score: number;
+  createdAt: Date;
+}
+
+export class PgMemoryQueries {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** The sessions `userId` is a member of (narrowed to one when given), with their owners. */
+  async scopes(userId: string, sessionId?: string): Promise<SessionScope[]> {
+    const { rows } = await this.pool.query<{ session_id: string; owner_id: string }>(
+      `SELECT s.id AS session_id, s.owner_id FROM chat_session_members mem
+         JOIN chat_sessions s ON s.id = mem.session_id
+        WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)`,
+      [userId, sessionId ?? null],
+    );
+    return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id }));
+  }
+
+  /**
+   * Full-text search over stored messages. Query words are OR-ed (any shared
+   * word is a candidate) and ranked by cover density, so one rare word such as
+   * a name is enough to find a message. Membership is checked here too.
+   */
+  async search(userId: string, sessionIds: readonly string[], query: string, limit: number, excludeIds: readonly number[] = []): Promise<LexicalHit[]> {
+    if (sessionIds.length === 0 || limit <= 0) return [];
+    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>(
+      `WITH q AS (
+         SELECT nullif(replace(plainto_tsquery('english', $3)::text, '&', '|'), '')::tsquery AS query
+       )
+       SELECT m.id, m.session_id, m.role, m.content, ts_rank_cd(m.content_tsv, q.query, 1) AS score, m.created_at
+         FROM chat_messages m, q
+        WHERE q.query IS NOT NULL
+          AND m.session_id = ANY($2::uuid[])
+          AND m.content_tsv @@ q.query
+          AND m.status <> 'streaming'
+          AND NOT (m.id = ANY($5::bigint[]))
+          AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
+        ORDER BY score DESC, m.id DESC
+        LIMIT $4`,
+      [userId, sessionIds, query, limit, excludeIds],
+    );
+    return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at }));
+  }
+}

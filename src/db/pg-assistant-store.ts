@@ -1,0 +1,224 @@
+/**
+ * SQL of assistant turns: the streaming row, its completion, the context it
+ * used, feedback, per-session RAG settings, and orphan sweeping. Every
+ * statement reached from a client request carries the user id.
+ */
+import type pg from "pg";
+import type { Message, MessageStatus } from "../protocol/types.js";
+import { isUniqueViolation } from "./errors.js";
+import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
+
+export interface RagConfig {
+  systemPrompt: string;
+  model: string | null;
+  temperature: number;
+  maxTokens: number;
+  topK: number;
+  similarityThreshold: number;
+  historyWindow: number;
+  contextTokenBudget: number;
+  crossSession: boolean;
+}
+
+export interface TurnTarget {
+  /** The user message being answered. */
+  message: Message;
+  assistantEnabled: boolean;
+}
+
+export interface Completion {
+  content: string;
+  status: Exclude<MessageStatus, "streaming">;
+  completionTokens: number | null;
+  promptTokens: number | null;
+  firstTokenMs: number | null;
+  latencyMs: number;
+}
+
+export interface ContextRow {
+  messageId: number;
+  score: number;
+  rank: number;
+  source: "vector" | "lexical" | "hybrid" | "window";
+}
+
+const INSERT_ASSISTANT = `
+WITH s AS (
+  UPDATE chat_sessions SET last_seq = last_seq + 1, message_count = message_count + 1, last_message_at = now(), updated_at = now()
+   WHERE id = $1
+  RETURNING last_seq
+)
+INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, status, reply_to_id, owner_node)
+SELECT $1, s.last_seq, $2, 'assistant', '', 'streaming', $3, $4 FROM s
+RETURNING ${MESSAGE_COLUMNS}`;
+
+const RAG_CONFIG = `
+SELECT system_prompt, model, temperature, max_tokens, top_k, similarity_threshold, history_window,
+       context_token_budget, cross_session
+  FROM rag_configurations
+ WHERE session_id = $1 OR session_id IS NULL
+ ORDER BY session_id NULLS LAST
+ LIMIT 1`;
+
+export class PgAssistantStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** The user message `messageId` of a session `userId` is a member of. */
+  async findTurnTarget(sessionId: string, userId: string, messageId: number): Promise<TurnTarget | null> {
+    const { rows } = await this.pool.query<MessageRow & { assistant_enabled: boolean }>(
+      `SELECT ${MESSAGE_COLUMNS}, s.assistant_enabled FROM chat_messages m
+         JOIN chat_sessions s ON s.id = m.session_id
+         JOIN chat_session_members mem ON mem.session_id = m.session_id AND mem.user_id = $2
+        WHERE m.session_id = $1 AND m.id = $3 AND m.role = 'user'`,
+      [sessionId, userId, messageId],
+    );
+    return rows[0] ? { message: toMessage(rows[0]), assistantEnabled: rows[0].assistant_enabled } : null;
+  }
+
+  /** Null when this user already has a reply streaming in the session. */
+  async insertStreamingReply(sessionId: string, userId: string, replyToId: number, nodeId: string): Promise<Message | null> {
+    try {
+      const { rows } = await this.pool.query<MessageRow>({ name: "insert_assistant", text: INSERT_ASSISTANT, values: [sessionId, userId, replyToId, nodeId] });
+      return toMessage(rows[0]!);
+    } catch (err) {
+      if (isUniqueViolation(err, "chat_messages_one_streaming_turn")) return null;
+      throw err;
+    }
+  }
+
+  /** Keeps the text produced so far, so a crash of this node loses at most one checkpoint interval. */
+  async checkpoint(messageId: number, content: string): Promise<void> {
+    await this.pool.query("UPDATE chat_messages SET content = $2, updated_at = now() WHERE id = $1 AND status = 'streaming'", [messageId, content]);
+  }
+
+  /**
+   * Final state of a reply. Only a row still streaming is changed (the
+   * sweeper may have interrupted it); it then becomes due for indexing.
+   */
+  async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<MessageRow>(
+        `UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
+                latency_ms = $7, owner_node = NULL, updated_at = now(), index_after = now()
+          WHERE id = $1 AND status = 'streaming'
+         RETURNING ${MESSAGE_COLUMNS}`,
+        [messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs],
+      );
+      if (rows[0] && context.length > 0) {
+        await client.query(
+          `INSERT INTO message_context (message_id, context_message_id, score, rank, source)
+           SELECT $1, u.id, u.score, u.rank, u.source
+             FROM unnest($2::bigint[], $3::float8[], $4::int[], $5::text[]) AS u(id, score, rank, source)
+           ON CONFLICT DO NOTHING`,
+          [messageId, context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source)],
+        );
+      }
+      await client.query("COMMIT");
+      return rows[0] ? toMessage(rows[0]) : null;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The reply in `sessionId` still streaming, if any (the newest). */
+  async activeReplies(sessionId: string, userId: string): Promise<Message[]> {
+    const { rows } = await this.pool.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+        WHERE m.session_id = $1 AND m.status = 'streaming' AND m.role = 'assistant'
+          AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
+        ORDER BY m.seq`,
+      [sessionId, userId],
+    );
+    return rows.map(toMessage);
+  }
+
+  /** The streaming reply `messageId`, when `userId` may see it. */
+  async findStreamingReply(sessionId: string, userId: string, messageId: number): Promise<Message | null> {
+    const { rows } = await this.pool.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+        WHERE m.session_id = $1 AND m.id = $3 AND m.role = 'assistant' AND m.status = 'streaming'
+          AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)`,
+      [sessionId, userId, messageId],
+    );
+    return rows[0] ? toMessage(rows[0]) : null;
+  }
+
+  async ragConfig(sessionId: string): Promise<RagConfig> {
+    const { rows } = await this.pool.query(RAG_CONFIG, [sessionId]);
+    const r = rows[0];
+    return {
+      systemPrompt: r.system_prompt,
+      model: r.model,
+      temperature: r.temperature,
+      maxTokens: r.max_tokens,
+      topK: r.top_k,
+      similarityThreshold: r.similarity_threshold,
+      historyWindow: r.history_window,
+      contextTokenBudget: r.context_token_budget,
+      crossSession: r.cross_session,
+    };
+  }
+
+  /** One rating per user per message; a second call updates it. Null when the message is not visible to the user. */
+  async upsertFeedback(userId: string, messageId: number, rating: 1 | -1, comment: string | null) {
+    const { rows } = await this.pool.query<{ message_id: number; rating: number; comment: string | null; updated_at: Date }>(
+      `INSERT INTO message_feedback (message_id, user_id, rating, comment)
+       SELECT m.id, $1, $3, $4 FROM chat_messages m
+        WHERE m.id = $2 AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
+       ON CONFLICT (message_id, user_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now()
+       RETURNING message_id, rating, comment, updated_at`,
+      [userId, messageId, rating, comment],
+    );
+    const r = rows[0];
+    return r ? { messageId: r.message_id, rating: r.rating as 1 | -1, comment: r.comment, updatedAt: r.updated_at.toISOString() } : null;
+  }
+
+  /** The context a reply used, for a user who may see it. */
+  async contextOf(userId: string, messageId: number): Promise<ContextRow[]> {
+    const { rows } = await this.pool.query<{ context_message_id: number; score: number; rank: number; source: ContextRow["source"] }>(
+      `SELECT c.context_message_id, c.score, c.rank, c.source FROM message_context c
+         JOIN chat_messages m ON m.id = c.message_id
+        WHERE c.message_id = $2 AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
+        ORDER BY c.rank`,
+      [userId, messageId],
+    );
+    return rows.map((r) => ({ messageId: r.context_message_id, score: r.score, rank: r.rank, source: r.source }));
+  }
+
+  async setInterruptedContent(messageId: number, content: string): Promise<void> {
+    await this.pool.query("UPDATE chat_messages SET content = $2 WHERE id = $1 AND status = 'interrupted'", [messageId, content]);
+  }
+
+  async heartbeat(nodeId: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO chat_nodes (node_id) VALUES ($1)
+       ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()`,
+      [nodeId],
+    );
+  }
+
+  async removeNode(nodeId: string): Promise<void> {
+    await this.pool.query("DELETE FROM chat_nodes WHERE node_id = $1", [nodeId]);
+  }
+
+  /**
+   * Marks streaming replies whose node is gone (no heartbeat for `staleMs`,
+   * or never registered) as interrupted, keeping their last checkpoint.
+   */
+  async sweepOrphans(staleMs: number): Promise<Message[]> {
+    const { rows } = await this.pool.query<MessageRow>(
+      `UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now(), index_after = now()
+        WHERE m.status = 'streaming'
+          AND NOT EXISTS (SELECT 1 FROM chat_nodes n WHERE n.node_id = m.owner_node
+                           AND n.heartbeat_at > now() - make_interval(secs => $1::double precision / 1000))
+       RETURNING ${MESSAGE_COLUMNS}`,
+      [staleMs],
+    );
+    return rows.map(toMessage);
+  }
+}

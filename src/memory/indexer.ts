@@ -1,0 +1,151 @@
+/**
+ * Drains the indexing queue: claim a batch, embed it, upsert the vectors,
+ * mark the rows. Any failure leaves the rows unindexed with a backoff, so
+ * messages wait while the embedder or the vector store is down and are
+ * indexed when it returns. Point ids derive from message ids: a retried batch
+ * overwrites its points instead of duplicating them.
+ */
+import type { Logger } from "pino";
+import type { PgIndexQueue, QueuedMessage } from "../db/index-queue.js";
+import { pointIdForMessage } from "./point-id.js";
+import type { Embedder, VectorPoint, VectorStore } from "./types.js";
+
+export interface IndexerOptions {
+  batchSize: number;
+  /** Poll period when nothing woke us (other nodes' rows, backoffs coming due). */
+  pollMs: number;
+  /** How long a claimed batch is ours before another node may take it. */
+  leaseMs: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface IndexerStats {
+  indexed: number;
+  failedBatches: number;
+  lastError: string | null;
+}
+
+export interface IndexerMetrics {
+  onIndexed(count: number, seconds: number): void;
+  onFailed(count: number): void;
+}
+
+export class Indexer {
+  readonly stats: IndexerStats = { indexed: 0, failedBatches: 0, lastError: null };
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+
+  constructor(
+    private readonly queue: PgIndexQueue,
+    private readonly embedder: Embedder,
+    private readonly store: VectorStore,
+    private readonly opts: IndexerOptions,
+    private readonly log: Logger,
+    private readonly metrics?: IndexerMetrics,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Something was queued: look now instead of at the next poll. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Finishes the batch in hand, then stops. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let worked = false;
+      try {
+        worked = await this.drainOnce();
+      } catch (err) {
+        // The claim itself failed (database down): wait for the next poll.
+        this.log.warn({ err: (err as Error).message }, "indexer could not claim work");
+      }
+      if (!worked && this.running) await this.sleep(this.opts.pollMs);
+    }
+  }
+
+  /** Processes one batch; false when the queue had nothing due. */
+  async drainOnce(): Promise<boolean> {
+    const batch = await this.queue.claim(this.opts.batchSize, this.opts.leaseMs);
+    if (batch.length === 0) return false;
+    const started = performance.now();
+    try {
+      const vectors = await this.embedder.embed(batch.map((m) => m.content));
+      const points = batch.map((m, i) => toPoint(m, vectors[i]!));
+      await this.store.upsert(points);
+      await this.queue.markIndexed(
+        points.map((p) => ({ id: p.payload.messageId, vectorId: p.id })),
+        this.embedder.model,
+      );
+      this.stats.indexed += batch.length;
+      this.metrics?.onIndexed(batch.length, (performance.now() - started) / 1000);
+      if (this.stats.lastError) this.log.info({ indexed: batch.length }, "indexing recovered");
+      this.stats.lastError = null;
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      this.stats.failedBatches++;
+      if (this.stats.lastError !== message) this.log.warn({ err: message, batch: batch.length }, "indexing failed; messages wait and will be retried");
+      this.stats.lastError = message;
+      this.metrics?.onFailed(batch.length);
+      await this.queue
+        .markFailed(batch.map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message)
+        .catch((e) => this.log.warn({ err: (e as Error).message }, "could not record indexing failure; the lease will expire"));
+    }
+    return true;
+  }
+
+  private backoff(attempts: number): number {
+    return Math.min(this.opts.baseBackoffMs * 2 ** Math.max(0, attempts - 1), this.opts.maxBackoffMs);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        this.woken = false;
+        done();
+      };
+    });
+  }
+}
+
+function toPoint(m: QueuedMessage, vector: Float32Array): VectorPoint {
+  return {
+    id: pointIdForMessage(m.id),
+    vector,
+    payload: {
+      sessionId: m.sessionId,
+      userId: m.ownerId,
+      messageId: m.id,
+      role: m.role,
+      content: m.content,
+      timestamp: m.createdAt.toISOString(),
+      timestampUnix: Math.floor(m.createdAt.getTime() / 1000),
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * Memory search: vector, lexical, or both fused. Scope is always the
+ * caller's membership: one session they belong to, or all of them. Vector
+ * searches run per tenant (session owner) with both the tenant and the
+ * session filter, so a store query can never reach another user's points.
+ */
+import type { Logger } from "pino";
+import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import { AppError } from "../protocol/errors.js";
+import { reciprocalRankFusion } from "./fusion.js";
+import type { Embedder, MessageRole, VectorStore } from "./types.js";
+
+export type RetrievalMode = "hybrid" | "vector" | "lexical";
+
+export interface MemoryHit {
+  messageId: number;
+  sessionId: string;
+  score: number;
+  role: MessageRole;
+  content: string;
+  /** Which retriever(s) found it. */
+  source: "vector" | "lexical" | "hybrid";
+}
+
+export interface MemoryQuery {
+  userId: string;
+  query: string;
+  sessionId?: string;
+  limit: number;
+  mode?: RetrievalMode;
+  /** Vector hits below this cosine similarity are dropped. */
+  minSimilarity?: number;
+  /** Message ids the caller already has (the recent window): never returned. */
+  excludeIds?: readonly number[];
+}
+
+export interface MemoryDeps {
+  queries: PgMemoryQueries;
+  /** Absent when no embedder could be loaded: lexical only. */
+  embedder: () => Embedder | undefined;
+  store: VectorStore | undefined;
+  defaultMode: RetrievalMode;
+  defaultMinSimilarity: number;
+  log: Logger;
+}
+
+export class MemoryService {
+  constructor(private readonly d: MemoryDeps) {}
+
+  async search(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean }> {
+    const scopes = await this.d.queries.scopes(q.userId, q.sessionId);
+    if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
+    const mode = q.mode ?? this.d.defaultMode;
+    const exclude = q.excludeIds ?? [];
+    // Candidates per retriever: more than asked, so fusion has something to fuse.
+    const depth = Math.max(q.limit * 3, 20);
+    const wantVector = mode !== "lexical";
+    const wantLexical = mode !== "vector";
+    const [vector, lexical] = await Promise.all([
+      wantVector ? this.vectorSearch(q, scopes, depth, exclude) : Promise.resolve(null),
+      wantLexical ? this.d.queries.search(q.userId, scopes.map((sc) => sc.sessionId), q.query, depth, exclude) : Promise.resolve(null),
+    ]);
+    const sessionIds = scopes.map((s) => s.sessionId);
+    if (vector === null) {
+      // The vector half is absent or down: serve what the lexical index finds.
+      const lex = lexical ?? (await this.d.queries.search(q.userId, sessionIds, q.query, q.limit, exclude));
+      return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
+    }
+    const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));
+    if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false };
+    if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false };
+    const vectorIds = new Set(vector.map((h) => h.messageId));
+    const lexIds = new Set(lexHits.map((h) => h.messageId));
+    const fused = reciprocalRankFusion<MemoryHit>([vector, lexHits], q.limit).map((h) => ({
+      ...h,
+      source: vectorIds.has(h.messageId) && lexIds.has(h.messageId) ? ("hybrid" as const) : h.source,
+    }));
+    return { hits: fused, mode, degraded: false };
+  }
+
+  /** Null when the vector half cannot answer (no embedder, store down). */
+  private async vectorSearch(q: MemoryQuery, scopes: SessionScope[], depth: number, exclude: readonly number[]): Promise<MemoryHit[] | null> {
+    const embedder = this.d.embedder();
+    if (!embedder || !this.d.store) return null;
+    if (scopes.length === 0) return [];
+    try {
+      const [vector] = await embedder.embed([q.query]);
+      const byTenant = new Map<string, string[]>();
+      for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);
+      const skip = new Set(exclude);
+      const min = q.minSimilarity ?? this.d.defaultMinSimilarity;
+      const lists = await Promise.all(
+        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector!, { userId, sessionIds }, depth + skip.size)),
+      );
+      return lists
+        .flat()
+        .filter((h) => h.score >= min && !skip.has(h.messageId))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, depth)
+        .map((h) => ({ ...h, source: "vector" as const }));
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, "vector search failed; using lexical results only");
+      return null;
+    }
+  }
+
+  /** Deleting a session deletes its points; the rows themselves cascade in PostgreSQL. */
+  async forgetSession(sessionId: string): Promise<void> {
+    if (!this.d.store) return;
+    try {
+      await this.d.store.deleteBySession(sessionId);
+    } catch (err) {
+      // Searches are scoped to sessions the caller is a member of, so orphaned points are unreachable.
+      this.d.log.warn({ err: (err as Error).message, sessionId }, "could not delete a deleted session's vectors");
+    }
+  }
+}
