@@ -20,6 +20,8 @@ export async function createTestDatabase(poolSize = 10): Promise<TestDatabase> {
   await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${inject("pgTemplate")}`);
   const url = withDatabase(adminUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // DROP ... WITH (FORCE) may end connections the pool is still closing.
+  pool.on("error", () => undefined);
   return {
     url,
     pool,

@@ -1,0 +1,115 @@
+/**
+ * The indexer against a real PostgreSQL and the Qdrant double: a backlog
+ * drains, an outage of the vector store mid-backlog loses nothing, and every
+ * message ends with exactly one point.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PgIndexQueue } from "../../src/db/index-queue.js";
+import { PgMessageStore } from "../../src/db/pg-message-store.js";
+import { PgUserStore } from "../../src/db/pg-user-store.js";
+import { HashEmbedder } from "../../src/memory/hash-embedder.js";
+import { Indexer } from "../../src/memory/indexer.js";
+import { pointIdForMessage } from "../../src/memory/point-id.js";
+import { QdrantVectorStore } from "../../src/memory/qdrant-vector-store.js";
+import { createTestDatabase, type TestDatabase } from "../support/db.js";
+import { silentLogger } from "../support/logger.js";
+import { type QdrantDouble, startQdrantDouble } from "../support/qdrant-double.js";
+
+let db: TestDatabase;
+let qdrant: QdrantDouble;
+
+beforeAll(async () => {
+  db = await createTestDatabase(8);
+  qdrant = await startQdrantDouble();
+});
+afterAll(async () => {
+  await qdrant?.close();
+  await db?.drop();
+});
+
+async function seed(n: number, prefix: string) {
+  const users = new PgUserStore(db.pool);
+  const store = new PgMessageStore(db.pool);
+  const u = (await users.create(`${prefix}_${Date.now()}`, "x"))!;
+  const s = await store.createSession(u.id, prefix, false);
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await store.insertUserMessage({ sessionId: s.id, userId: u.id, clientMessageId: `${prefix}${i}`, content: `${prefix} message number ${i} about topic ${i % 7}` });
+    if (r.kind === "inserted") ids.push(r.message.id);
+  }
+  return { user: u, session: s, ids };
+}
+
+const waitFor = async (cond: () => Promise<boolean>, timeoutMs: number) => {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not met in time");
+};
+
+describe("indexer", () => {
+  it("drains a backlog through an outage of the vector store, indexing every message exactly once", async () => {
+    const { ids } = await seed(400, "outage");
+    const queue = new PgIndexQueue(db.pool);
+    const collection = "indexer_outage";
+    const store = new QdrantVectorStore({ url: qdrant.url, collection, dimensions: 384, timeoutMs: 1000 });
+    await store.ensureReady();
+    const embedder = new HashEmbedder({ dimensions: 384 });
+    // Slow answers make the backlog last long enough to cut the store mid-way.
+    qdrant.setLatency(30);
+    const indexer = new Indexer(queue, embedder, store, { batchSize: 20, pollMs: 50, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200 }, silentLogger);
+    indexer.start();
+    try {
+      await waitFor(async () => indexer.stats.indexed >= 60, 20_000);
+      await qdrant.setDown(true);
+      await waitFor(async () => indexer.stats.failedBatches >= 2, 10_000);
+      const midway = await queue.backlog();
+      expect(midway).toBeGreaterThan(0);
+      const { rows: errs } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE index_error IS NOT NULL AND indexed_at IS NULL");
+      expect(errs[0].n).toBeGreaterThan(0);
+      await qdrant.setDown(false);
+      qdrant.setLatency(0);
+      await waitFor(async () => (await queue.backlog()) === 0, 30_000);
+    } finally {
+      await indexer.stop();
+      qdrant.setLatency(0);
+    }
+    const points = qdrant.points(collection);
+    expect(points).toHaveLength(ids.length);
+    expect(new Set(points.map((p) => p.payload.message_id))).toEqual(new Set(ids));
+    const { rows } = await db.pool.query("SELECT id, vector_id, embedding_model, index_error, index_attempts FROM chat_messages WHERE id = ANY($1)", [ids]);
+    for (const r of rows) {
+      expect(r.vector_id).toBe(pointIdForMessage(r.id));
+      expect(r.embedding_model).toBe(embedder.model);
+      expect(r.index_error).toBeNull();
+      expect(r.index_attempts).toBeGreaterThanOrEqual(1);
+    }
+    expect(rows.some((r) => r.index_attempts > 1)).toBe(true);
+  });
+
+  it("lets two indexers share one queue without indexing a message twice", async () => {
+    const { ids } = await seed(300, "shared");
+    const queue = new PgIndexQueue(db.pool);
+    const collection = "indexer_shared";
+    const store = new QdrantVectorStore({ url: qdrant.url, collection, dimensions: 384 });
+    await store.ensureReady();
+    const upserted: number[] = [];
+    const counting = { ...store, ensureReady: () => store.ensureReady(), search: store.search.bind(store), deleteBySession: store.deleteBySession.bind(store), close: () => store.close(), upsert: async (p: Parameters<typeof store.upsert>[0]) => { upserted.push(...p.map((x) => x.payload.messageId)); await store.upsert(p); } };
+    const opts = { batchSize: 16, pollMs: 50, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200 };
+    const a = new Indexer(queue, new HashEmbedder(), counting, opts, silentLogger);
+    const b = new Indexer(queue, new HashEmbedder(), counting, opts, silentLogger);
+    a.start();
+    b.start();
+    try {
+      await waitFor(async () => (await queue.backlog()) === 0, 30_000);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    const mine = upserted.filter((id) => ids.includes(id));
+    expect(mine.length).toBe(ids.length); // each claimed once: no message upserted by both
+    expect(a.stats.indexed).toBeGreaterThan(0);
+    expect(b.stats.indexed).toBeGreaterThan(0);
+  });
+});
