@@ -28,6 +28,7 @@ import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
+import { registerStaticFiles } from "./http/static-files.js"; // TEMP-WEB-WIRING
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
 import { LocalPresence } from "./realtime/local-presence.js";
@@ -166,6 +167,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
     registerRoutes(router, { auth, chat, memory: memoryRuntime.memory, schemas, metrics, readiness, isDraining: () => inFlight.draining });
+    registerStaticFiles(router); // TEMP-WEB-WIRING
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);

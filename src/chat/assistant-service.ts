@@ -49,8 +49,6 @@ interface Turn {
 
 export class AssistantService {
   private readonly turns = new Map<number, Turn>();
-  /** `${sessionId}:${userId}` of turns running on this node. */
-  private readonly busy = new Set<string>();
   private unsubscribe: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -94,42 +92,28 @@ export class AssistantService {
     await this.d.store.removeNode(this.d.nodeId).catch(() => undefined);
   }
 
-  /** True when this user has a reply streaming in the session on this node. */
-  isBusy(sessionId: string, userId: string): boolean {
-    return this.busy.has(`${sessionId}:${userId}`);
+  get nodeId(): string {
+    return this.d.nodeId;
+  }
+
+  /** Inserts a streaming reply to `question` and runs it. Null when the user already has a reply streaming in this session. */
+  async startTurn(actor: Actor, question: Message, acceptedAt: number): Promise<Message | null> {
+    const reply = await this.d.store.insertStreamingReply(question.sessionId, actor.user.id, question.id, this.d.nodeId);
+    if (reply) this.run(actor, question, reply, acceptedAt);
+    return reply;
   }
 
   /**
-   * Inserts the streaming row and starts the turn in the background. Null when
-   * the user already has a reply streaming in this session (on any node).
-   * `acceptedAt` (performance.now()) is when the user's message arrived: the
-   * base of time to first token.
+   * Streams the reply whose row exists (status streaming, owned by this node)
+   * in the background. `acceptedAt` (performance.now()) is when the user's
+   * message arrived: the base of time to first token.
    */
-  async startTurn(actor: Actor, question: Message, acceptedAt: number): Promise<Message | null> {
-    const key = `${question.sessionId}:${actor.user.id}`;
-    if (this.busy.has(key)) return null;
-    this.busy.add(key);
-    let reply: Message | null;
-    try {
-      reply = await this.d.store.insertStreamingReply(question.sessionId, actor.user.id, question.id, this.d.nodeId);
-    } catch (err) {
-      this.busy.delete(key);
-      throw err;
-    }
-    if (!reply) {
-      this.busy.delete(key);
-      return null;
-    }
+  run(actor: Actor, question: Message, reply: Message, acceptedAt: number): void {
     const turn: Turn = { abort: new AbortController(), reason: undefined, sessionId: question.sessionId, userId: actor.user.id, done: Promise.resolve() };
     this.turns.set(reply.id, turn);
-    const r = reply;
-    turn.done = this.run(turn, question, r, acceptedAt)
-      .catch((err) => this.d.log.error({ err, messageId: r.id }, "assistant turn failed unexpectedly"))
-      .finally(() => {
-        this.turns.delete(r.id);
-        this.busy.delete(key);
-      });
-    return reply;
+    turn.done = this.stream(turn, question, reply, acceptedAt)
+      .catch((err) => this.d.log.error({ err, messageId: reply.id }, "assistant turn failed unexpectedly"))
+      .finally(() => this.turns.delete(reply.id));
   }
 
   async regenerate(actor: Actor, input: { sessionId: string; messageId: number }): Promise<{ message: Message }> {
@@ -180,7 +164,7 @@ export class AssistantService {
     t.abort.abort();
   }
 
-  private async run(turn: Turn, question: Message, reply: Message, acceptedAt: number): Promise<void> {
+  private async stream(turn: Turn, question: Message, reply: Message, acceptedAt: number): Promise<void> {
     const { rooms, buffer, store, log } = this.d;
     const sessionId = question.sessionId;
     rooms.emit(sessionId, "assistant:start", { sessionId, messageId: reply.id, replyToId: question.id });
@@ -213,14 +197,24 @@ export class AssistantService {
     }, this.d.opts.checkpointMs);
     checkpoints.unref();
 
+    // Phase times (ms since the user's message arrived), logged at debug level.
+    const marks: Record<string, number> = {};
     let status: "complete" | "cancelled" | "error" | "interrupted" = "complete";
     let failure: { code: string; message: string } | undefined;
     try {
-      const config = await store.ragConfig(sessionId);
-      const window = config.historyWindow > 0 ? await this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : [];
-      const built = await this.d.context.build({ userId: turn.userId, sessionId, question, window, config });
+      marks.started = performance.now() - acceptedAt;
+      const config = await this.ragConfig(sessionId);
+      marks.config = performance.now() - acceptedAt;
+      const built = await this.d.context.build({
+        userId: turn.userId,
+        sessionId,
+        question,
+        config,
+        window: () => (config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : Promise.resolve([])),
+      });
       used = built.used;
       usage.promptTokens = built.promptTokens;
+      marks.context = performance.now() - acceptedAt;
       for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
         if (chunk.type === "usage") {
           usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens };
@@ -231,6 +225,7 @@ export class AssistantService {
         pending += chunk.text;
         if (firstTokenMs === null) {
           firstTokenMs = Math.round(performance.now() - acceptedAt);
+          marks.firstToken = firstTokenMs;
           this.d.metrics?.onFirstToken(firstTokenMs / 1000);
           flush(); // the first token goes at once: it is what the user waits for
         } else if (!timer) {
@@ -264,6 +259,7 @@ export class AssistantService {
       latencyMs: Math.round(performance.now() - acceptedAt),
     };
     const stored = await this.completeWithRetry(reply.id, completion, used);
+    log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
     this.d.metrics?.onTurnEnd(status);
     this.d.onReplyStored?.();
@@ -278,6 +274,21 @@ export class AssistantService {
         context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
       });
     }
+  }
+
+  /**
+   * RAG settings change rarely and are read on every turn: kept for a few
+   * seconds per session, so a burst of turns does not queue on the pool for them.
+   */
+  private readonly ragCache = new Map<string, { config: RagConfig; until: number }>();
+  private async ragConfig(sessionId: string): Promise<RagConfig> {
+    const now = Date.now();
+    const hit = this.ragCache.get(sessionId);
+    if (hit && hit.until > now) return hit.config;
+    const config = await this.d.store.ragConfig(sessionId);
+    if (this.ragCache.size > 10_000) this.ragCache.clear();
+    this.ragCache.set(sessionId, { config, until: now + RAG_CACHE_MS });
+    return config;
   }
 
   private requestOptions(config: RagConfig) {
@@ -317,6 +328,8 @@ export class AssistantService {
     if (orphans.length > 0) this.d.onReplyStored?.();
   }
 }
+
+const RAG_CACHE_MS = 5_000;
 
 export const busyError = () =>
   new AppError("CONFLICT", "a reply is still streaming in this session: cancel it or wait for it to end");

@@ -117,37 +117,28 @@ export class ChatService {
 
   /**
    * Stores the message (idempotently), tells the room, and starts the
-   * assistant's reply when asked (default) and the session has one. A retry
-   * returns the stored row and does nothing else. While the user's previous
-   * reply is still streaming here, a send that wants a reply is refused
-   * (CONFLICT) before anything is written.
+   * assistant's reply when asked (default) and the session has one: the
+   * reply's row is created with the message, atomically. While the user's
+   * previous reply still streams in the session, a send that wants a reply
+   * is refused (CONFLICT) and nothing is written. A retry returns the stored
+   * row and does nothing else.
    */
   async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean }> {
     const acceptedAt = performance.now();
     const wantsReply = input.assistant !== false && this.assistant !== undefined;
-    if (wantsReply && this.assistant!.isBusy(input.sessionId, actor.user.id)) throw busyError();
     const r = await this.store.insertUserMessage({
       sessionId: input.sessionId,
       userId: actor.user.id,
       clientMessageId: input.clientMessageId,
       content: input.content,
+      replyOwnerNode: wantsReply ? this.assistant!.nodeId : undefined,
     });
     if (r.kind === "not_found") throw notFound();
+    if (r.kind === "busy") throw busyError();
     if (r.kind === "duplicate") return { message: r.message, duplicate: true };
     this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
     this.onMessageStored?.();
-    if (wantsReply && r.assistantEnabled) {
-      // The reply streams after the ack; its failures are reported as assistant:error, never lose the message.
-      this.assistant!.startTurn(actor, r.message, acceptedAt).catch((err) =>
-        this.rooms.emit(input.sessionId, "assistant:error", {
-          sessionId: input.sessionId,
-          messageId: null,
-          replyToId: r.message.id,
-          code: "UNAVAILABLE",
-          message: `the reply could not start: ${(err as Error).message}`,
-        }),
-      );
-    }
+    if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt);
     return { message: r.message, duplicate: false };
   }
 

@@ -23,8 +23,8 @@ export interface ContextInput {
   sessionId: string;
   /** The user message being answered. */
   question: Message;
-  /** Messages before the question in this session, oldest first. */
-  window: Message[];
+  /** Reads the messages before the question in this session, oldest first (run beside retrieval). */
+  window: () => Promise<Message[]>;
   config: RagConfig;
 }
 
@@ -33,20 +33,25 @@ export class ContextBuilder {
 
   async build(input: ContextInput): Promise<BuiltContext> {
     const { config, question } = input;
-    const window = input.window.filter((m) => m.content.length > 0 && m.status !== "streaming");
-    let hits: MemoryHit[] = [];
-    if (config.topK > 0) {
-      const found = await this.memory.search({
-        userId: input.userId,
-        query: question.content,
-        sessionId: config.crossSession ? undefined : input.sessionId,
-        limit: config.topK,
-        minSimilarity: config.similarityThreshold,
-        // What is in the window is in the prompt already; the question is the question.
-        excludeIds: [question.id, ...window.map((m) => m.id)],
-      });
-      hits = found.hits;
-    }
+    // The window and retrieval are independent reads: run them together.
+    const [rawWindow, found] = await Promise.all([
+      input.window(),
+      config.topK > 0
+        ? this.memory.search({
+            userId: input.userId,
+            query: question.content,
+            sessionId: config.crossSession ? undefined : input.sessionId,
+            // Ask for more than topK: hits that are also in the window are dropped below.
+            limit: config.topK + config.historyWindow,
+            minSimilarity: config.similarityThreshold,
+            excludeIds: [question.id],
+          })
+        : Promise.resolve({ hits: [] as MemoryHit[] }),
+    ]);
+    const window = rawWindow.filter((m) => m.content.length > 0 && m.status !== "streaming");
+    // What is in the window is in the prompt already.
+    const inWindow = new Set(window.map((m) => m.id));
+    const hits = found.hits.filter((h) => !inWindow.has(h.messageId)).slice(0, config.topK);
 
     // Fit the budget: the question is always sent; then memories best first; then the window newest first.
     let budget = config.contextTokenBudget - countTokens(config.systemPrompt) - countTokens(question.content);

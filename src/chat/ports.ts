@@ -6,10 +6,17 @@ export interface NewUserMessage {
   userId: string;
   clientMessageId: string;
   content: string;
+  /**
+   * When set and the session has an assistant, the assistant's streaming
+   * reply row (owned by this node) is created in the same statement.
+   */
+  replyOwnerNode?: string;
 }
 
 export type InsertResult =
-  | { kind: "inserted"; message: Message; assistantEnabled: boolean }
+  | { kind: "inserted"; message: Message; reply: Message | null }
+  /** A reply was asked for while this user's previous one still streams in the session: nothing was written. */
+  | { kind: "busy" }
   /** The same clientMessageId was stored before: the earlier row, unchanged. */
   | { kind: "duplicate"; message: Message }
   /** The session does not exist or the user is not a member. */

@@ -36,8 +36,9 @@ export class PgMemoryQueries {
    * word is a candidate) and ranked by cover density, so one rare word such as
    * a name is enough to find a message. Membership is checked here too.
    */
-  async search(userId: string, sessionIds: readonly string[], query: string, limit: number, excludeIds: readonly number[] = []): Promise<LexicalHit[]> {
-    if (sessionIds.length === 0 || limit <= 0) return [];
+  /** `sessionIds` null: every session the user is a member of. */
+  async search(userId: string, sessionIds: readonly string[] | null, query: string, limit: number, excludeIds: readonly number[] = []): Promise<LexicalHit[]> {
+    if (sessionIds?.length === 0 || limit <= 0) return [];
     const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>(
       `WITH q AS (
          SELECT nullif(replace(plainto_tsquery('english', $3)::text, '&', '|'), '')::tsquery AS query
@@ -45,7 +46,7 @@ export class PgMemoryQueries {
        SELECT m.id, m.session_id, m.role, m.content, ts_rank_cd(m.content_tsv, q.query, 1) AS score, m.created_at
          FROM chat_messages m, q
         WHERE q.query IS NOT NULL
-          AND m.session_id = ANY($2::uuid[])
+          AND ($2::uuid[] IS NULL OR m.session_id = ANY($2::uuid[]))
           AND m.content_tsv @@ q.query
           AND m.status <> 'streaming'
           AND NOT (m.id = ANY($5::bigint[]))

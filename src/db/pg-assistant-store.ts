@@ -96,33 +96,26 @@ export class PgAssistantStore {
    * sweeper may have interrupted it); it then becomes due for indexing.
    */
   async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const { rows } = await client.query<MessageRow>(
-        `UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
+    // One statement: the final state and the context it used land together.
+    const { rows } = await this.pool.query<MessageRow>(
+      `WITH upd AS (
+         UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
                 latency_ms = $7, owner_node = NULL, updated_at = now(), index_after = now()
           WHERE id = $1 AND status = 'streaming'
-         RETURNING ${MESSAGE_COLUMNS}`,
-        [messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs],
-      );
-      if (rows[0] && context.length > 0) {
-        await client.query(
-          `INSERT INTO message_context (message_id, context_message_id, score, rank, source)
-           SELECT $1, u.id, u.score, u.rank, u.source
-             FROM unnest($2::bigint[], $3::float8[], $4::int[], $5::text[]) AS u(id, score, rank, source)
-           ON CONFLICT DO NOTHING`,
-          [messageId, context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source)],
-        );
-      }
-      await client.query("COMMIT");
-      return rows[0] ? toMessage(rows[0]) : null;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+         RETURNING ${MESSAGE_COLUMNS}
+       ), ctx AS (
+         INSERT INTO message_context (message_id, context_message_id, score, rank, source)
+         SELECT upd.id, u.id, u.score, u.rank, u.source
+           FROM upd, unnest($8::bigint[], $9::float8[], $10::int[], $11::text[]) AS u(id, score, rank, source)
+         ON CONFLICT DO NOTHING
+       )
+       SELECT * FROM upd`,
+      [
+        messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
+        context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
+      ],
+    );
+    return rows[0] ? toMessage(rows[0]) : null;
   }
 
   /** The reply in `sessionId` still streaming, if any (the newest). */

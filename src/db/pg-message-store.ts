@@ -74,25 +74,37 @@ SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM vis
 /*
  * The hot path: one statement, one round trip. The UPDATE takes the session's
  * row lock, so concurrent senders to one session queue here and each gets
- * last_seq + 1. A duplicate clientMessageId makes the UPDATE match nothing
+ * the next seq(s). A duplicate clientMessageId makes the UPDATE match nothing
  * (nothing inserted) or, when the twin commits while we wait on the lock,
  * fails the unique constraint and rolls the whole statement back. Either way
  * no seq is consumed without a row: seqs stay gap-free.
+ * When $5 (the node id) is given and the session has an assistant, the
+ * reply's streaming row is inserted too (seq + 1). The partial unique index
+ * chat_messages_one_streaming_turn then refuses the whole statement if this
+ * user's previous reply still streams, on any node.
  */
 const INSERT_USER_MESSAGE = `
 WITH s AS (
   UPDATE chat_sessions
-     SET last_seq = last_seq + 1, message_count = message_count + 1, last_message_at = now(), updated_at = now()
+     SET last_seq = last_seq + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
+         message_count = message_count + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
+         last_message_at = now(), updated_at = now()
    WHERE id = $1
      AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
-  RETURNING last_seq, assistant_enabled
+  RETURNING last_seq, ($5::text IS NOT NULL AND assistant_enabled) AS with_reply
 ), ins AS (
   INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
-  SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
+  SELECT $1, CASE WHEN s.with_reply THEN s.last_seq - 1 ELSE s.last_seq END, $2, 'user', $4, $3 FROM s
+  RETURNING ${MESSAGE_COLUMNS}
+), reply AS (
+  INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, status, reply_to_id, owner_node)
+  SELECT $1, s.last_seq, $2, 'assistant', '', 'streaming', ins.id, $5 FROM s, ins WHERE s.with_reply
   RETURNING ${MESSAGE_COLUMNS}
 )
-SELECT ins.*, (SELECT assistant_enabled FROM s) AS assistant_enabled FROM ins`;
+SELECT false AS is_reply, ins.* FROM ins
+UNION ALL
+SELECT true AS is_reply, reply.* FROM reply`;
 
 const FIND_BY_CLIENT_ID = `
 SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
@@ -165,12 +177,15 @@ export class PgMessageStore implements MessageStore {
   }
 
   async insertUserMessage(m: NewUserMessage): Promise<InsertResult> {
-    const params = [m.sessionId, m.userId, m.clientMessageId, m.content];
+    const params = [m.sessionId, m.userId, m.clientMessageId, m.content, m.replyOwnerNode ?? null];
     try {
       // Named: PostgreSQL parses and plans the hot statement once per connection.
-      const { rows } = await this.pool.query<MessageRow & { assistant_enabled: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
-      if (rows[0]) return { kind: "inserted", message: toMessage(rows[0]), assistantEnabled: rows[0].assistant_enabled };
+      const { rows } = await this.pool.query<MessageRow & { is_reply: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
+      const user = rows.find((r) => !r.is_reply);
+      const reply = rows.find((r) => r.is_reply);
+      if (user) return { kind: "inserted", message: toMessage(user), reply: reply ? toMessage(reply) : null };
     } catch (err) {
+      if (isUniqueViolation(err, "chat_messages_one_streaming_turn")) return { kind: "busy" };
       if (!isUniqueViolation(err, "chat_messages_client_id")) throw err;
     }
     const { rows } = await this.pool.query<MessageRow>(FIND_BY_CLIENT_ID, params.slice(0, 3));

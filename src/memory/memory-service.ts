@@ -48,22 +48,24 @@ export class MemoryService {
   constructor(private readonly d: MemoryDeps) {}
 
   async search(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean }> {
-    const scopes = await this.d.queries.scopes(q.userId, q.sessionId);
-    if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     const mode = q.mode ?? this.d.defaultMode;
     const exclude = q.excludeIds ?? [];
     // Candidates per retriever: more than asked, so fusion has something to fuse.
     const depth = Math.max(q.limit * 3, 20);
     const wantVector = mode !== "lexical";
     const wantLexical = mode !== "vector";
-    const [vector, lexical] = await Promise.all([
-      wantVector ? this.vectorSearch(q, scopes, depth, exclude) : Promise.resolve(null),
-      wantLexical ? this.d.queries.search(q.userId, scopes.map((sc) => sc.sessionId), q.query, depth, exclude) : Promise.resolve(null),
+    const lexicalScope = q.sessionId ? [q.sessionId] : null; // the SQL checks membership itself
+    // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
+    const scopesP = this.d.queries.scopes(q.userId, q.sessionId);
+    const [scopes, vector, lexical] = await Promise.all([
+      scopesP,
+      wantVector ? scopesP.then((scopes) => this.vectorSearch(q, scopes, depth, exclude)) : Promise.resolve(null),
+      wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude) : Promise.resolve(null),
     ]);
-    const sessionIds = scopes.map((s) => s.sessionId);
+    if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.d.queries.search(q.userId, sessionIds, q.query, q.limit, exclude));
+      const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude));
       return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));

@@ -51,14 +51,36 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
       const rs = await Promise.all(Array.from({ length: 10 }, () => f.store.insertUserMessage(msg)));
       expect(rs.filter((r) => r.kind === "inserted")).toHaveLength(1);
       expect(rs.filter((r) => r.kind === "duplicate")).toHaveLength(9);
-      const ids = new Set(rs.map((r) => (r.kind === "not_found" ? 0 : r.message.id)));
+      const ids = new Set(rs.map((r) => ("message" in r ? r.message.id : 0)));
       expect(ids.size).toBe(1);
       const again = await f.store.insertUserMessage({ ...msg, content: "changed" });
       expect(again.kind).toBe("duplicate");
-      expect(again.kind !== "not_found" && again.message.content).toBe("hello");
+      expect("message" in again && again.message.content).toBe("hello");
       const next = await f.store.insertUserMessage({ ...msg, clientMessageId: "other" });
       expect(next.kind === "inserted" && next.message.seq).toBe(2);
       expect(await f.countMessages(s.id)).toBe(2);
+    });
+
+    it("creates the streaming reply with the message, and refuses a second reply while one streams", async () => {
+      const s = await f.store.createSession(alice.id, "", true);
+      const first = await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "q1", content: "question", replyOwnerNode: "node-a" });
+      expect(first.kind).toBe("inserted");
+      if (first.kind !== "inserted") return;
+      expect(first.message.seq).toBe(1);
+      expect(first.reply).toMatchObject({ seq: 2, role: "assistant", status: "streaming", replyToId: first.message.id, userId: alice.id });
+      // while it streams: refused, nothing written, no seq consumed
+      const second = await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "q2", content: "again", replyOwnerNode: "node-b" });
+      expect(second).toEqual({ kind: "busy" });
+      expect(await f.countMessages(s.id)).toBe(2);
+      // without a reply it is stored
+      const note = await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "q3", content: "note" });
+      expect(note.kind === "inserted" && note.message.seq).toBe(3);
+      expect(note.kind === "inserted" && note.reply).toBeNull();
+      // a session without an assistant never gets a reply row
+      const quiet = await f.store.createSession(alice.id, "", false);
+      const r = await f.store.insertUserMessage({ sessionId: quiet.id, userId: alice.id, clientMessageId: "x", content: "hi", replyOwnerNode: "node-a" });
+      expect(r.kind === "inserted" && r.reply).toBeNull();
+      expect((await f.store.getSession(quiet.id, alice.id))!.lastSeq).toBe(1);
     });
 
     it("refuses writes and reads by a non-member without writing anything", async () => {

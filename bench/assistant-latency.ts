@@ -1,0 +1,146 @@
+/**
+ * Time to first token and the gap between deltas as a client sees them, at
+ * 1, 20 and 100 concurrent turns, through the server (embedded profile,
+ * OpenAI-compatible double as the LLM) side by side with the same double
+ * streaming straight to a client (the openai SDK, no server in between).
+ *
+ * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20]
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import OpenAI from "openai";
+import type { Socket } from "socket.io-client";
+import { connect, ok, register } from "../test/support/client.js";
+import { OpenAiLlmDouble } from "../test/support/openai-llm-double.js";
+import { startServer } from "../test/support/server-process.js";
+import { percentile, table } from "./lib.js";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const ROUNDS = arg("rounds", 3);
+const TOKENS = arg("tokens", 20);
+const TOKEN_DELAY = arg("token-delay", 20);
+const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.indexOf("--levels") + 1]! : "1,20,100").split(",").map(Number);
+const tokens = Array.from({ length: TOKENS }, (_, i) => ` word${i}`);
+const expected = tokens.join("");
+
+const double = new OpenAiLlmDouble({ defaultScript: { tokens, tokenDelayMs: TOKEN_DELAY } });
+const llm = await double.start();
+
+interface Sample {
+  ttft: number;
+  gaps: number[];
+  complete: boolean;
+}
+
+/**
+ * `concurrency` clients, each running ROUNDS turns back to back, starting at a
+ * random moment within one reply's duration: turns arrive spread out, as
+ * real users' do, instead of in lock-step bursts.
+ */
+async function closedTurns(concurrency: number, turn: (client: number, round: number) => Promise<Sample>): Promise<Sample[]> {
+  const out: Sample[] = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, c) => {
+      await new Promise((r) => setTimeout(r, concurrency === 1 ? 0 : Math.random() * TOKENS * TOKEN_DELAY));
+      for (let r = 0; r < ROUNDS; r++) out.push(await turn(c, r));
+    }),
+  );
+  return out;
+}
+
+async function direct(concurrency: number): Promise<Sample[]> {
+  const client = new OpenAI({ baseURL: llm.url, apiKey: "bench", maxRetries: 0 });
+  return closedTurns(concurrency, async () => {
+    const t0 = performance.now();
+    let last = 0;
+    let ttft = -1;
+    let text = "";
+    const gaps: number[] = [];
+    const stream = await client.chat.completions.create({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] });
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content;
+      if (!piece) continue;
+      const now = performance.now();
+      if (ttft < 0) ttft = now - t0;
+      else gaps.push(now - last);
+      last = now;
+      text += piece;
+    }
+    return { ttft, gaps, complete: text === expected };
+  });
+}
+
+const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
+const server = await startServer({ ...(process.env.BENCH_SERVER_ENV ? Object.fromEntries(process.env.BENCH_SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}), DATA_DIR: dataDir, EMBEDDER: "hash", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20" }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
+
+async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
+  return closedTurns(concurrency, (i, r) => {
+    const { socket, sessionId } = clients[i]!;
+    return new Promise<Sample>((resolve, reject) => {
+      const t0 = performance.now();
+      let last = 0;
+      let ttft = -1;
+      let text = "";
+      let nextSeq = 1;
+      let lost = false;
+      const gaps: number[] = [];
+      const timer = setTimeout(() => reject(new Error("turn timed out")), 60_000);
+      const onDelta = (e: { sessionId: string; seq: number; text: string }) => {
+        if (e.sessionId !== sessionId) return;
+        const now = performance.now();
+        if (ttft < 0) ttft = now - t0;
+        else gaps.push(now - last);
+        last = now;
+        if (e.seq !== nextSeq) lost = true;
+        nextSeq = e.seq + 1;
+        text += e.text;
+      };
+      const onEnd = (e: { sessionId: string; message: { content: string } }) => {
+        if (e.sessionId !== sessionId) return;
+        clearTimeout(timer);
+        socket.off("assistant:delta", onDelta);
+        socket.off("assistant:end", onEnd);
+        resolve({ ttft, gaps, complete: !lost && text === expected && e.message.content === expected });
+      };
+      socket.on("assistant:delta", onDelta);
+      socket.on("assistant:end", onEnd);
+      ok(socket, "message:send", { sessionId, clientMessageId: `r${r}-${i}-${concurrency}`, content: `question ${r} from ${i}` }).catch(reject);
+    });
+  });
+}
+
+const rows: (string | number)[][] = [];
+try {
+  const users = await Promise.all(Array.from({ length: Math.max(...LEVELS) }, () => register(server.url)));
+  const clients: { socket: Socket; sessionId: string }[] = [];
+  for (const u of users) {
+    const socket = await connect(server.url, u.token);
+    const { session } = await ok(socket, "session:create", { title: "bench" });
+    await ok(socket, "session:join", { sessionId: session.id });
+    clients.push({ socket, sessionId: session.id });
+  }
+  for (const c of LEVELS) {
+    const base = await direct(c);
+    const srv = await throughServer(c, clients);
+    const stats = (s: Sample[]) => {
+      const ttft = s.map((x) => x.ttft).sort((a, b) => a - b);
+      const gaps = s.flatMap((x) => x.gaps).sort((a, b) => a - b);
+      return { p50: percentile(ttft, 50), p99: percentile(ttft, 99), gap50: percentile(gaps, 50), gap99: percentile(gaps, 99), lost: s.filter((x) => !x.complete).length };
+    };
+    const b = stats(base);
+    const v = stats(srv);
+    rows.push([c, "direct (no server)", b.p50, b.p99, "-", b.gap50, b.gap99, b.lost]);
+    rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost]);
+  }
+  for (const cl of clients) cl.socket.close();
+} finally {
+  await server.stop();
+  await double.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
+console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} turns per client back to back, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
+console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete"], rows));
