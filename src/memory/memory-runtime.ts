@@ -41,14 +41,15 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   let embedder: Embedder | undefined;
   let status = "loading";
   let ready = false;
-  const pending = createEmbedder(config);
-  const embedderReady = pending.then(async (e) => {
-    if (!e) throw new Error("disabled (EMBEDDER=none)");
-    if (e instanceof TransformersEmbedder) await e.ready();
-    embedder = e;
+  // Constructing is quick; a transformers.js model then loads in its workers in the background.
+  const created = createEmbedder(config);
+  const embedderReady = (async () => {
+    if (!created) throw new Error("disabled (EMBEDDER=none)");
+    if (created instanceof TransformersEmbedder) await created.ready();
+    embedder = created;
     ready = true;
-    status = `ready (${e.model}, ${e.dimensions} dimensions)`;
-  });
+    status = `ready (${created.model}, ${created.dimensions} dimensions)`;
+  })();
   embedderReady.catch((err: Error) => {
     status = `unavailable: ${err.message}`;
     mlog.warn({ err: err.message }, "embedder unavailable: retrieval falls back to lexical search, messages wait unindexed");
@@ -57,8 +58,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   const dims = config.embedding.dimensions;
   let store: VectorStore;
   let vectorStoreName: string;
-  const modelName = config.embedding.kind === "openai" ? config.embedding.api.model : config.embedding.kind === "hash" ? "hash-embedder" : config.embedding.modelId;
-  const collection = await collectionFor(pool, config.qdrant.collectionPrefix, modelName, dims);
+  const collection = await collectionFor(pool, config.qdrant.collectionPrefix, created?.model ?? "none", dims);
   if (config.qdrant.url) {
     store = new QdrantVectorStore({ url: config.qdrant.url, apiKey: config.qdrant.apiKey, collection, dimensions: dims, logger: mlog });
     vectorStoreName = `qdrant (${collection})`;
@@ -115,14 +115,13 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
       if (notifyTimer) clearTimeout(notifyTimer);
       await listener?.stop();
       await indexer?.stop();
-      const e = await pending.catch(() => undefined);
-      await e?.close();
+      await created?.close();
       await store.close();
     },
   };
 }
 
-async function createEmbedder(config: Config): Promise<Embedder | undefined> {
+function createEmbedder(config: Config): Embedder | undefined {
   const c = config.embedding;
   switch (c.kind) {
     case "none":

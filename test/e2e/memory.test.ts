@@ -127,7 +127,7 @@ describe.each(["postgres", "qdrant"] as const)("memory with the %s vector store"
     expect(before.hits.some((h: { sessionId: string }) => h.sessionId === session.id)).toBe(true);
     expect((await api(server.url, `/api/sessions/${session.id}`, { method: "DELETE", token: alice.token })).status).toBe(204);
     if (qdrant) {
-      const points = qdrant.points("chat_history_hash_embedder_384");
+      const points = qdrant.points("chat_history_lexical_hash_v1_384_384");
       expect(points.length).toBeGreaterThan(0);
       expect(points.some((p) => p.payload.session_id === session.id)).toBe(false);
     } else {
@@ -163,6 +163,52 @@ describe("memory without an embedder", () => {
       const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
       expect(rows[0].n).toBe(1);
       expect(server.logs.some((l) => String(l.msg).includes("embedder unavailable"))).toBe(true);
+      s.close();
+    } finally {
+      await server.stop();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("memory with the transformers.js embedder", () => {
+  it("loads a model from EMBEDDING_MODEL_PATH in worker threads and indexes through it", async () => {
+    const { ensureTinyModel } = await import("../support/test-models.js");
+    const modelDir = await ensureTinyModel();
+    const db = await createTestDatabase(2);
+    const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-tiny-"));
+    const server = await startServer({
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      EMBEDDER: "transformers",
+      EMBEDDING_MODEL_PATH: modelDir,
+      EMBEDDING_MODEL_ID: "memchat/tiny-bert",
+      EMBEDDING_WORKERS: "1",
+      INDEXER_POLL_MS: "100",
+      MEMORY_MIN_SIMILARITY: "-1",
+    });
+    try {
+      const u = await register(server.url);
+      const s = await connect(server.url, u.token);
+      const { session } = await ok(s, "session:create", { assistant: false });
+      for (const [i, content] of ["the red kite circled over the valley", "invoice 4471 is overdue", "bring sunscreen to the beach"].entries()) {
+        await ok(s, "message:send", { sessionId: session.id, clientMessageId: String(i), content });
+      }
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
+        if (rows[0].n === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const { rows } = await db.pool.query("SELECT DISTINCT embedding_model FROM chat_messages");
+      expect(rows).toEqual([{ embedding_model: "memchat/tiny-bert" }]);
+      const ready = await api(server.url, "/readyz");
+      expect(ready.body.checks.embedder).toMatchObject({ ok: true });
+      expect(ready.body.checks.embedder.status).toContain("memchat/tiny-bert");
+      // the same text embeds to the same vector: the message itself is the nearest hit
+      const r = await ok(s, "memory:search", { query: "invoice 4471 is overdue", mode: "vector", limit: 1 });
+      expect(r.hits[0].content).toBe("invoice 4471 is overdue");
+      expect(r.hits[0].score).toBeGreaterThan(0.99);
       s.close();
     } finally {
       await server.stop();
