@@ -11,8 +11,7 @@ import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
 import { ContextBuilder } from "./chat/context-builder.js";
-import { LocalCancelBus } from "./chat/local-cancel-bus.js";
-import { LocalStreamBuffer } from "./chat/local-stream-buffer.js";
+import { RateLimits } from "./chat/rate-limits.js";
 import type { Config } from "./config.js";
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
@@ -31,7 +30,7 @@ import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js"; // TEMP-WEB-WIRING
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
-import { LocalPresence } from "./realtime/local-presence.js";
+import { createCoordination } from "./realtime/coordination.js";
 import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
 
 export interface RunningApp {
@@ -68,7 +67,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 
     const metrics = new Metrics();
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
-    const auth = new AuthService(new PgUserStore(pool), tokens, config.auth.scryptN);
+    const users = new PgUserStore(pool);
+    const auth = new AuthService(users, tokens, config.auth.scryptN);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
 
@@ -76,7 +76,13 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const httpServer = http.createServer(router.handle);
     httpServer.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
     const io = createSocketServer(httpServer, config);
+    const coordination = await createCoordination(config, log);
+    cleanups.push(() => coordination.stop());
+    coordination.attach(io);
     const rooms = socketRoomEvents(io);
+    const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
+      metrics.rateLimited.inc({ limit }),
+    );
     const messageStore = new PgMessageStore(pool);
 
     const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
@@ -99,15 +105,13 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         })
       : new OfflineResponder({ tokenDelayMs: config.llm.offlineTokenDelayMs });
     if (!config.llm.baseUrl) log.warn("no OPENAI_BASE_URL: the offline responder answers (it quotes earlier messages)");
-    const streamBuffer = new LocalStreamBuffer({ graceMs: config.assistant.streamGraceMs });
-    const cancelBus = new LocalCancelBus();
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
       context: new ContextBuilder(memoryRuntime.memory),
       llm,
-      buffer: streamBuffer,
-      cancelBus,
+      buffer: coordination.streamBuffer,
+      cancelBus: coordination.cancelBus,
       rooms,
       nodeId: config.nodeId,
       log: log.child({ component: "assistant" }),
@@ -117,23 +121,22 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
       },
       onReplyStored: () => memoryRuntime.messageStored(),
+      limits: rateLimits,
     });
     await assistant.start();
-    cleanups.push(async () => {
-      await streamBuffer.close();
-      await cancelBus.close();
-    });
 
-    const chat = new ChatService(
-      messageStore,
-      new LocalPresence(),
+    const chat = new ChatService({
+      store: messageStore,
+      presence: coordination.presence,
       rooms,
-      { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
+      limits: { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
       assistant,
-      () => memoryRuntime.messageStored(),
-      memoryRuntime.memory,
-    );
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas });
+      onMessageStored: () => memoryRuntime.messageStored(),
+      memory: memoryRuntime.memory,
+      rateLimits,
+    });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits });
+    coordination.start(rooms, usernames(users));
 
     const readiness: ReadinessCheck[] = [
       {
@@ -164,9 +167,20 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
           return `ok, ${ix.stats.indexed} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
         },
       },
+      ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
-    registerRoutes(router, { auth, chat, memory: memoryRuntime.memory, schemas, metrics, readiness, isDraining: () => inFlight.draining });
+    registerRoutes(router, {
+      auth,
+      chat,
+      memory: memoryRuntime.memory,
+      schemas,
+      metrics,
+      readiness,
+      rateLimits,
+      trustProxy: config.trustProxy,
+      isDraining: () => inFlight.draining,
+    });
     registerStaticFiles(router); // TEMP-WEB-WIRING
 
     await new Promise<void>((resolve, reject) => {
@@ -204,6 +218,19 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     await cleanup();
     throw err;
   }
+}
+
+/** Usernames for presence events of users this node has not seen (bounded cache; names never change). */
+function usernames(users: PgUserStore): (userId: string) => Promise<string> {
+  const cache = new Map<string, string>();
+  return async (userId) => {
+    const hit = cache.get(userId);
+    if (hit !== undefined) return hit;
+    const u = await users.findById(userId);
+    if (cache.size > 10_000) cache.clear();
+    cache.set(userId, u?.username ?? "");
+    return u?.username ?? "";
+  };
 }
 
 /** At start-up the database may still be booting (docker-compose): retry for a while. */

@@ -6,6 +6,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import type { RateLimitPolicy } from "./chat/rate-limits.js";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no", "on", "off"])
@@ -108,6 +109,22 @@ const envSchema = z.object({
   SWEEP_INTERVAL_MS: int(100, 600_000).default(5000),
   /** How long a finished reply's delta log stays readable for resuming clients. */
   STREAM_GRACE_MS: int(0, 3_600_000).default(60_000),
+
+  /** Redis: fan-out between nodes, rate limits, presence, stream buffers, cancel. Unset: all in-process. */
+  REDIS_URL: optionalUrl.optional(),
+  /** How long a connection stays present without its node's heartbeat (Redis presence). */
+  PRESENCE_TTL_MS: int(1000, 3_600_000).default(30_000),
+
+  RATE_LIMITS_ENABLED: bool.default("true"),
+  /** Token buckets: burst size and sustained rate per second. Messages and turns per user; connects and logins per client address. */
+  RATE_MESSAGE_BURST: z.coerce.number().positive().default(30),
+  RATE_MESSAGE_PER_SEC: z.coerce.number().positive().default(2),
+  RATE_TURN_BURST: z.coerce.number().positive().default(10),
+  RATE_TURN_PER_SEC: z.coerce.number().positive().default(0.5),
+  RATE_CONNECT_BURST: z.coerce.number().positive().default(500),
+  RATE_CONNECT_PER_SEC: z.coerce.number().positive().default(200),
+  RATE_LOGIN_BURST: z.coerce.number().positive().default(50),
+  RATE_LOGIN_PER_SEC: z.coerce.number().positive().default(10),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -146,6 +163,8 @@ export interface Config {
     offlineTokenDelayMs: number;
   };
   assistant: { coalesceMs: number; checkpointMs: number; nodeStaleMs: number; sweepIntervalMs: number; streamGraceMs: number };
+  redis: { url: string | undefined; presenceTtlMs: number };
+  rateLimits: RateLimitPolicy;
 }
 
 export class ConfigError extends Error {}
@@ -212,6 +231,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       nodeStaleMs: e.NODE_STALE_MS,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
       streamGraceMs: e.STREAM_GRACE_MS,
+    },
+    redis: { url: e.REDIS_URL, presenceTtlMs: e.PRESENCE_TTL_MS },
+    rateLimits: {
+      enabled: e.RATE_LIMITS_ENABLED,
+      rules: {
+        message: { capacity: e.RATE_MESSAGE_BURST, refillPerSecond: e.RATE_MESSAGE_PER_SEC },
+        turn: { capacity: e.RATE_TURN_BURST, refillPerSecond: e.RATE_TURN_PER_SEC },
+        connect: { capacity: e.RATE_CONNECT_BURST, refillPerSecond: e.RATE_CONNECT_PER_SEC },
+        login: { capacity: e.RATE_LOGIN_BURST, refillPerSecond: e.RATE_LOGIN_PER_SEC },
+      },
     },
   };
 }

@@ -13,6 +13,7 @@ import type { Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
+import type { RateLimits } from "./rate-limits.js";
 import type { RoomEvents } from "./room-events.js";
 
 export interface AssistantOptions {
@@ -66,6 +67,7 @@ export class AssistantService {
       opts: AssistantOptions;
       metrics?: AssistantMetrics;
       onReplyStored?: () => void;
+      limits?: RateLimits;
     },
   ) {}
 
@@ -120,6 +122,7 @@ export class AssistantService {
     const target = await this.d.store.findTurnTarget(input.sessionId, actor.user.id, input.messageId);
     if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
     if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
+    await this.d.limits?.check("turn", actor.user.id);
     const reply = await this.startTurn(actor, target.message, performance.now());
     if (!reply) throw busyError();
     return { message: reply };

@@ -9,6 +9,7 @@ import type { Message, Session, User } from "../protocol/types.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { type AssistantService, busyError } from "./assistant-service.js";
 import type { MessageStore, Presence } from "./ports.js";
+import type { RateLimits } from "./rate-limits.js";
 import type { RoomEvents } from "./room-events.js";
 
 export interface Actor {
@@ -25,16 +26,38 @@ export interface ChatLimits {
 
 const notFound = () => new AppError("NOT_FOUND", "session not found");
 
+export interface ChatDeps {
+  store: MessageStore;
+  presence: Presence;
+  rooms: RoomEvents;
+  limits: ChatLimits;
+  assistant?: AssistantService;
+  /** A message was stored: index it soon. */
+  onMessageStored?: () => void;
+  memory?: MemoryService;
+  rateLimits?: RateLimits;
+}
+
 export class ChatService {
-  constructor(
-    private readonly store: MessageStore,
-    private readonly presence: Presence,
-    private readonly rooms: RoomEvents,
-    private readonly limits: ChatLimits,
-    private readonly assistant?: AssistantService,
-    private readonly onMessageStored?: () => void,
-    private readonly memory?: MemoryService,
-  ) {}
+  private readonly store: MessageStore;
+  private readonly presence: Presence;
+  private readonly rooms: RoomEvents;
+  private readonly limits: ChatLimits;
+  private readonly assistant: AssistantService | undefined;
+  private readonly onMessageStored: (() => void) | undefined;
+  private readonly memory: MemoryService | undefined;
+  private readonly rateLimits: RateLimits | undefined;
+
+  constructor(d: ChatDeps) {
+    this.store = d.store;
+    this.presence = d.presence;
+    this.rooms = d.rooms;
+    this.limits = d.limits;
+    this.assistant = d.assistant;
+    this.onMessageStored = d.onMessageStored;
+    this.memory = d.memory;
+    this.rateLimits = d.rateLimits;
+  }
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
     return { session: await this.store.createSession(actor.user.id, input.title ?? "", input.assistant ?? true) };
@@ -125,7 +148,10 @@ export class ChatService {
    */
   async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean }> {
     const acceptedAt = performance.now();
-    const wantsReply = input.assistant !== false && this.assistant !== undefined;
+    // Only a session with an assistant spends the user's turn budget.
+    const wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
+    await this.rateLimits?.check("message", actor.user.id);
+    if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
     const r = await this.store.insertUserMessage({
       sessionId: input.sessionId,
       userId: actor.user.id,

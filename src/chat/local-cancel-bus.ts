@@ -5,7 +5,14 @@ export class LocalCancelBus implements CancelBus {
   private readonly handlers = new Set<(messageId: number) => void>();
 
   async publish(messageId: number): Promise<void> {
-    for (const h of this.handlers) h(messageId);
+    // One failing handler must not keep the cancel from the others (as on the Redis bus).
+    for (const h of this.handlers) {
+      try {
+        h(messageId);
+      } catch {
+        // the handler's own problem; the remaining handlers still run
+      }
+    }
   }
 
   async subscribe(handler: (messageId: number) => void): Promise<() => void> {

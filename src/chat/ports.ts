@@ -38,6 +38,8 @@ export interface MessageStore {
    * (sessionId, clientMessageId); seqs are gap-free under any concurrency.
    */
   insertUserMessage(m: NewUserMessage): Promise<InsertResult>;
+  /** Whether the session has an assistant (fixed at creation); null for an unknown session. */
+  assistantEnabled(sessionId: string): Promise<boolean | null>;
   /** Messages with seq > afterSeq, oldest first, at most `limit`; empty for a non-member. */
   listMessagesAfter(sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]>;
   /** The page of messages just below beforeSeq (or the newest), oldest first; empty for a non-member. */

@@ -128,7 +128,20 @@ SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
 const INT4_MAX = 2_147_483_647;
 
 export class PgMessageStore implements MessageStore {
+  /** assistant_enabled never changes after creation, so a hit is never stale. */
+  private readonly assistantFlags = new Map<string, boolean>();
+
   constructor(private readonly pool: pg.Pool) {}
+
+  async assistantEnabled(sessionId: string): Promise<boolean | null> {
+    const cached = this.assistantFlags.get(sessionId);
+    if (cached !== undefined) return cached;
+    const { rows } = await this.pool.query<{ assistant_enabled: boolean }>("SELECT assistant_enabled FROM chat_sessions WHERE id = $1", [sessionId]);
+    if (!rows[0]) return null;
+    if (this.assistantFlags.size >= 100_000) this.assistantFlags.clear();
+    this.assistantFlags.set(sessionId, rows[0].assistant_enabled);
+    return rows[0].assistant_enabled;
+  }
 
   async createSession(ownerId: string, title: string, assistantEnabled: boolean): Promise<Session> {
     const { rows } = await this.pool.query<SessionRow>(CREATE_SESSION, [ownerId, title, assistantEnabled]);

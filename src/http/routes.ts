@@ -1,6 +1,8 @@
 /** REST routes: thin, like the socket handlers (parse, one domain call, map). */
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { RateLimits } from "../chat/rate-limits.js";
+import { clientAddress } from "./client-address.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
@@ -23,6 +25,8 @@ export interface RouteDeps {
   schemas: ProtocolSchemas;
   metrics: Metrics;
   readiness: ReadinessCheck[];
+  rateLimits: RateLimits;
+  trustProxy: boolean;
   isDraining(): boolean;
 }
 
@@ -38,13 +42,18 @@ const sessionIdParam = (ctx: RequestContext) => parseWith(uuid, ctx.params.id);
 
 export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
+  // Logins and registrations are limited per client address (password guessing, account floods).
+  const limitLogin = (ctx: RequestContext) =>
+    deps.rateLimits.check("login", clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers["x-forwarded-for"], deps.trustProxy));
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {
+      await limitLogin(ctx);
       const c = await ctx.body(credentials);
       return { status: 201, body: await auth.register(c.username, c.password) };
     })
     .add("POST", "/api/auth/login", async (ctx) => {
+      await limitLogin(ctx);
       const c = await ctx.body(credentials);
       return { body: await auth.login(c.username, c.password) };
     })

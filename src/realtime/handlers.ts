@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Socket } from "socket.io";
 import type { ZodTypeAny, z } from "zod";
 import { isDatabaseUnavailable } from "../db/errors.js";
+import { isRedisUnavailable } from "../redis/client.js";
 import type { Metrics } from "../http/metrics.js";
 import { type Ack, AppError, type ErrorBody } from "../protocol/errors.js";
 
@@ -43,6 +44,10 @@ export function toErrorBody(err: unknown, log: Logger): ErrorBody {
   if (isDatabaseUnavailable(err)) {
     log.warn({ err: (err as Error).message }, "database unavailable");
     return { code: "UNAVAILABLE", message: "storage is unavailable, try again" };
+  }
+  if (isRedisUnavailable(err)) {
+    log.warn({ err: (err as Error).message }, "redis unavailable");
+    return { code: "UNAVAILABLE", message: "coordination service is unavailable, try again" };
   }
   log.error({ err }, "unhandled error in handler");
   return { code: "INTERNAL", message: "internal error" };

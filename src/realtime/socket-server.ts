@@ -4,7 +4,10 @@ import { Server } from "socket.io";
 import type { AuthService } from "../auth/auth-service.js";
 import type { AssistantService } from "../chat/assistant-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { RateLimits } from "../chat/rate-limits.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import { AppError } from "../protocol/errors.js";
+import { clientAddress } from "../http/client-address.js";
 import type { RoomEvents } from "../chat/room-events.js";
 import type { Config } from "../config.js";
 import type { Metrics } from "../http/metrics.js";
@@ -24,6 +27,7 @@ export interface SocketServerDeps {
   assistant: AssistantService;
   memory: MemoryService;
   schemas: ProtocolSchemas;
+  rateLimits: RateLimits;
 }
 
 const KNOWN_EVENTS = new Set<string>([
@@ -67,6 +71,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
 
   nsp.use(async (socket, next) => {
     try {
+      await deps.rateLimits.check("connect", clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], deps.config.trustProxy));
       const user = await auth.authenticate(socket.handshake.auth?.token);
       if (!user) {
         metrics.authFailures.inc();
@@ -77,6 +82,11 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
       socket.data.user = user;
       next();
     } catch (err) {
+      if (err instanceof AppError) {
+        const e = new Error(err.code) as Error & { data?: unknown };
+        e.data = err.toBody();
+        return next(e);
+      }
       log.error({ err }, "auth middleware failed");
       next(new Error("INTERNAL"));
     }

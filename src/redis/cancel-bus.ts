@@ -8,7 +8,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { CancelBus } from "../chat/ports.js";
-import { duplicateForSubscriber } from "./client.js";
+import { duplicateForSubscriber, waitUntilReady } from "./client.js";
 
 export interface RedisCancelBusOptions {
   /** Command client, used to PUBLISH (not owned: the caller quits it). */
@@ -21,6 +21,8 @@ export interface RedisCancelBusOptions {
   /** Pub/sub channel (default "memchat:assistant-cancel"); keyPrefix does not apply to channels. */
   channel?: string;
   logger: Logger;
+  /** How long subscribe() waits for the subscriber connection to be ready (default 5000 ms). */
+  readyTimeoutMs?: number;
 }
 
 export class RedisCancelBus implements CancelBus {
@@ -29,6 +31,7 @@ export class RedisCancelBus implements CancelBus {
   private readonly ownsSubscriber: boolean;
   private readonly channel: string;
   private readonly logger: Logger;
+  private readonly readyTimeoutMs: number;
   private readonly handlers = new Set<(messageId: number) => void>();
   private subscribed: Promise<void> | undefined;
   private closed = false;
@@ -37,6 +40,7 @@ export class RedisCancelBus implements CancelBus {
   constructor(opts: RedisCancelBusOptions) {
     this.client = opts.client;
     this.logger = opts.logger;
+    this.readyTimeoutMs = opts.readyTimeoutMs ?? 5000;
     this.channel = opts.channel ?? "memchat:assistant-cancel";
     this.ownsSubscriber = !opts.subscriber;
     this.subscriber = opts.subscriber ?? duplicateForSubscriber(opts.client, opts.logger, "cancel-bus-sub");
@@ -58,13 +62,10 @@ export class RedisCancelBus implements CancelBus {
     this.assertOpen();
     this.handlers.add(handler);
     try {
-      this.subscribed ??= this.subscriber.subscribe(this.channel).then(
-        () => undefined,
-        (err: unknown) => {
-          this.subscribed = undefined;
-          throw err;
-        },
-      );
+      this.subscribed ??= this.subscribeChannel().catch((err: unknown) => {
+        this.subscribed = undefined;
+        throw err;
+      });
       await this.subscribed;
     } catch (err) {
       this.handlers.delete(handler);
@@ -89,6 +90,12 @@ export class RedisCancelBus implements CancelBus {
     } else if (this.subscribed) {
       await this.subscriber.unsubscribe(this.channel).catch(() => undefined);
     }
+  }
+
+  private async subscribeChannel(): Promise<void> {
+    // Never before "ready": see duplicateForSubscriber.
+    await waitUntilReady(this.subscriber, this.readyTimeoutMs);
+    await this.subscriber.subscribe(this.channel);
   }
 
   private deliver(channel: string, message: string): void {

@@ -15,9 +15,9 @@ export interface RedisClientOptions {
   /** Shown in CLIENT LIST and in this process's logs. */
   name?: string;
   /**
-   * Do not connect until `client.connect()` is called. Because the offline
-   * queue is off, a lazy client must be connected explicitly before use: a
-   * command sent to a client that is not ready fails at once.
+   * Do not connect until asked (`waitUntilReady(client)` or `client.connect()`).
+   * Because the offline queue is off, a command sent to a client that is not
+   * ready fails at once rather than triggering the connection and waiting.
    */
   lazyConnect?: boolean;
   /** Prepended to every key (not to pub/sub channels); tests use it to stay apart. */
@@ -62,9 +62,10 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
     // chat layer answer UNAVAILABLE and the client retry.
     enableOfflineQueue: false,
     // Off: a command whose connection dropped before the reply has an unknown
-    // outcome and its caller has already been given an error (commandTimeout);
-    // replaying it after reconnect could apply it twice (a token charged twice,
-    // a delta appended twice).
+    // outcome, and its caller is failed anyway (by commandTimeout, or by the
+    // maxRetriesPerRequest flush); replaying it after reconnect could apply it
+    // twice behind the caller's back (a token charged twice, a delta appended
+    // twice).
     autoResendUnfulfilledCommands: false,
     // After a failover the old primary answers READONLY: reconnect (DNS / the
     // proxy then lead to the new primary) instead of failing every write.
@@ -80,6 +81,12 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
  * connection cannot send other commands). Unlike the command client it keeps an
  * offline queue: subscriptions are few, and ioredis re-sends them itself after
  * every reconnect (autoResubscribe), so queueing is the behaviour we want there.
+ *
+ * Only SUBSCRIBE once the connection is "ready" (waitUntilReady): in the
+ * "connect" state, between TCP connect and the ready check, ioredis writes
+ * SUBSCRIBE straight away, the connection enters subscriber mode, the ready
+ * check's INFO is then refused, and ioredis reconnects without the
+ * subscription while the subscribe() call has already succeeded.
  */
 export function duplicateForSubscriber(client: Redis, logger: Logger, name = "redis-sub"): Redis {
   const sub = client.duplicate({ enableOfflineQueue: true, connectionName: name, autoResubscribe: true });
@@ -87,18 +94,23 @@ export function duplicateForSubscriber(client: Redis, logger: Logger, name = "re
   return sub;
 }
 
-/** Resolves once the client can take commands; for start-up, so the first requests do not fail. */
+/** waitUntilReady gave up; isRedisUnavailable() recognises it. */
+export class RedisNotReadyError extends Error {
+  override readonly name = "RedisNotReadyError";
+}
+
+/**
+ * Resolves once the client can take commands: at start-up, so the first
+ * requests do not fail, and before SUBSCRIBE (see duplicateForSubscriber).
+ */
 export async function waitUntilReady(client: Redis, timeoutMs = 10_000): Promise<void> {
   if (client.status === "ready") return;
-  if (client.status === "wait") {
-    await client.connect();
-    return;
-  }
-  if (client.status === "end") throw new Error("redis client was closed");
+  if (client.status === "end") throw new Error("Connection is closed.");
+  if (client.status === "wait") client.connect().catch(() => undefined);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       client.off("ready", onReady);
-      reject(new Error(`redis not ready after ${timeoutMs} ms`));
+      reject(new RedisNotReadyError(`redis not ready after ${timeoutMs} ms (status ${client.status})`));
     }, timeoutMs);
     timer.unref();
     const onReady = () => {
@@ -167,7 +179,7 @@ export function isRedisUnavailable(err: unknown): boolean {
 function check(err: unknown, depth: number): boolean {
   if (depth > 4 || typeof err !== "object" || err === null) return false;
   const e = err as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; errors?: unknown; previousErrors?: unknown };
-  if (e.name === "MaxRetriesPerRequestError") return true;
+  if (e.name === "MaxRetriesPerRequestError" || e.name === "RedisNotReadyError") return true;
   if (typeof e.code === "string" && UNAVAILABLE_CODES.has(e.code)) return true;
   const message = typeof e.message === "string" ? e.message : "";
   if (UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) return true;

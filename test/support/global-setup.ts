@@ -12,6 +12,7 @@ import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../../src/db/embedded-postgres.js";
 import { runMigrations } from "../../src/db/migrate.js";
 import { silentLogger } from "./logger.js";
+import { startRedisServer, type RedisServerHandle } from "./redis.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,13 +20,22 @@ declare module "vitest" {
     pgAdminUrl: string;
     /** Name of the migrated template database to clone. */
     pgTemplate: string;
+    /** URL of the test Redis server; shared, so tests use their own key prefix. */
+    redisUrl: string;
   }
 }
 
 let embedded: EmbeddedPostgresHandle | undefined;
 let dataDir: string | undefined;
+let redisServer: RedisServerHandle | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  let redisUrl = process.env.TEST_REDIS_URL;
+  if (!redisUrl) {
+    redisServer = await startRedisServer();
+    redisUrl = redisServer.url;
+  }
+  project.provide("redisUrl", redisUrl);
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
     dataDir = await mkdtemp(path.join(tmpdir(), "memchat-test-pg-"));
@@ -54,6 +64,7 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   if (embedded) await embedded.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  if (redisServer) await redisServer.dispose();
 }
 
 export function withDatabase(url: string, database: string): string {
