@@ -37,7 +37,7 @@ export function redisServerAvailable(): boolean {
 /** Starts a private redis-server on a free loopback port, without persistence. */
 export async function startRedisServer(): Promise<RedisServerHandle> {
   if (!redisServerAvailable()) {
-    throw new Error("redis-server is not installed: run scripts/ensure-redis.sh, or set TEST_REDIS_URL to use a running Redis");
+    throw new Error("redis-server is not installed: run scripts/ensure-test-deps.sh, or set TEST_REDIS_URL to use a running Redis");
   }
   const dir = await mkdtemp(path.join(tmpdir(), "memchat-test-redis-"));
   let port = 0;
