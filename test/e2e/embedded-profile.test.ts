@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { api, connect, ok, register } from "../support/client.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
+import { collectTurn } from "../support/turns.js";
 
 let dataDir: string;
 let server: ServerProcess | undefined;
@@ -23,7 +24,13 @@ it("starts an embedded PostgreSQL, keeps data and tokens across a restart, and s
   const u = await register(server.url);
   const s = await connect(server.url, u.token);
   const { session } = await ok(s, "session:create", { title: "kept" });
+  await ok(s, "session:join", { sessionId: session.id });
+  // No LLM configured: the offline responder answers, and says so.
+  const turn = collectTurn(s, session.id);
   await ok(s, "message:send", { sessionId: session.id, clientMessageId: "e1", content: "remember me" });
+  const reply = (await turn).end!.message;
+  expect(reply.status).toBe("complete");
+  expect(reply.content).toContain("Offline responder");
   s.close();
   expect(await server.stop("SIGINT")).toBe(0);
   expect(server.logs.some((l) => l.msg === "embedded PostgreSQL stopped")).toBe(true);
@@ -34,7 +41,7 @@ it("starts an embedded PostgreSQL, keeps data and tokens across a restart, and s
   // the token issued before the restart still works: same generated secret
   const history = await api(server.url, `/api/sessions/${session.id}/messages`, { token: u.token });
   expect(history.status).toBe(200);
-  expect(history.body.messages.map((m: { content: string }) => m.content)).toEqual(["remember me"]);
+  expect(history.body.messages.map((m: { content: string }) => m.content)).toEqual(["remember me", reply.content]);
   const login = await api(server.url, "/api/auth/login", { method: "POST", body: { username: u.user.username, password: u.password } });
   expect(login.status).toBe(200);
 });
