@@ -1,0 +1,71 @@
+/** The REST calls the scripts make around a run: register users, invite members, delete sessions. */
+import http from "k6/http";
+
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+function bearer(token) {
+  return { "Content-Type": "application/json", Authorization: `Bearer ${token}` };
+}
+
+// http.batch sends a chunk in parallel (within the batch/batchPerHost options); chunks keep a big setup from opening thousands of requests at once.
+function inChunks(items, size, send) {
+  const out = [];
+  for (let i = 0; i < items.length; i += size) {
+    const chunk = items.slice(i, i + size);
+    const responses = http.batch(chunk.map(send));
+    for (let j = 0; j < chunk.length; j++) out.push({ item: chunk[j], res: responses[j] });
+  }
+  return out;
+}
+
+function describe(res) {
+  return `${res.status} ${String(res.body || res.error || "").slice(0, 200)}`;
+}
+
+/** Registers every name; returns [{username, userId, token}] in the same order, or throws: a half-registered setup would measure nonsense. */
+export function registerUsers(baseUrl, usernames, password, chunk) {
+  return inChunks(usernames, chunk || 20, (username) => ({
+    method: "POST",
+    url: `${baseUrl}/api/auth/register`,
+    body: JSON.stringify({ username, password }),
+    params: { headers: JSON_HEADERS, tags: { name: "POST /api/auth/register" } },
+  })).map(({ item, res }) => {
+    if (res.status !== 201) throw new Error(`registering ${item} failed: ${describe(res)}`);
+    const b = res.json();
+    return { username: b.user.username, userId: b.user.id, token: b.token };
+  });
+}
+
+/** invites: [{sessionId, ownerToken, username}]; throws on any failure. */
+export function inviteMembers(baseUrl, invites, chunk) {
+  inChunks(invites, chunk || 20, (inv) => ({
+    method: "POST",
+    url: `${baseUrl}/api/sessions/${inv.sessionId}/members`,
+    body: JSON.stringify({ username: inv.username }),
+    params: { headers: bearer(inv.ownerToken), tags: { name: "POST /api/sessions/:id/members" } },
+  })).forEach(({ item, res }) => {
+    if (res.status !== 201) throw new Error(`inviting ${item.username} to ${item.sessionId} failed: ${describe(res)}`);
+  });
+}
+
+/**
+ * Deletes the sessions a run created (messages go with them). Best effort,
+ * since teardown must not hide the run's results: failures are logged and counted.
+ */
+export function deleteSessions(baseUrl, sessions, chunk) {
+  let deleted = 0;
+  let failed = 0;
+  inChunks(sessions, chunk || 20, (s) => ({
+    method: "DELETE",
+    url: `${baseUrl}/api/sessions/${s.sessionId}`,
+    body: null,
+    params: { headers: bearer(s.ownerToken), tags: { name: "DELETE /api/sessions/:id" } },
+  })).forEach(({ item, res }) => {
+    if (res.status === 204 || res.status === 404) deleted++;
+    else {
+      failed++;
+      console.warn(`could not delete session ${item.sessionId}: ${describe(res)}`);
+    }
+  });
+  return { deleted, failed };
+}
