@@ -27,7 +27,7 @@ import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
-import { registerStaticFiles } from "./http/static-files.js"; // TEMP-WEB-WIRING
+import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
 import { createCoordination } from "./realtime/coordination.js";
@@ -181,7 +181,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       trustProxy: config.trustProxy,
       isDraining: () => inFlight.draining,
     });
-    registerStaticFiles(router); // TEMP-WEB-WIRING
+    registerStaticFiles(router);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);

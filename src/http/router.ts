@@ -155,7 +155,7 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
 function send(res: http.ServerResponse, status: number, reply: Reply): void {
   if (res.headersSent || res.destroyed) return;
   const isJson = reply.contentType === undefined;
-  const payload = reply.body === undefined ? "" : isJson ? JSON.stringify(reply.body) : String(reply.body);
+  const payload = reply.body === undefined ? "" : Buffer.isBuffer(reply.body) ? reply.body : isJson ? JSON.stringify(reply.body) : String(reply.body);
   res.writeHead(status, {
     "content-type": reply.contentType ?? "application/json; charset=utf-8",
     "cache-control": "no-store",

@@ -1,0 +1,95 @@
+/** REST calls (DESIGN.md section 5) and where the signed-in user is kept. */
+import type { ErrorBody, Session, User } from "./protocol.js";
+
+/** A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side. */
+export class RequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "RequestError";
+  }
+}
+
+export interface Auth {
+  token: string;
+  user: User;
+}
+
+async function request<T>(path: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: init.method ?? "GET",
+      headers: {
+        ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+        ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+  } catch {
+    throw new RequestError("NETWORK", "Cannot reach the server. Check your connection and try again.");
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const error = (json as { error?: ErrorBody } | undefined)?.error;
+    throw new RequestError(error?.code ?? `HTTP_${res.status}`, error?.message ?? `The server answered ${res.status}.`, error?.retryAfterMs);
+  }
+  return json as T;
+}
+
+export const api = {
+  register: (username: string, password: string) =>
+    request<Auth>("/api/auth/register", { method: "POST", body: { username, password } }),
+  login: (username: string, password: string) => request<Auth>("/api/auth/login", { method: "POST", body: { username, password } }),
+  listSessions: (token: string) => request<{ sessions: Session[] }>("/api/sessions", { token }).then((r) => r.sessions),
+  deleteSession: (token: string, sessionId: string) =>
+    request<void>(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token }),
+};
+
+const AUTH_KEY = "memchat.auth";
+const LAST_SESSION_KEY = "memchat.lastSession";
+
+export function loadAuth(): Auth | null {
+  try {
+    const raw = localStorage.getItem(AUTH_KEY);
+    if (!raw) return null;
+    const a = JSON.parse(raw) as Partial<Auth>;
+    return typeof a.token === "string" && typeof a.user?.id === "string" && typeof a.user.username === "string"
+      ? { token: a.token, user: { id: a.user.id, username: a.user.username } }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveAuth(a: Auth): void {
+  localStorage.setItem(AUTH_KEY, JSON.stringify({ token: a.token, user: a.user }));
+}
+
+export function clearAuth(): void {
+  localStorage.removeItem(AUTH_KEY);
+  localStorage.removeItem(LAST_SESSION_KEY);
+}
+
+/** The session to reopen after a reload, per user so a shared browser does not leak one into another's view. */
+export function lastSession(userId: string): string | null {
+  const raw = localStorage.getItem(LAST_SESSION_KEY);
+  if (!raw) return null;
+  const [owner, sessionId] = raw.split(" ");
+  return owner === userId && sessionId ? sessionId : null;
+}
+
+export function rememberSession(userId: string, sessionId: string | null): void {
+  if (sessionId) localStorage.setItem(LAST_SESSION_KEY, `${userId} ${sessionId}`);
+  else localStorage.removeItem(LAST_SESSION_KEY);
+}
