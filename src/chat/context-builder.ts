@@ -45,6 +45,8 @@ export class ContextBuilder {
             limit: config.topK + config.historyWindow,
             minSimilarity: config.similarityThreshold,
             excludeIds: [question.id],
+            // Everyone in this session will read the reply: never draw on a session one of them cannot read.
+            audienceSessionId: input.sessionId,
           })
         : Promise.resolve({ hits: [] as MemoryHit[] }),
     ]);

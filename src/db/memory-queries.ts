@@ -17,16 +17,32 @@ export interface LexicalHit {
   createdAt: Date;
 }
 
+/**
+ * True when every member of the audience session (a uuid parameter, or NULL
+ * for no audience) is a member of `sessionExpr`. Invariant: text retrieved for
+ * a reply in a shared session never comes from a session one of its members
+ * cannot read.
+ */
+const AUDIENCE_CAN_READ = (sessionExpr: string, param: string) => `(${param}::uuid IS NULL OR NOT EXISTS (
+            SELECT 1 FROM chat_session_members aud
+             WHERE aud.session_id = ${param}::uuid
+               AND NOT EXISTS (SELECT 1 FROM chat_session_members mm WHERE mm.session_id = ${sessionExpr} AND mm.user_id = aud.user_id)))`;
+
 export class PgMemoryQueries {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** The sessions `userId` is a member of (narrowed to one when given), with their owners. */
-  async scopes(userId: string, sessionId?: string): Promise<SessionScope[]> {
+  /**
+   * The sessions `userId` is a member of (narrowed to one when given), with
+   * their owners. With `audienceSessionId`, only sessions every member of
+   * that session may read: what is retrieved will be shown to all of them.
+   */
+  async scopes(userId: string, sessionId?: string, audienceSessionId?: string): Promise<SessionScope[]> {
     const { rows } = await this.pool.query<{ session_id: string; owner_id: string }>(
       `SELECT s.id AS session_id, s.owner_id FROM chat_session_members mem
          JOIN chat_sessions s ON s.id = mem.session_id
-        WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)`,
-      [userId, sessionId ?? null],
+        WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)
+          AND ${AUDIENCE_CAN_READ("s.id", "$3")}`,
+      [userId, sessionId ?? null, audienceSessionId ?? null],
     );
     return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id }));
   }
@@ -37,7 +53,14 @@ export class PgMemoryQueries {
    * a name is enough to find a message. Membership is checked here too.
    */
   /** `sessionIds` null: every session the user is a member of. */
-  async search(userId: string, sessionIds: readonly string[] | null, query: string, limit: number, excludeIds: readonly number[] = []): Promise<LexicalHit[]> {
+  async search(
+    userId: string,
+    sessionIds: readonly string[] | null,
+    query: string,
+    limit: number,
+    excludeIds: readonly number[] = [],
+    audienceSessionId?: string,
+  ): Promise<LexicalHit[]> {
     if (sessionIds?.length === 0 || limit <= 0) return [];
     const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>(
       `WITH q AS (
@@ -51,9 +74,10 @@ export class PgMemoryQueries {
           AND m.status <> 'streaming'
           AND NOT (m.id = ANY($5::bigint[]))
           AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
+          AND ${AUDIENCE_CAN_READ("m.session_id", "$6")}
         ORDER BY score DESC, m.id DESC
         LIMIT $4`,
-      [userId, sessionIds, query, limit, excludeIds],
+      [userId, sessionIds, query, limit, excludeIds, audienceSessionId ?? null],
     );
     return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at }));
   }

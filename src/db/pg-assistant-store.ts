@@ -171,16 +171,35 @@ export class PgAssistantStore {
     return r ? { messageId: r.message_id, rating: r.rating as 1 | -1, comment: r.comment, updatedAt: r.updated_at.toISOString() } : null;
   }
 
-  /** The context a reply used, for a user who may see it. */
-  async contextOf(userId: string, messageId: number): Promise<ContextRow[]> {
-    const { rows } = await this.pool.query<{ context_message_id: number; score: number; rank: number; source: ContextRow["source"] }>(
-      `SELECT c.context_message_id, c.score, c.rank, c.source FROM message_context c
+  /**
+   * The context a reply used, for a user who may see the reply. The text and
+   * session of a context message are given only when the caller may read
+   * that message's session now.
+   */
+  async contextOf(userId: string, messageId: number): Promise<(ContextRow & { sessionId: string | null; role: string | null; content: string | null })[]> {
+    const { rows } = await this.pool.query<{ context_message_id: number; score: number; rank: number; source: ContextRow["source"]; session_id: string | null; role: string | null; content: string | null }>(
+      `SELECT c.context_message_id, c.score, c.rank, c.source,
+              readable.session_id, readable.role, readable.content
+         FROM message_context c
          JOIN chat_messages m ON m.id = c.message_id
+         LEFT JOIN LATERAL (
+           SELECT cm.session_id, cm.role, cm.content FROM chat_messages cm
+            WHERE cm.id = c.context_message_id
+              AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = cm.session_id AND user_id = $1)
+         ) readable ON true
         WHERE c.message_id = $2 AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
         ORDER BY c.rank`,
       [userId, messageId],
     );
-    return rows.map((r) => ({ messageId: r.context_message_id, score: r.score, rank: r.rank, source: r.source }));
+    return rows.map((r) => ({
+      messageId: r.context_message_id,
+      score: r.score,
+      rank: r.rank,
+      source: r.source,
+      sessionId: r.session_id,
+      role: r.role,
+      content: r.content,
+    }));
   }
 
   async setInterruptedContent(messageId: number, content: string): Promise<void> {

@@ -32,6 +32,11 @@ export interface MemoryQuery {
   minSimilarity?: number;
   /** Message ids the caller already has (the recent window): never returned. */
   excludeIds?: readonly number[];
+  /**
+   * The session whose members will see what is found (an assistant reply's
+   * session): only sessions all of them may read are searched.
+   */
+  audienceSessionId?: string;
 }
 
 export interface MemoryDeps {
@@ -56,16 +61,16 @@ export class MemoryService {
     const wantLexical = mode !== "vector";
     const lexicalScope = q.sessionId ? [q.sessionId] : null; // the SQL checks membership itself
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
-    const scopesP = this.d.queries.scopes(q.userId, q.sessionId);
+    const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       wantVector ? scopesP.then((scopes) => this.vectorSearch(q, scopes, depth, exclude)) : Promise.resolve(null),
-      wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude) : Promise.resolve(null),
+      wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude, q.audienceSessionId) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude));
+      const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude, q.audienceSessionId));
       return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));

@@ -66,6 +66,10 @@ export interface ContextEntryPayload {
   score: number;
   rank: number;
   source: string;
+  /** Null when the caller may not read that message's session (any more). */
+  sessionId: string | null;
+  role: string | null;
+  content: string | null;
 }
 
 export interface ServerToClientEvents {

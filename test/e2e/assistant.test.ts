@@ -166,6 +166,35 @@ describe("memory in the prompt", () => {
   });
 });
 
+describe("memory in a shared session", () => {
+  it("draws only on sessions every member may read, so a reply never shows one member another's private memory", async () => {
+    const [a, b] = await Promise.all([register(server.url), register(server.url)]);
+    const sa = await client(a);
+    const { session: privateA } = await ok(sa, "session:create", { assistant: false });
+    await ok(sa, "message:send", { sessionId: privateA.id, clientMessageId: "pin", content: "My bank PIN is 8812 keep it secret" });
+    const { session: shared } = await ok(sa, "session:create", { title: "team" });
+    await ok(sa, "session:invite", { sessionId: shared.id, username: b.user.username });
+    await ok(sa, "message:send", { sessionId: shared.id, clientMessageId: "team", content: "Team offsite is in Porto next month", assistant: false });
+    await ok(sa, "session:join", { sessionId: shared.id });
+    llm.enqueue({ tokens: ["no"] });
+    const t1 = collectTurn(sa, shared.id);
+    await ok(sa, "message:send", { sessionId: shared.id, clientMessageId: "q", content: "What is my bank PIN, and where is the offsite?" });
+    await t1;
+    expect(promptText(0)).not.toContain("8812");
+    expect(promptText(0)).toContain("Porto"); // the shared session's own memory is fine
+    // alone, the same user gets their own memory
+    const { session: mine } = await ok(sa, "session:create", {});
+    await ok(sa, "session:join", { sessionId: mine.id });
+    llm.enqueue({ tokens: ["8812"] });
+    const t2 = collectTurn(sa, mine.id);
+    await ok(sa, "message:send", { sessionId: mine.id, clientMessageId: "q", content: "What is my bank PIN?" });
+    const t = await t2;
+    expect(promptText(1)).toContain("8812");
+    const ctx = await ok(sa, "message:context", { messageId: t.start.messageId });
+    expect(ctx.context.find((c: { content: string | null }) => c.content?.includes("8812"))).toMatchObject({ sessionId: privateA.id, role: "user" });
+  });
+});
+
 describe("cancel, regenerate, feedback", () => {
   it("cancels mid-stream and keeps the text so far as cancelled", async () => {
     const u = await register(server.url);
