@@ -86,6 +86,8 @@ const envSchema = z.object({
 
   INDEXER_ENABLED: bool.default("true"),
   INDEXER_BATCH_SIZE: int(1, 1024).default(64),
+  /** Batches in flight per node, so the database work of one overlaps the embedding of the next. */
+  INDEXER_CONCURRENCY: int(1, 16).default(2),
   INDEXER_POLL_MS: int(50, 600_000).default(1000),
   INDEXER_LEASE_MS: int(1000, 3_600_000).default(60_000),
   INDEXER_BASE_BACKOFF_MS: int(10, 600_000).default(1000),
@@ -153,7 +155,7 @@ export interface Config {
   };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
-  indexer: { enabled: boolean; batchSize: number; pollMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
+  indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
   llm: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -212,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     indexer: {
       enabled: e.INDEXER_ENABLED,
       batchSize: e.INDEXER_BATCH_SIZE,
+      concurrency: e.INDEXER_CONCURRENCY,
       pollMs: e.INDEXER_POLL_MS,
       leaseMs: e.INDEXER_LEASE_MS,
       baseBackoffMs: e.INDEXER_BASE_BACKOFF_MS,

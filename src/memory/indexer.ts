@@ -18,6 +18,11 @@ export interface IndexerOptions {
   leaseMs: number;
   baseBackoffMs: number;
   maxBackoffMs: number;
+  /**
+   * Batches in flight at once (default 2): while one batch is in the database
+   * (claim, upsert, mark), the next one keeps the embedder busy.
+   */
+  concurrency?: number;
 }
 
 export interface IndexerStats {
@@ -34,8 +39,8 @@ export interface IndexerMetrics {
 export class Indexer {
   readonly stats: IndexerStats = { indexed: 0, failedBatches: 0, lastError: null };
   private running = false;
-  private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
+  private loops: Promise<void>[] = [];
+  private readonly sleepers = new Set<() => void>();
   private woken = false;
 
   constructor(
@@ -50,20 +55,20 @@ export class Indexer {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    this.loops = Array.from({ length: Math.max(1, this.opts.concurrency ?? 2) }, () => this.run());
   }
 
   /** Something was queued: look now instead of at the next poll. */
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
+    if (this.sleepers.size === 0) this.woken = true;
+    for (const s of [...this.sleepers]) s();
   }
 
-  /** Finishes the batch in hand, then stops. */
+  /** Finishes the batches in hand, then stops. */
   async stop(): Promise<void> {
     this.running = false;
     this.wake();
-    await this.loop;
+    await Promise.all(this.loops);
   }
 
   private async run(): Promise<void> {
@@ -119,17 +124,14 @@ export class Indexer {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
       const timer = setTimeout(done, ms);
       timer.unref();
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = () => {
-        this.wakeUp = undefined;
-        this.woken = false;
-        done();
-      };
+      this.sleepers.add(done);
     });
   }
 }

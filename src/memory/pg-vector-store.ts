@@ -54,22 +54,30 @@ export class PgVectorStore implements VectorStore {
 
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     if (filter.sessionIds.length === 0 || limit <= 0) return [];
-    const { rows } = await this.pool.query<{ message_id: number; session_id: string; role: MessageRole; content: string; embedding: Buffer }>(
-      `SELECT message_id, session_id, role, content, embedding FROM message_vectors
+    // Pass 1 reads only ids and vectors; pass 2 fetches the winners' payloads.
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer }>(
+      `SELECT point_id, embedding FROM message_vectors
         WHERE collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
           AND ($4::text[] IS NULL OR role = ANY($4::text[]))`,
       [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null],
     );
     const query = unit(vector);
-    const top: VectorHit[] = [];
+    const top: { point: string; score: number }[] = [];
     for (const r of rows) {
-      const v = toFloat32(r.embedding);
-      const score = dot(query, v);
-      if (top.length < limit || score > top[top.length - 1]!.score) {
-        insertSorted(top, { messageId: r.message_id, sessionId: r.session_id, role: r.role, content: r.content, score }, limit);
-      }
+      const score = dot(query, toFloat32(r.embedding));
+      if (top.length < limit || score > top[top.length - 1]!.score) insertSorted(top, { point: r.point_id, score }, limit);
     }
-    return top;
+    if (top.length === 0) return [];
+    const ids = top.map((t) => t.point);
+    const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>(
+      `SELECT point_id, message_id, session_id, role, content FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
+      [this.collection, ids],
+    );
+    const byId = new Map(payloads.map((p) => [p.point_id, p]));
+    return top.flatMap((t, i) => {
+      const p = byId.get(ids[i]!);
+      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, score: t.score }] : [];
+    });
   }
 
   async deleteBySession(sessionId: string): Promise<void> {
@@ -104,7 +112,7 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-function insertSorted(top: VectorHit[], hit: VectorHit, limit: number): void {
+function insertSorted<T extends { score: number }>(top: T[], hit: T, limit: number): void {
   let i = top.length;
   while (i > 0 && top[i - 1]!.score < hit.score) i--;
   top.splice(i, 0, hit);
