@@ -37,6 +37,12 @@ export interface TransformersEmbedderOptions {
   maxBatchSize?: number;
   /** onnxruntime threads per worker. Default: cores / poolSize, at least 1. */
   threadsPerWorker?: number;
+  /**
+   * Nice value of the inference threads on Linux (default 10): embedding is
+   * background work and yields the CPU to the event loop and the database.
+   * 0 runs them at normal priority.
+   */
+  nice?: number;
   /** Vector width the model must produce; checked when the model loads. Default 384. */
   dimensions?: number;
   /** Where hub downloads are cached (transformers.js `env.cacheDir`). */
@@ -122,6 +128,7 @@ export class TransformersEmbedder implements Embedder {
       cacheDir: options.cacheDir,
       dtype: options.dtype ?? "q8",
       threads,
+      nice: options.nice ?? 10,
     };
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;

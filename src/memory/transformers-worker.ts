@@ -4,6 +4,7 @@
  * as a worker (started by transformers-embedder.ts), never imported by the app.
  */
 import { existsSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { groupByLength } from "./length-groups.js";
@@ -20,6 +21,8 @@ export interface WorkerInit {
   dtype: TransformersDtype;
   /** onnxruntime intra-op threads of this worker's session. */
   threads: number;
+  /** Nice value for this thread (and the inference threads it starts); 0 leaves it alone. */
+  nice?: number;
 }
 
 export type ToWorker = { type: "embed"; id: number; texts: string[] } | { type: "close" };
@@ -39,6 +42,18 @@ type Extractor = (
 const port = parentPort;
 if (!port) throw new Error("transformers-worker.ts must run as a worker thread");
 const init = workerData as WorkerInit;
+// On Linux, setpriority(PRIO_PROCESS, 0) changes the calling thread only, and
+// threads inherit their creator's value: so this worker and the onnxruntime
+// threads it starts yield the CPU to the event loop and PostgreSQL, and
+// embedding a backlog does not slow acks down. Elsewhere it may apply to the
+// whole process, so it is done only on Linux.
+if (init.nice && process.platform === "linux") {
+  try {
+    os.setPriority(0, init.nice);
+  } catch {
+    // not permitted here: run at normal priority
+  }
+}
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 let extractor: Extractor | undefined;
