@@ -12,7 +12,8 @@ import path from "node:path";
 import OpenAI from "openai";
 import type { Socket } from "socket.io-client";
 import { connect, ok, register } from "../test/support/client.js";
-import { OpenAiLlmDouble } from "../test/support/openai-llm-double.js";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { percentile, table } from "./lib.js";
 
@@ -27,8 +28,19 @@ const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.in
 const tokens = Array.from({ length: TOKENS }, (_, i) => ` word${i}`);
 const expected = tokens.join("");
 
-const double = new OpenAiLlmDouble({ defaultScript: { tokens, tokenDelayMs: TOKEN_DELAY } });
-const llm = await double.start();
+// The double runs in its own process: sharing this process's event loop with
+// a hundred clients would delay its tokens and blame the server for it.
+const doubleProcess = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./llm-double-process.ts", import.meta.url)), String(TOKENS), String(TOKEN_DELAY)], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
+const llm = await new Promise<{ url: string }>((resolve) => {
+  let buf = "";
+  doubleProcess.stdout!.on("data", (c: Buffer) => {
+    buf += c.toString();
+    const m = /\{"url":"[^"]+"\}/.exec(buf);
+    if (m) resolve(JSON.parse(m[0]) as { url: string });
+  });
+});
 
 interface Sample {
   ttft: number;
@@ -75,7 +87,7 @@ async function direct(concurrency: number): Promise<Sample[]> {
 }
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
-const server = await startServer({ ...(process.env.BENCH_SERVER_ENV ? Object.fromEntries(process.env.BENCH_SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}), DATA_DIR: dataDir, EMBEDDER: "hash", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20" }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
+const server = await startServer({ ...(process.env.BENCH_SERVER_ENV ? Object.fromEntries(process.env.BENCH_SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}), DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20" }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
 
 async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
   return closedTurns(concurrency, (i, r) => {
@@ -137,9 +149,18 @@ try {
     rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost]);
   }
   for (const cl of clients) cl.socket.close();
+  if (process.env.BENCH_PHASES) {
+    // With LOG_LEVEL=debug in BENCH_SERVER_ENV: where a turn's time goes, on the server's clock.
+    const marks = server.logs.filter((l) => l.msg === "assistant turn phases").map((l) => l.ms as Record<string, number>);
+    const keys = ["started", "config", "context", "firstToken"];
+    console.log(table(["phase (ms since the message arrived)", "p50", "p99"], keys.map((k) => {
+      const xs = marks.map((m) => m[k]!).filter((x) => x !== undefined).sort((a, b) => a - b);
+      return [k, percentile(xs, 50), percentile(xs, 99)];
+    })));
+  }
 } finally {
   await server.stop();
-  await double.close();
+  doubleProcess.kill("SIGTERM");
   await rm(dataDir, { recursive: true, force: true });
 }
 console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} turns per client back to back, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
