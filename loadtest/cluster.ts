@@ -31,7 +31,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const dir = await mkdtemp(path.join(tmpdir(), "memchat-cluster-"));
   await chmod(dir, 0o711); // as root, PostgreSQL runs as 'postgres' and must be able to enter it
   const cleanups: (() => Promise<void>)[] = [async () => rm(dir, { recursive: true, force: true })];
-  const nodeArgs = opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
+  // --expose-gc lets the harness measure retained memory (SIGUSR2: full GC, then a log line).
+  const nodeArgs = ["--expose-gc", ...(opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
   // All load comes from one address here: per-address limits (connects, logins) would measure the limiter, not the server.
   const base = {
     EMBEDDER: "hash",

@@ -36,6 +36,15 @@ try {
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);
+  // Memory accounting for operators and load tests: with node --expose-gc,
+  // SIGUSR2 runs a full collection and logs what is really retained.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    process.on("SIGUSR2", () => {
+      gc();
+      log.info({ memory: process.memoryUsage() }, "memory after full GC");
+    });
+  }
 } catch (err) {
   log.fatal({ err }, "start-up failed");
   process.exit(1);

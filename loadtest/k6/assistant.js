@@ -20,10 +20,13 @@ import { ackErrorCode, LOCAL_ERRORS } from "./lib/socketio.js";
 const BASE_URL = baseUrl();
 const VUS = int("VUS", 5, 1);
 const DURATION_MS = durationMs("DURATION", "1m");
-const THINK_MS = durationMs("THINK", "1s");
+// The server allows a user 0.5 assistant turns/s sustained by default (RATE_TURN_PER_SEC); with fast replies a shorter think gets RATE_LIMITED.
+const THINK_MS = durationMs("THINK", "2s");
 // A real LLM can take long; past this the turn counts as failed and is cancelled.
 const REPLY_TIMEOUT_MS = durationMs("REPLY_TIMEOUT", "2m");
 const ACK_TIMEOUT_MS = durationMs("ACK_TIMEOUT", "10s");
+// After a timeout the reply is cancelled; the next turn waits for its end, or this long if it never comes.
+const CANCEL_GRACE_MS = durationMs("CANCEL_GRACE", "30s");
 // {n} becomes the turn number. Each turn states a fact and asks about earlier ones, so retrieval has something to find.
 const PROMPT = str(
   "PROMPT",
@@ -68,7 +71,7 @@ export const options = {
       executor: "per-vu-iterations",
       vus: VUS,
       iterations: 1,
-      maxDuration: k6Duration(DURATION_MS + REPLY_TIMEOUT_MS + 60000),
+      maxDuration: k6Duration(DURATION_MS + REPLY_TIMEOUT_MS + CANCEL_GRACE_MS + 60000),
     },
   },
   thresholds: thresholds(THRESHOLDS),
@@ -100,14 +103,27 @@ export default function (data) {
     ackTimeoutMs: ACK_TIMEOUT_MS,
     onConnect(sio, conn) {
       let n = 0;
+      // A timed-out reply that was cancelled but has not ended yet; the server runs one reply per session at a time.
+      let draining = null;
+
+      // Starts the turn after `prev` once delayMs passed, unless something else started it already.
+      function afterTurn(prev, delayMs) {
+        conn.socket.setTimeout(() => {
+          if (n !== prev) return;
+          if (Date.now() >= sendUntil) conn.close();
+          else nextTurn();
+        }, delayMs);
+      }
 
       function finish(t, stage, code) {
         if (t.done) return;
         t.done = true;
         failed.add(code !== null);
         if (code !== null) errors.add(1, { stage, code });
-        if (Date.now() >= sendUntil) conn.close();
-        else conn.socket.setTimeout(nextTurn, THINK_MS);
+        if (stage === "timeout" && t.messageId !== null) {
+          draining = t.messageId;
+          afterTurn(t.n, CANCEL_GRACE_MS);
+        } else afterTurn(t.n, THINK_MS);
       }
 
       function nextTurn() {
@@ -126,19 +142,26 @@ export default function (data) {
             }
             sendAck.add(ms);
             t.userMessageId = reply.data.message.id;
+            // A start that beat the ack but answers another message was not this turn's.
+            if (t.replyToId !== null && t.replyToId !== t.userMessageId) {
+              t.startAt = t.messageId = t.replyToId = null;
+              t.deltas = t.lastSeq = t.gaps = 0;
+              t.text = "";
+            }
           },
         );
         conn.socket.setTimeout(() => {
           if (t.done) return;
-          // Leaving it streaming would keep the server's LLM call running into the next turn.
+          // Left running, the server's LLM call would hold the session's one reply slot into the next turn.
           if (t.messageId !== null) sio.emit("assistant:cancel", { sessionId, messageId: t.messageId }, () => {});
           finish(t, "timeout", "REPLY_TIMEOUT");
         }, REPLY_TIMEOUT_MS);
       }
 
-      // One turn at a time in a session no one else uses: every assistant event here belongs to `turn`.
+      // One turn at a time in a session no one else writes to; replies are told apart by the message they answer.
       sio.on("assistant:start", (e) => {
-        if (e.sessionId !== sessionId || !turn || turn.done || turn.startAt !== null) return;
+        if (e.sessionId !== sessionId || !turn || turn.done || turn.startAt !== null || e.messageId === draining) return;
+        if (turn.userMessageId !== null && e.replyToId !== turn.userMessageId) return;
         turn.startAt = Date.now();
         turn.messageId = e.messageId;
         turn.replyToId = e.replyToId;
@@ -156,23 +179,28 @@ export default function (data) {
         turn.lastSeq = e.seq;
         turn.text += e.text;
       });
+      // The end of a cancelled reply frees the session for the next turn.
+      function drained(messageId) {
+        if (draining === null || messageId !== draining) return false;
+        draining = null;
+        afterTurn(n, THINK_MS);
+        return true;
+      }
       sio.on("assistant:end", (e) => {
-        if (e.sessionId !== sessionId || !turn || turn.done) return;
+        if (e.sessionId !== sessionId || drained(e.message.id)) return;
+        if (!turn || turn.done || e.message.id !== turn.messageId) return;
         const t = turn;
         const m = e.message;
         replyTime.add(Date.now() - t.sentAt);
         deltasPerReply.add(t.deltas);
         replies.add(1);
         if (e.usage && typeof e.usage.completionTokens === "number") completionTokens.add(e.usage.completionTokens);
-        check(e, {
-          "assistant:start came before assistant:end": () => t.startAt !== null && t.messageId === m.id,
-          "reply answers the message sent": () => t.userMessageId === null || t.replyToId === t.userMessageId,
-        });
         if (m.status === "complete") intact.add(t.gaps === 0 && t.deltas > 0 && t.text === m.content);
         finish(t, "stream", m.status === "complete" ? null : `STATUS_${String(m.status).toUpperCase()}`);
       });
       sio.on("assistant:error", (e) => {
-        if (e.sessionId !== sessionId || !turn || turn.done) return;
+        if (e.sessionId !== sessionId || drained(e.messageId)) return;
+        if (!turn || turn.done || e.messageId !== turn.messageId) return;
         finish(turn, "stream", String(e.code));
       });
 

@@ -25,7 +25,8 @@ const BASE_URL = baseUrl();
 const CLIENTS = int("CLIENTS", 200, 1);
 const ROOMS = int("ROOMS", 20, 1);
 const SESSIONS_PER_CLIENT = int("SESSIONS_PER_CLIENT", 2, 1);
-const WRITE_INTERVAL_MS = Math.max(1, durationMs("WRITE_INTERVAL", "500ms"));
+// The server allows a user 2 messages/s sustained by default (RATE_MESSAGE_PER_SEC); a writer must stay under it.
+const WRITE_INTERVAL_MS = Math.max(1, durationMs("WRITE_INTERVAL", "1s"));
 const WARMUP_MS = durationMs("WARMUP", "10s");
 const STORMS = int("STORMS", 3, 1);
 const STORM_EVERY_MS = durationMs("STORM_EVERY", "20s");

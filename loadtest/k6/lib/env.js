@@ -87,7 +87,8 @@ export function runId() {
     if (!/^[A-Za-z0-9_.-]{1,12}$/.test(fixed)) throw new Error(`RUN_ID must be 1-12 of [A-Za-z0-9_.-], got '${fixed}'`);
     return fixed;
   }
-  return Date.now().toString(36).slice(-5) + Math.random().toString(36).slice(2, 5);
+  const random = Math.floor(Math.random() * Math.pow(36, 5)).toString(36);
+  return Date.now().toString(36).slice(-5) + "00000".slice(random.length) + random;
 }
 
 /**

@@ -1,4 +1,5 @@
 /** The REST calls the scripts make around a run: register users, invite members, delete sessions. */
+import { sleep } from "k6";
 import http from "k6/http";
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -22,18 +23,53 @@ function describe(res) {
   return `${res.status} ${String(res.body || res.error || "").slice(0, 200)}`;
 }
 
-/** Registers every name; returns [{username, userId, token}] in the same order, or throws: a half-registered setup would measure nonsense. */
+function retryAfterMs(res) {
+  try {
+    const ms = res.json().error.retryAfterMs;
+    if (typeof ms === "number" && ms > 0) return ms;
+  } catch (e) {
+    // no JSON body: fall back to the header
+  }
+  const header = Number(res.headers && res.headers["Retry-After"]);
+  return header > 0 ? header * 1000 : 1000;
+}
+
+/**
+ * Registers every name; returns [{username, userId, token}] in the same order,
+ * or throws: a half-registered setup would measure nonsense. The server limits
+ * registrations per client address (RATE_LOGIN_*), and a load generator is one
+ * address, so a 429 waits as long as the server asks and tries again.
+ */
 export function registerUsers(baseUrl, usernames, password, chunk) {
-  return inChunks(usernames, chunk || 20, (username) => ({
-    method: "POST",
-    url: `${baseUrl}/api/auth/register`,
-    body: JSON.stringify({ username, password }),
-    params: { headers: JSON_HEADERS, tags: { name: "POST /api/auth/register" } },
-  })).map(({ item, res }) => {
-    if (res.status !== 201) throw new Error(`registering ${item} failed: ${describe(res)}`);
-    const b = res.json();
-    return { username: b.user.username, userId: b.user.id, token: b.token };
-  });
+  const users = new Array(usernames.length);
+  let todo = usernames.map((username, index) => ({ username, index }));
+  let waitedMs = 0;
+  while (todo.length > 0) {
+    const limited = [];
+    let waitMs = 0;
+    inChunks(todo, chunk || 20, (t) => ({
+      method: "POST",
+      url: `${baseUrl}/api/auth/register`,
+      body: JSON.stringify({ username: t.username, password }),
+      params: { headers: JSON_HEADERS, tags: { name: "POST /api/auth/register" } },
+    })).forEach(({ item, res }) => {
+      if (res.status === 429) {
+        limited.push(item);
+        waitMs = Math.max(waitMs, retryAfterMs(res));
+        return;
+      }
+      if (res.status !== 201) throw new Error(`registering ${item.username} failed: ${describe(res)}`);
+      const b = res.json();
+      users[item.index] = { username: b.user.username, userId: b.user.id, token: b.token };
+    });
+    if (limited.length > 0) {
+      waitedMs += waitMs;
+      if (waitedMs > 600000) throw new Error(`registration still rate limited after ${waitedMs} ms of waiting; raise RATE_LOGIN_* on the server`);
+      sleep(waitMs / 1000);
+    }
+    todo = limited;
+  }
+  return users;
 }
 
 /** invites: [{sessionId, ownerToken, username}]; throws on any failure. */

@@ -75,7 +75,7 @@ export function encodePacket(p) {
   if (p.type === SIO.ACK && !hasId) throw new ProtocolError("an ack needs an id");
   if (!isDataValid(p.type, p.data)) throw new ProtocolError(`bad payload for packet type ${p.type}`);
   let s = String(p.type);
-  if (nsp !== "/") s += nsp;
+  if (nsp !== "/") s += nsp + ",";
   if (hasId) s += String(p.id);
   if (p.data !== undefined) s += JSON.stringify(p.data);
   return s;
