@@ -25,7 +25,7 @@ const POOL = 20; // the server's default DB_POOL_SIZE; the baseline gets the sam
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-"));
 const pgPort = await freePort();
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL) });
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false" });
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
 
