@@ -156,7 +156,7 @@ async function startBarePair(redisUrl: string) {
 const rows: (string | number)[][] = [];
 const redis = await startRedisServer();
 const bare = await startBarePair(redis.url);
-const cluster = await startCluster({ nodes: 2, redis: true, env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: "true" } }).catch(async (e) => {
+const cluster = await startCluster({ nodes: 2, redis: true, cpuProfDir: process.env.BENCH_CPU_PROF, env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}) } }).catch(async (e) => {
   await bare.stop();
   throw e;
 });
