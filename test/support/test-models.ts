@@ -80,9 +80,14 @@ export const FULL_MODEL_SPEC: TestModelSpec = {
   initStd: 0.02,
 };
 
-/** Where the tokenizer and config of the real model are kept on this machine. */
+/**
+ * Where the tokenizer and config of the real model are kept: the shared/
+ * folder beside the checkout (as CI lays it out), unless MEMCHAT_TOKENIZER_DIR says otherwise.
+ */
 export function tokenizerSourceDir(): string {
-  return process.env.MEMCHAT_TOKENIZER_DIR ?? "/work/shared/models/Xenova/all-MiniLM-L6-v2";
+  if (process.env.MEMCHAT_TOKENIZER_DIR) return process.env.MEMCHAT_TOKENIZER_DIR;
+  const beside = path.join(repoRoot(), "..", "shared", "models", "Xenova", "all-MiniLM-L6-v2");
+  return existsSync(beside) ? beside : "/work/shared/models/Xenova/all-MiniLM-L6-v2";
 }
 
 export function modelCacheRoot(): string {
