@@ -207,8 +207,12 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         // Replies still streaming end as interrupted (kept, regenerable) and their rooms are told.
         await assistant.stop().catch((err) => log.warn({ err }, "stopping assistant turns failed"));
         io.disconnectSockets(true);
-        await new Promise<void>((r) => io.close(() => r()));
+        // io.close() waits for the HTTP server to close, which waits for every
+        // keep-alive connection: close those ourselves instead of for their timeout.
+        const httpClosed = new Promise<void>((r) => httpServer.once("close", () => r()));
+        void io.close();
         httpServer.closeAllConnections();
+        await Promise.race([httpClosed, new Promise<void>((r) => setTimeout(r, 2_000).unref())]);
         await cleanup();
         log.info("shutdown complete");
       })());
