@@ -7,7 +7,9 @@
  * times out the wait for response headers, while a model that stalls
  * mid-reply is the failure a chat user actually sees.
  */
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import type OpenAI from "openai";
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import { createOpenAiClient } from "./openai-client.js";
 import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
 import { countMessageTokens, countTokens } from "./tokens.js";
 import { LlmError, type LlmChunk, type LlmProvider, type LlmRequest } from "./types.js";
@@ -51,8 +53,6 @@ class AttemptFailure extends Error {
   }
 }
 
-const NO_KEY_PLACEHOLDER = "no-api-key";
-
 export class OpenAiProvider implements LlmProvider {
   readonly name: string;
   private readonly client: OpenAI;
@@ -69,19 +69,8 @@ export class OpenAiProvider implements LlmProvider {
     this.idleTimeoutMs = positive(options.idleTimeoutMs ?? 30_000, "idleTimeoutMs");
     this.maxRetries = Math.max(0, Math.floor(options.maxRetries ?? 1));
     this.retryDelayMs = Math.max(0, options.retryDelayMs ?? 250);
-    this.client = new OpenAI({
-      baseURL: options.baseURL,
-      apiKey: options.apiKey || NO_KEY_PLACEHOLDER,
-      // Explicit nulls keep the SDK from picking these up from OPENAI_* variables:
-      // configuration is read in one place (src/config.ts).
-      organization: null,
-      project: null,
-      adminAPIKey: null,
-      maxRetries: 0,
-      // Only a backstop: our own connect timer fires first and says which limit was hit.
-      timeout: this.connectTimeoutMs + 5_000,
-      logLevel: "off",
-    });
+    // The SDK does not retry (we do, once, before the first token); its timeout is only a backstop: our connect timer fires first and says which limit was hit.
+    this.client = createOpenAiClient({ baseURL: options.baseURL, apiKey: options.apiKey, timeoutMs: this.connectTimeoutMs + 5_000, maxRetries: 0 });
   }
 
   async *stream(request: LlmRequest): AsyncGenerator<LlmChunk> {

@@ -5,7 +5,8 @@
  * at a time; vectors are put back in input order by the `index` the server
  * returns and L2-normalised here, since not every server normalises.
  */
-import OpenAI from "openai";
+import type OpenAI from "openai";
+import { createOpenAiClient } from "../llm/openai-client.js";
 import type { Embedder } from "./types.js";
 
 export interface OpenAiEmbedderOptions {
@@ -34,8 +35,6 @@ export interface OpenAiEmbedderOptions {
   maxRetries?: number;
 }
 
-const NO_KEY_PLACEHOLDER = "no-api-key";
-
 export class OpenAiEmbedder implements Embedder {
   readonly model: string;
   readonly dimensions: number;
@@ -58,16 +57,7 @@ export class OpenAiEmbedder implements Embedder {
     this.encodingFormat = options.encodingFormat ?? "base64";
     this.maxBatchSize = positiveInt("maxBatchSize", options.maxBatchSize ?? 128);
     this.maxConcurrency = positiveInt("maxConcurrency", options.maxConcurrency ?? 4);
-    this.client = new OpenAI({
-      baseURL: options.baseURL,
-      apiKey: options.apiKey || NO_KEY_PLACEHOLDER,
-      // Explicit nulls keep the SDK from reading OPENAI_* variables: configuration is read in src/config.ts.
-      organization: null,
-      project: null,
-      adminAPIKey: null,
-      timeout: options.timeoutMs ?? 30_000,
-      maxRetries: options.maxRetries ?? 2,
-    });
+    this.client = createOpenAiClient({ baseURL: options.baseURL, apiKey: options.apiKey, timeoutMs: options.timeoutMs ?? 30_000, maxRetries: options.maxRetries ?? 2 });
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
