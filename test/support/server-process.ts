@@ -14,8 +14,14 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-export async function startServer(env: Record<string, string | undefined>, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string | undefined>,
+  timeoutMs = 60_000,
+  nodeArgs: string[] = [],
+  as?: { uid: number; gid: number },
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
