@@ -73,8 +73,9 @@ export class PgMemoryQueries {
           AND m.content_tsv @@ q.query
           AND m.status <> 'streaming'
           AND NOT (m.id = ANY($5::bigint[]))
-          AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
-          AND ${AUDIENCE_CAN_READ("m.session_id", "$6")}
+          -- The readable sessions are worked out once (a hashed subplan), not per matching row.
+          AND m.session_id IN (SELECT mem.session_id FROM chat_session_members mem
+                                WHERE mem.user_id = $1 AND ${AUDIENCE_CAN_READ("mem.session_id", "$6")})
         ORDER BY score DESC, m.id DESC
         LIMIT $4`,
       [userId, sessionIds, query, limit, excludeIds, audienceSessionId ?? null],
