@@ -131,6 +131,14 @@ export class ChatService {
     if (r === "not_found") throw new AppError("NOT_FOUND", "no such member");
   }
 
+  async renameSession(actor: Actor, input: Input<"session:rename">): Promise<{ session: Session }> {
+    const r = await this.store.renameSession(input.sessionId, actor.user.id, input.title);
+    if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can rename it");
+    if (r === "not_found") throw notFound();
+    this.rooms.emit(r.id, "session:updated", { sessionId: r.id, title: r.title, updatedAt: r.updatedAt }, actor.connectionId);
+    return { session: r };
+  }
+
   async deleteSession(user: User, sessionId: string): Promise<void> {
     const r = await this.store.deleteSession(sessionId, user.id);
     if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");

@@ -27,6 +27,8 @@ export interface MessageStore {
   /** The session as `userId` sees it, or null when it does not exist or they are not a member. */
   getSession(sessionId: string, userId: string): Promise<Session | null>;
   listSessions(userId: string, limit: number): Promise<Session[]>;
+  /** Renames the session when `userId` owns it. */
+  renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden">;
   /** Deletes the session when `userId` owns it. */
   deleteSession(sessionId: string, userId: string): Promise<"deleted" | "not_found" | "forbidden">;
   addMember(sessionId: string, ownerId: string, username: string): Promise<

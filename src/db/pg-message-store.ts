@@ -43,6 +43,19 @@ WITH visible AS (
 )
 SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM del)::int AS deleted`;
 
+// One statement: the owner check and the update see the same snapshot.
+const RENAME_SESSION = `
+WITH visible AS (
+  SELECT s.id, s.owner_id, mem.role FROM chat_sessions s
+    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+   WHERE s.id = $1
+), upd AS (
+  UPDATE chat_sessions s SET title = $3, updated_at = now()
+   WHERE s.id IN (SELECT id FROM visible WHERE owner_id = $2)
+  RETURNING ${SESSION_COLUMNS}
+)
+SELECT (SELECT count(*) FROM visible)::int AS visible, upd.*, 'owner' AS member_role FROM (SELECT 1) one LEFT JOIN upd ON true`;
+
 const ADD_MEMBER = `
 WITH owned AS (
   SELECT s.id FROM chat_sessions s WHERE s.id = $1 AND s.owner_id = $2
@@ -162,6 +175,13 @@ export class PgMessageStore implements MessageStore {
     const { rows } = await this.pool.query<{ visible: number; deleted: number }>(DELETE_SESSION, [sessionId, userId]);
     const r = rows[0]!;
     if (r.deleted > 0) return "deleted";
+    return r.visible > 0 ? "forbidden" : "not_found";
+  }
+
+  async renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden"> {
+    const { rows } = await this.pool.query<SessionRow & { visible: number }>(RENAME_SESSION, [sessionId, userId, title]);
+    const r = rows[0]!;
+    if (r.id) return toSession(r);
     return r.visible > 0 ? "forbidden" : "not_found";
   }
 

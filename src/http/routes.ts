@@ -61,6 +61,12 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       const user = await requireUser(ctx, auth);
       return { body: { sessions: await chat.listSessions(user) } };
     })
+    .add("PATCH", "/api/sessions/:id", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      const sessionId = sessionIdParam(ctx);
+      const { title } = await ctx.body(schemas.renameBody);
+      return { body: await chat.renameSession({ user, connectionId: "rest" }, { sessionId, title }) };
+    })
     .add("DELETE", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, auth);
       await chat.deleteSession(user, sessionIdParam(ctx));

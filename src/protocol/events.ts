@@ -49,6 +49,8 @@ export interface ClientToServerEvents {
   "session:create": Handler<Input<"session:create">, { session: Session }>;
   "session:join": Handler<Input<"session:join">, SessionJoinResult>;
   "session:leave": Handler<Input<"session:leave">, { left: boolean }>;
+  /** Owner only. The room hears session:updated. */
+  "session:rename": Handler<Input<"session:rename">, { session: Session }>;
   "session:invite": Handler<Input<"session:invite">, { member: { userId: string; username: string } }>;
   "message:send": Handler<Input<"message:send">, { message: Message }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
@@ -74,6 +76,7 @@ export interface ContextEntryPayload {
 
 export interface ServerToClientEvents {
   "message:new": (e: { message: Message }) => void;
+  "session:updated": (e: { sessionId: string; title: string; updatedAt: string }) => void;
   "presence:join": (e: { sessionId: string; userId: string; username: string }) => void;
   "presence:leave": (e: { sessionId: string; userId: string; username: string }) => void;
   typing: (e: { sessionId: string; userId: string; username: string; isTyping: boolean }) => void;

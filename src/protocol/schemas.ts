@@ -32,6 +32,9 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     "session:create": z.object({ title: sessionTitle.optional(), assistant: z.boolean().optional() }).strict(),
     "session:join": z.object({ sessionId: uuid, afterSeq: seq.optional() }).strict(),
     "session:leave": z.object({ sessionId: uuid }).strict(),
+    "session:rename": z.object({ sessionId: uuid, title: sessionTitle }).strict(),
+    /** REST body of PATCH /api/sessions/:id. */
+    renameBody: z.object({ title: sessionTitle }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
     "message:send": z
       .object({

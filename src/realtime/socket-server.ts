@@ -34,6 +34,7 @@ const KNOWN_EVENTS = new Set<string>([
   "session:create",
   "session:join",
   "session:leave",
+  "session:rename",
   "session:invite",
   "message:send",
   "message:history",
@@ -108,6 +109,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
       chat.leaveSession(actor, input.sessionId, () => socket.leave(roomOf(input.sessionId))),
     );
     on(socket, "session:invite", schemas["session:invite"], h, (input) => chat.invite(actor, input));
+    on(socket, "session:rename", schemas["session:rename"], h, (input) => chat.renameSession(actor, input));
     on(socket, "message:send", schemas["message:send"], h, async (input) => {
       const { message, duplicate } = await chat.sendMessage(actor, input);
       if (!duplicate) metrics.messagesAccepted.inc();

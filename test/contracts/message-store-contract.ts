@@ -128,6 +128,16 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
       expect(await f.store.getSession(s.id, bob.id)).toBeNull();
     });
 
+    it("lets only the owner rename a session", async () => {
+      const s = await f.store.createSession(alice.id, "old", false);
+      await f.store.addMember(s.id, alice.id, bob.username);
+      expect(await f.store.renameSession(s.id, bob.id, "hijack")).toBe("forbidden");
+      expect(await f.store.renameSession(randomUUID(), alice.id, "x")).toBe("not_found");
+      const renamed = await f.store.renameSession(s.id, alice.id, "new title");
+      expect(renamed).toMatchObject({ id: s.id, title: "new title", role: "owner" });
+      expect((await f.store.getSession(s.id, bob.id))!.title).toBe("new title");
+    });
+
     it("deletes a session with its messages", async () => {
       const s = await f.store.createSession(alice.id, "", true);
       await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "d", content: "bye" });

@@ -322,6 +322,22 @@ describe("sessions and messages over /chat", () => {
     expect((await api(server.url, "/healthz")).status).toBe(200);
   });
 
+  it("renames a session (owner only) and tells the room", async () => {
+    const { session } = await ok(a, "session:create", { title: "before", assistant: false });
+    await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
+    await ok(b, "session:join", { sessionId: session.id });
+    const heard = nextEvent(b, "session:updated");
+    const r = await ok(a, "session:rename", { sessionId: session.id, title: "after" });
+    expect(r.session).toMatchObject({ id: session.id, title: "after" });
+    expect(await heard).toMatchObject({ sessionId: session.id, title: "after" });
+    const refused = await call(b, "session:rename", { sessionId: session.id, title: "mine now" });
+    expect(!refused.ok && refused.error.code).toBe("FORBIDDEN");
+    const rest = await api(server.url, `/api/sessions/${session.id}`, { method: "PATCH", token: alice.token, body: { title: "via REST" } });
+    expect(rest.status).toBe(200);
+    expect(rest.body.session.title).toBe("via REST");
+    expect((await api(server.url, `/api/sessions/${session.id}`, { method: "PATCH", token: alice.token, body: { title: 5 } })).status).toBe(400);
+  });
+
   it("deletes a session and its messages over REST (owner only)", async () => {
     const { session } = await ok(a, "session:create", { assistant: false });
     await ok(a, "message:send", { sessionId: session.id, clientMessageId: "d1", content: "to be deleted" });

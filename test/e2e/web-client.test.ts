@@ -382,6 +382,20 @@ describe("web client", () => {
     await eventually(async () => expect(await alice.getByTestId("presence").textContent()).toBe("Only you are here"));
   });
 
+  it("renames a session, and the new name shows in the list, the header and the server", async () => {
+    const page = await newPage();
+    await signUp(page, server.url, uniqueName("web"));
+    await createSessionInUi(page, "First name");
+    const sessionId = await openSessionId(page);
+    const token = await storedToken(page);
+    page.once("dialog", (d) => void d.accept("Second name"));
+    await page.getByRole("button", { name: "Rename session First name" }).click();
+    await eventually(async () => expect(await page.locator('[data-testid="session"] .session-title').allTextContents()).toEqual(["Second name"]));
+    await page.getByRole("heading", { name: "Second name" }).waitFor();
+    const listed = await api(server.url, "/api/sessions", { token });
+    expect(listed.body.sessions.find((x: { id: string }) => x.id === sessionId).title).toBe("Second name");
+  });
+
   it("deletes a session after asking", async () => {
     const page = await newPage();
     await signUp(page, server.url, uniqueName("web"));

@@ -139,6 +139,8 @@ export class ChatApp {
     });
     NARROW.addEventListener("change", this.onWidthChange);
     window.addEventListener("focus", this.onWindowFocus);
+    // Another tab or the owner renamed a session this tab shows.
+    this.conn.on("session:updated", (e) => this.retitle(e.sessionId, e.title, e.updatedAt));
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -199,6 +201,25 @@ export class ChatApp {
       }
     }
     this.removeSession(s.id);
+  }
+
+  private async renameSession(s: Session): Promise<void> {
+    const title = window.prompt("New name for this session", s.title);
+    if (title === null || title.trim() === s.title) return;
+    try {
+      const { session } = await this.conn.call("session:rename", { sessionId: s.id, title: title.trim() });
+      this.retitle(session.id, session.title, session.updatedAt);
+    } catch (err) {
+      this.toast(`Could not rename the session: ${describe(err)}`);
+    }
+  }
+
+  private retitle(sessionId: string, title: string, updatedAt: string): void {
+    const current = this.sessions.find((x) => x.id === sessionId);
+    if (!current) return;
+    this.sessions = this.sessions.map((x) => (x.id === sessionId ? { ...x, title, updatedAt } : x));
+    if (this.conversation?.sessionId === sessionId) this.conversation.retitle(title);
+    this.renderSessions();
   }
 
   private removeSession(sessionId: string): void {
@@ -341,6 +362,19 @@ export class ChatApp {
             h("span", { class: "session-title" }, title),
             h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : ""),
           ),
+          s.role === "owner"
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "btn btn-ghost icon-only session-rename",
+                  "aria-label": `Rename session ${title}`,
+                  title: "Rename session",
+                  onclick: () => void this.renameSession(s),
+                },
+                icon("pencil"),
+              )
+            : null,
           s.role === "owner"
             ? h(
                 "button",

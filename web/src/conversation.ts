@@ -734,6 +734,12 @@ export class Conversation {
     return li;
   }
 
+  /** The session was renamed (here, in another tab, or by its owner). */
+  retitle(title: string): void {
+    this.session = { ...this.session, title };
+    this.renderHeader();
+  }
+
   private renderHeader(): void {
     this.title.textContent = this.session.title || "Untitled session";
     document.title = `${this.title.textContent} · Memchat`;
