@@ -91,7 +91,7 @@ export class MemoryService {
     if (!embedder || !this.d.store) return null;
     if (scopes.length === 0) return [];
     try {
-      const [vector] = await embedder.embed([q.query]);
+      const [vector] = await embedder.embed([q.query], { priority: "interactive" });
       const byTenant = new Map<string, string[]>();
       for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);
       const skip = new Set(exclude);

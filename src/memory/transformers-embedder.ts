@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { Embedder } from "./types.js";
+import type { EmbedOptions, Embedder } from "./types.js";
 import type { FromWorker, ToWorker, TransformersDtype, WorkerInit } from "./transformers-worker.js";
 
 export type { TransformersDtype } from "./transformers-worker.js";
@@ -174,7 +174,7 @@ export class TransformersEmbedder implements Embedder {
     return this.failure?.message;
   }
 
-  embed(texts: readonly string[]): Promise<Float32Array[]> {
+  embed(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new EmbedderUnavailableError("embedder is closed"));
     if (texts.length === 0) return Promise.resolve([]);
@@ -188,7 +188,10 @@ export class TransformersEmbedder implements Embedder {
         resolve,
         reject,
       };
-      texts.forEach((text, index) => this.queue.push({ text, request, index }));
+      const items = texts.map((text, index) => ({ text, request, index }));
+      // A query someone waits on jumps the indexing backlog: it only waits for the batches already running.
+      if (options.priority === "interactive") this.queue.unshift(...items);
+      else this.queue.push(...items);
       this.scheduleDispatch();
     });
   }

@@ -1,10 +1,19 @@
+export interface EmbedOptions {
+  /** Default "background". */
+  priority?: "interactive" | "background";
+}
+
 /** A model that turns texts into fixed-size, L2-normalised vectors. */
 export interface Embedder {
   /** Model identity stored with every indexed message (`chat_messages.embedding_model`). */
   readonly model: string;
   readonly dimensions: number;
-  /** Embeds texts in order; the result has one vector per input text. */
-  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  /**
+   * Embeds texts in order; the result has one vector per input text.
+   * `interactive` work (a query someone is waiting on) goes ahead of queued
+   * `background` work (indexing), where the implementation queues at all.
+   */
+  embed(texts: readonly string[], options?: EmbedOptions): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 

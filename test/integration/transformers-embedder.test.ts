@@ -75,6 +75,19 @@ describe("TransformersEmbedder", () => {
     expect(after).toMatchObject({ queuedTexts: 0, busyWorkers: 0, workers: 2, readyWorkers: 2 });
   });
 
+  it("serves an interactive query before a queued indexing backlog", async () => {
+    // One worker, small batches: the backlog is many batches deep when the query arrives.
+    const order: string[] = [];
+    const backlog = Array.from({ length: 12 }, (_, b) =>
+      single.embed(Array.from({ length: 8 }, (_, i) => `backlog message ${b}-${i}`)).then(() => order.push(`backlog ${b}`)),
+    );
+    const query = single.embed(["what did I say about the backlog?"], { priority: "interactive" }).then(() => order.push("query"));
+    await Promise.all([...backlog, query]);
+    // At most the batch already running (and one coalesced with it) finishes first.
+    expect(order.indexOf("query")).toBeLessThanOrEqual(2);
+    expect(order.filter((o) => o.startsWith("backlog"))).toHaveLength(12);
+  });
+
   it("rejects ready() and embed() cleanly when the model folder is missing", async () => {
     const missing = path.join(path.dirname(modelDir), "no-such-model");
     const embedder = new TransformersEmbedder({ modelPath: missing, poolSize: 2 });
