@@ -130,14 +130,12 @@ export class AssistantService {
 
   async cancel(actor: Actor, input: { sessionId: string; messageId: number }): Promise<{ cancelled: boolean }> {
     const reply = await this.d.store.findStreamingReply(input.sessionId, actor.user.id, input.messageId);
-    if (!reply) {
-      return { cancelled: false };
-    }
+    if (!reply) return { cancelled: false };
     await this.d.cancelBus.publish(reply.id);
     return { cancelled: true };
   }
 
-  /** The newest reply streaming in the session, with the text produced so far. */
+  /** Every reply streaming in the session, oldest first, with the text its stream buffer holds so far. */
   async activeStreams(sessionId: string, userId: string): Promise<ActiveStream[]> {
     const replies = await this.d.store.activeReplies(sessionId, userId);
     return Promise.all(

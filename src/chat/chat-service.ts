@@ -84,17 +84,16 @@ export class ChatService {
     if (first) {
       this.rooms.emit(session.id, "presence:join", { sessionId: session.id, userId: actor.user.id, username: actor.user.username }, actor.connectionId);
     }
-    let messages: Message[];
-    let truncated = false;
-    if (input.afterSeq === undefined) {
-      messages = await this.store.listMessagesBefore(session.id, actor.user.id, undefined, this.limits.historyPageSize);
-    } else {
-      messages = await this.store.listMessagesAfter(session.id, actor.user.id, input.afterSeq, this.limits.joinBacklogMax + 1);
-      truncated = messages.length > this.limits.joinBacklogMax;
-      if (truncated) messages = messages.slice(0, this.limits.joinBacklogMax);
-    }
-    const presence = await this.presence.list(session.id);
-    const activeStreams = this.assistant ? await this.assistant.activeStreams(session.id, actor.user.id) : [];
+    // Independent reads: together, so a reconnect storm's joins wait for one round trip, not three.
+    const [backlog, presence, activeStreams] = await Promise.all([
+      input.afterSeq === undefined
+        ? this.store.listMessagesBefore(session.id, actor.user.id, undefined, this.limits.historyPageSize)
+        : this.store.listMessagesAfter(session.id, actor.user.id, input.afterSeq, this.limits.joinBacklogMax + 1),
+      this.presence.list(session.id),
+      this.assistant ? this.assistant.activeStreams(session.id, actor.user.id) : Promise.resolve([]),
+    ]);
+    const truncated = input.afterSeq !== undefined && backlog.length > this.limits.joinBacklogMax;
+    const messages = truncated ? backlog.slice(0, this.limits.joinBacklogMax) : backlog;
     const activeStream = activeStreams.at(-1);
     return { session, messages, presence, truncated, activeStreams, ...(activeStream ? { activeStream } : {}) };
   }

@@ -118,7 +118,7 @@ export class PgAssistantStore {
     return rows[0] ? toMessage(rows[0]) : null;
   }
 
-  /** The reply in `sessionId` still streaming, if any (the newest). */
+  /** Replies in `sessionId` still streaming (several users may each have one), oldest first. */
   async activeReplies(sessionId: string, userId: string): Promise<Message[]> {
     const { rows } = await this.pool.query<MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m

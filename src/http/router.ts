@@ -5,7 +5,7 @@
 import type http from "node:http";
 import type { Logger } from "pino";
 import type { ZodTypeAny, z } from "zod";
-import { toErrorBody, describeZodError } from "../realtime/handlers.js";
+import { describeZodError, toErrorBody } from "../error-body.js";
 import { AppError, HTTP_STATUS } from "../protocol/errors.js";
 import type { Metrics } from "./metrics.js";
 

@@ -6,10 +6,9 @@
 import type { Logger } from "pino";
 import type { Socket } from "socket.io";
 import type { ZodTypeAny, z } from "zod";
-import { isDatabaseUnavailable } from "../db/errors.js";
-import { isRedisUnavailable } from "../redis/client.js";
+import { describeZodError, toErrorBody } from "../error-body.js";
 import type { Metrics } from "../http/metrics.js";
-import { type Ack, AppError, type ErrorBody } from "../protocol/errors.js";
+import type { Ack } from "../protocol/errors.js";
 
 export interface InFlight {
   /** Refuses new work once shutdown began. */
@@ -37,20 +36,6 @@ export function createInFlight(): InFlight {
       }
     },
   };
-}
-
-export function toErrorBody(err: unknown, log: Logger): ErrorBody {
-  if (err instanceof AppError) return err.toBody();
-  if (isDatabaseUnavailable(err)) {
-    log.warn({ err: (err as Error).message }, "database unavailable");
-    return { code: "UNAVAILABLE", message: "storage is unavailable, try again" };
-  }
-  if (isRedisUnavailable(err)) {
-    log.warn({ err: (err as Error).message }, "redis unavailable");
-    return { code: "UNAVAILABLE", message: "coordination service is unavailable, try again" };
-  }
-  log.error({ err }, "unhandled error in handler");
-  return { code: "INTERNAL", message: "internal error" };
 }
 
 export interface HandlerDeps {
@@ -99,11 +84,4 @@ export function on<S extends ZodTypeAny, R>(
       deps.inFlight.done();
     }
   });
-}
-
-export function describeZodError(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message))
-    .join("; ");
 }
