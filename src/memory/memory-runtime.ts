@@ -67,7 +67,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     vectorStoreName = `postgresql exact (${collection})`;
   }
   // The vector store may be down at start; the indexer retries, search degrades to lexical.
-  store.ensureReady().catch((err) => mlog.warn({ err: (err as Error).message }, "vector store not ready yet"));
+  const indexStore = ensuringStore(store, mlog);
 
   const memory = new MemoryService({
     queries,
@@ -83,7 +83,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   if (config.indexer.enabled) {
     embedderReady.then(
       () => {
-        indexer = new Indexer(queue, embedder!, ensuringStore(store, mlog), config.indexer, mlog, metrics);
+        indexer = new Indexer(queue, embedder!, indexStore, config.indexer, mlog, metrics);
         indexer.start();
         listener = new PgListener(databaseUrl, INDEX_CHANNEL, () => indexer?.wake(), mlog);
         listener.start();
@@ -143,17 +143,23 @@ function createEmbedder(config: Config): Embedder | undefined {
   }
 }
 
-/** Creates the collection on first use after a store outage at start-up. */
+/**
+ * Prepares the collection now, and again before the next upsert for as long
+ * as that fails (the store was down at start-up): one successful
+ * ensureReady() serves every later upsert.
+ */
 function ensuringStore(store: VectorStore, log: Logger): VectorStore {
-  let ensured = false;
+  let ready: Promise<void> | undefined;
+  const ensure = () =>
+    (ready ??= store.ensureReady().catch((err: unknown) => {
+      ready = undefined;
+      throw err;
+    }));
+  ensure().catch((err) => log.warn({ err: (err as Error).message }, "vector store not ready yet"));
   return {
-    ensureReady: () => store.ensureReady(),
+    ensureReady: ensure,
     async upsert(points) {
-      if (!ensured) {
-        await store.ensureReady();
-        ensured = true;
-        log.debug("vector store ready");
-      }
+      await ensure();
       await store.upsert(points);
     },
     search: (v, f, l) => store.search(v, f, l),
