@@ -34,7 +34,7 @@ const server = await startServer(
 );
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const db = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: 2 });
-const backlog = async () => (await db.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL")).rows[0].n as number;
+const backlog = async () => (await db.query("SELECT count(*)::int AS n FROM message_index_jobs")).rows[0].n as number;
 
 async function load(clients: { socket: Socket; sessionId: string }[], tag: string) {
   const acks: number[] = [];
@@ -70,11 +70,15 @@ try {
   // idle first: nothing to index
   while ((await backlog()) > 0) await new Promise((r) => setTimeout(r, 200));
   const idle = await load(clients, "idle");
-  // then a backlog, written straight into the table (the queue is the table)
+  // then a backlog, written straight into the tables with its indexing jobs
   const corpus = makeCorpus(BACKLOG, 11);
   await db.query(
-    `INSERT INTO chat_messages (session_id, seq, user_id, role, content, client_message_id)
-     SELECT $1, 1000000 + g, $2, 'user', c, 'backlog-' || g FROM unnest($3::text[]) WITH ORDINALITY AS u(c, g)`,
+    `WITH ins AS (
+       INSERT INTO chat_messages (session_id, seq, user_id, role, content, client_message_id)
+       SELECT $1, 1000000 + g, $2, 'user', c, 'backlog-' || g FROM unnest($3::text[]) WITH ORDINALITY AS u(c, g)
+       RETURNING id
+     )
+     INSERT INTO message_index_jobs (message_id) SELECT id FROM ins`,
     [clients[0]!.sessionId, users[0]!.user.id, corpus],
   );
   const before = await backlog();

@@ -15,7 +15,7 @@ import { connect, ok, register } from "../test/support/client.js";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
-import { percentile, table } from "./lib.js";
+import { benchServerEnv, percentile, table } from "./lib.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -89,7 +89,7 @@ async function direct(concurrency: number): Promise<Sample[]> {
 }
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
-const server = await startServer({ ...(process.env.BENCH_SERVER_ENV ? Object.fromEntries(process.env.BENCH_SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}), DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20" }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
 
 async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
   return closedTurns(concurrency, (i, r) => {

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
 import { startCluster } from "../loadtest/cluster.js";
 import { startRedisServer } from "../test/support/redis.js";
-import { percentile, table } from "./lib.js";
+import { benchServerEnv, percentile, table } from "./lib.js";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -156,7 +156,7 @@ async function startBarePair(redisUrl: string) {
 const rows: (string | number)[][] = [];
 const redis = await startRedisServer();
 const bare = await startBarePair(redis.url);
-const cluster = await startCluster({ nodes: 2, redis: true, cpuProfDir: process.env.BENCH_CPU_PROF, env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}) } }).catch(async (e) => {
+const cluster = await startCluster({ nodes: 2, redis: true, cpuProfDir: process.env.BENCH_CPU_PROF, env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}), ...benchServerEnv() } }).catch(async (e) => {
   await bare.stop();
   throw e;
 });

@@ -57,8 +57,12 @@ try {
   const sessionId = sessions[0].id as string;
   await pool.query("INSERT INTO chat_session_members (session_id, user_id, role) VALUES ($1, $2, 'owner')", [sessionId, userId]);
   await pool.query(
-    `INSERT INTO chat_messages (session_id, seq, user_id, role, content, client_message_id)
-     SELECT $1, g, $2, 'user', c, 'b' || g FROM unnest($3::text[]) WITH ORDINALITY AS u(c, g)`,
+    `WITH ins AS (
+       INSERT INTO chat_messages (session_id, seq, user_id, role, content, client_message_id)
+       SELECT $1, g, $2, 'user', c, 'b' || g FROM unnest($3::text[]) WITH ORDINALITY AS u(c, g)
+       RETURNING id
+     )
+     INSERT INTO message_index_jobs (message_id) SELECT id FROM ins`,
     [sessionId, userId, corpus],
   );
   const queue = new PgIndexQueue(pool);

@@ -71,3 +71,9 @@ export function fmt(n: number): string {
   if (Math.abs(n) >= 10) return n.toFixed(1);
   return n.toFixed(2);
 }
+
+/** Extra server environment from BENCH_SERVER_ENV="KEY=value,KEY=value" (for trying settings). */
+export function benchServerEnv(): Record<string, string> {
+  const raw = process.env.BENCH_SERVER_ENV;
+  return raw ? Object.fromEntries(raw.split(",").map((kv) => kv.split("=") as [string, string])) : {};
+}

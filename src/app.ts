@@ -83,7 +83,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
       metrics.rateLimited.inc({ limit }),
     );
-    const messageStore = new PgMessageStore(pool);
+    const messageStore = new PgMessageStore(pool, { maxBatch: config.database.sendBatchMax, maxInFlight: config.database.sendBatchInFlight });
 
     const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
       onIndexed: (n, seconds) => {

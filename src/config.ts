@@ -31,6 +31,10 @@ const envSchema = z.object({
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
   /** Connections in the PostgreSQL pool of this process. */
   DB_POOL_SIZE: int(1, 500).default(20),
+  /** Most message:send writes stored together in one batch (one round trip, one commit). */
+  SEND_BATCH_MAX: int(1, 1000).default(64),
+  /** Most send batches in PostgreSQL at once; sends arriving meanwhile wait and form the next batch. */
+  SEND_BATCH_IN_FLIGHT: int(1, 100).default(2),
   /** HS256 secret for access tokens; generated once into DATA_DIR when unset. Set it on every node of a cluster. */
   JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
   /** Lifetime of an access token, in seconds. */
@@ -135,7 +139,7 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
-  database: { url: string | undefined; embeddedPort: number; poolSize: number };
+  database: { url: string | undefined; embeddedPort: number; poolSize: number; sendBatchMax: number; sendBatchInFlight: number };
   auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number };
   limits: { maxMessageChars: number; maxPayloadBytes: number; historyPageSize: number; historyPageMax: number };
   corsOrigin: string | string[];
@@ -186,7 +190,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
-    database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_PG_PORT, poolSize: e.DB_POOL_SIZE },
+    database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_PG_PORT, poolSize: e.DB_POOL_SIZE, sendBatchMax: e.SEND_BATCH_MAX, sendBatchInFlight: e.SEND_BATCH_IN_FLIGHT },
     auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N },
     limits: {
       maxMessageChars: e.MAX_MESSAGE_CHARS,

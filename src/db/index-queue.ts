@@ -1,8 +1,9 @@
 /**
- * The indexing queue is chat_messages itself: a row with indexed_at IS NULL
- * waits to be embedded. Claims use FOR UPDATE SKIP LOCKED so any number of
- * nodes can drain it; a claim counts the attempt and pushes index_after out
- * by a lease, so a node that dies mid-batch only delays those rows.
+ * The indexing queue: one row in message_index_jobs per message waiting to be
+ * embedded (sql/004_index_jobs.sql says why it is not chat_messages itself).
+ * Claims use FOR UPDATE SKIP LOCKED so any number of nodes can drain it; a
+ * claim counts the attempt and pushes run_at out by a lease, so a node that
+ * dies mid-batch only delays those jobs.
  */
 import type pg from "pg";
 import type { MessageRole } from "../memory/types.js";
@@ -20,61 +21,69 @@ export interface QueuedMessage {
 
 const CLAIM = `
 WITH due AS (
-  SELECT id FROM chat_messages
-   WHERE indexed_at IS NULL AND index_after <= now() AND status <> 'streaming'
-   ORDER BY index_after, id
+  SELECT message_id FROM message_index_jobs
+   WHERE run_at <= now()
+   ORDER BY run_at, message_id
    LIMIT $1
    FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE message_index_jobs j
+     SET attempts = j.attempts + 1,
+         run_at = now() + make_interval(secs => $2::double precision / 1000)
+    FROM due
+   WHERE j.message_id = due.message_id
+  RETURNING j.message_id, j.attempts
+)
+SELECT m.id, m.session_id, s.owner_id, m.role, m.content, m.created_at, c.attempts
+  FROM claimed c
+  JOIN chat_messages m ON m.id = c.message_id
+  JOIN chat_sessions s ON s.id = m.session_id`;
+
+// The job goes in the statement that records the vector: a message is indexed or queued, never both or neither.
+const MARK_INDEXED = `
+WITH u AS (
+  SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS u(id, vector_id)
+), done AS (
+  DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
 )
 UPDATE chat_messages m
-   SET index_attempts = m.index_attempts + 1,
-       index_after = now() + make_interval(secs => $2::double precision / 1000)
-  FROM due, chat_sessions s
- WHERE m.id = due.id AND s.id = m.session_id
-RETURNING m.id, m.session_id, s.owner_id, m.role, m.content, m.created_at, m.index_attempts`;
+   SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $3,
+       index_attempts = coalesce((SELECT attempts FROM done WHERE done.message_id = m.id), m.index_attempts)
+  FROM u
+ WHERE m.id = u.id`;
 
 export class PgIndexQueue {
   constructor(private readonly pool: pg.Pool) {}
 
   async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
     const { rows } = await this.pool.query<{
-      id: number; session_id: string; owner_id: string; role: MessageRole; content: string; created_at: Date; index_attempts: number;
+      id: number; session_id: string; owner_id: string; role: MessageRole; content: string; created_at: Date; attempts: number;
     }>(CLAIM, [limit, leaseMs]);
     return rows
-      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.index_attempts }))
+      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
       .sort((a, b) => a.id - b.id);
   }
 
   async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
     if (items.length === 0) return;
-    await this.pool.query(
-      `UPDATE chat_messages m SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $3, index_error = NULL
-         FROM unnest($1::bigint[], $2::uuid[]) AS u(id, vector_id)
-        WHERE m.id = u.id`,
-      [items.map((i) => i.id), items.map((i) => i.vectorId), model],
-    );
+    await this.pool.query(MARK_INDEXED, [items.map((i) => i.id), items.map((i) => i.vectorId), model]);
   }
 
   /** Records the error; the row becomes due again after `retryAfterMs` (exponential backoff, computed by the caller). */
   async markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void> {
     if (items.length === 0) return;
     await this.pool.query(
-      `UPDATE chat_messages m SET index_error = left($3, 500), index_after = now() + make_interval(secs => u.delay / 1000)
+      `UPDATE message_index_jobs j SET last_error = left($3, 500), run_at = now() + make_interval(secs => u.delay / 1000)
          FROM unnest($1::bigint[], $2::double precision[]) AS u(id, delay)
-        WHERE m.id = u.id AND m.indexed_at IS NULL`,
+        WHERE j.message_id = u.id`,
       [items.map((i) => i.id), items.map((i) => i.retryAfterMs), error],
     );
   }
 
   /** Messages waiting to be indexed (for /metrics). */
   async backlog(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
+    const { rows } = await this.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_index_jobs");
     return rows[0]!.n;
-  }
-
-  /** Makes an updated row (an assistant reply that just completed) due now. */
-  async requeue(messageId: number): Promise<void> {
-    await this.pool.query("UPDATE chat_messages SET indexed_at = NULL, index_after = now() WHERE id = $1", [messageId]);
   }
 
   /** Wakes the indexers of other nodes; they LISTEN on this channel. */

@@ -8,6 +8,10 @@ import type { Message, MessageStatus } from "../protocol/types.js";
 import { isUniqueViolation } from "./errors.js";
 import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
+/** In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see sql/004_index_jobs.sql). */
+const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT id FROM upd
+          ON CONFLICT (message_id) DO UPDATE SET run_at = now()`;
+
 export interface RagConfig {
   systemPrompt: string;
   model: string | null;
@@ -100,9 +104,11 @@ export class PgAssistantStore {
     const { rows } = await this.pool.query<MessageRow>(
       `WITH upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
-                latency_ms = $7, owner_node = NULL, updated_at = now(), index_after = now()
+                latency_ms = $7, owner_node = NULL, updated_at = now()
           WHERE id = $1 AND status = 'streaming'
          RETURNING ${MESSAGE_COLUMNS}
+       ), job AS (
+         ${QUEUE_FOR_INDEXING}
        ), ctx AS (
          INSERT INTO message_context (message_id, context_message_id, score, rank, source)
          SELECT upd.id, u.id, u.score, u.rank, u.source
@@ -224,11 +230,16 @@ export class PgAssistantStore {
    */
   async sweepOrphans(staleMs: number): Promise<Message[]> {
     const { rows } = await this.pool.query<MessageRow>(
-      `UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now(), index_after = now()
-        WHERE m.status = 'streaming'
-          AND NOT EXISTS (SELECT 1 FROM chat_nodes n WHERE n.node_id = m.owner_node
-                           AND n.heartbeat_at > now() - make_interval(secs => $1::double precision / 1000))
-       RETURNING ${MESSAGE_COLUMNS}`,
+      `WITH upd AS (
+         UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now()
+          WHERE m.status = 'streaming'
+            AND NOT EXISTS (SELECT 1 FROM chat_nodes n WHERE n.node_id = m.owner_node
+                             AND n.heartbeat_at > now() - make_interval(secs => $1::double precision / 1000))
+         RETURNING ${MESSAGE_COLUMNS}
+       ), job AS (
+         ${QUEUE_FOR_INDEXING}
+       )
+       SELECT * FROM upd`,
       [staleMs],
     );
     return rows.map(toMessage);

@@ -20,13 +20,17 @@ export const credentials = z.object({ username, password }).strict();
 
 export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
 
-export const sessionTitle = z.string().trim().max(200);
+// PostgreSQL text cannot hold U+0000: refused here with BAD_REQUEST instead of failing in the database.
+const NO_NUL: [(s: string) => boolean, string] = [(s) => !s.includes("\u0000"), "text may not contain NUL characters"];
+
+export const sessionTitle = z.string().trim().max(200).refine(...NO_NUL);
 
 export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
   const content = z
     .string()
     .max(limits.maxMessageChars, `content is longer than ${limits.maxMessageChars} characters`)
-    .refine((s) => s.trim().length > 0, "content is empty");
+    .refine((s) => s.trim().length > 0, "content is empty")
+    .refine(...NO_NUL);
   const pageLimit = z.number().int().min(1).max(limits.historyPageMax);
   return {
     "session:create": z.object({ title: sessionTitle.optional(), assistant: z.boolean().optional() }).strict(),
@@ -39,7 +43,7 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     "message:send": z
       .object({
         sessionId: uuid,
-        clientMessageId: z.string().min(1).max(100),
+        clientMessageId: z.string().min(1).max(100).refine(...NO_NUL),
         content,
         assistant: z.boolean().optional(),
       })
@@ -50,11 +54,11 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** messageId: the user message to answer again; the earlier reply is kept. */
     "assistant:regenerate": z.object({ sessionId: uuid, messageId }).strict(),
     "message:feedback": z
-      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).optional() })
+      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).refine(...NO_NUL).optional() })
       .strict(),
     "memory:search": z
       .object({
-        query: z.string().max(2000).refine((q) => q.trim().length > 0, "query is empty"),
+        query: z.string().max(2000).refine((q) => q.trim().length > 0, "query is empty").refine(...NO_NUL),
         sessionId: uuid.optional(),
         limit: z.number().int().min(1).max(50).optional(),
         mode: retrievalMode.optional(),
@@ -64,7 +68,7 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST query of GET /api/memory/search. */
     memoryQuery: z
       .object({
-        q: z.string().max(2000).refine((q) => q.trim().length > 0, "q is empty"),
+        q: z.string().max(2000).refine((q) => q.trim().length > 0, "q is empty").refine(...NO_NUL),
         sessionId: uuid.optional(),
         limit: z.coerce.number().int().min(1).max(50).optional(),
         mode: retrievalMode.optional(),

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PgIndexQueue } from "../../src/db/index-queue.js";
+import { PgAssistantStore } from "../../src/db/pg-assistant-store.js";
 import { PgMessageStore } from "../../src/db/pg-message-store.js";
 import { PgUserStore } from "../../src/db/pg-user-store.js";
 import { HashEmbedder } from "../../src/memory/hash-embedder.js";
@@ -67,7 +68,7 @@ describe("indexer", () => {
       await waitFor(async () => indexer.stats.failedBatches >= 2, 10_000);
       const midway = await queue.backlog();
       expect(midway).toBeGreaterThan(0);
-      const { rows: errs } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE index_error IS NOT NULL AND indexed_at IS NULL");
+      const { rows: errs } = await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs WHERE last_error IS NOT NULL");
       expect(errs[0].n).toBeGreaterThan(0);
       await qdrant.setDown(false);
       qdrant.setLatency(0);
@@ -79,14 +80,17 @@ describe("indexer", () => {
     const points = qdrant.points(collection);
     expect(points).toHaveLength(ids.length);
     expect(new Set(points.map((p) => p.payload.message_id))).toEqual(new Set(ids));
-    const { rows } = await db.pool.query("SELECT id, vector_id, embedding_model, index_error, index_attempts FROM chat_messages WHERE id = ANY($1)", [ids]);
+    const { rows } = await db.pool.query("SELECT id, vector_id, embedding_model, indexed_at, index_attempts FROM chat_messages WHERE id = ANY($1)", [ids]);
     for (const r of rows) {
       expect(r.vector_id).toBe(pointIdForMessage(r.id));
       expect(r.embedding_model).toBe(embedder.model);
-      expect(r.index_error).toBeNull();
+      expect(r.indexed_at).not.toBeNull();
       expect(r.index_attempts).toBeGreaterThanOrEqual(1);
     }
     expect(rows.some((r) => r.index_attempts > 1)).toBe(true);
+    // every job is gone with its message indexed
+    const { rows: jobs } = await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs WHERE message_id = ANY($1)", [ids]);
+    expect(jobs[0].n).toBe(0);
   });
 
   it("lets two indexers share one queue without indexing a message twice", async () => {
@@ -111,5 +115,28 @@ describe("indexer", () => {
     expect(mine.length).toBe(ids.length); // each claimed once: no message upserted by both
     expect(a.stats.indexed).toBeGreaterThan(0);
     expect(b.stats.indexed).toBeGreaterThan(0);
+  });
+
+  it("queues a message for indexing when it is stored, and a reply only once it has ended", async () => {
+    const users = new PgUserStore(db.pool);
+    const store = new PgMessageStore(db.pool);
+    const assistant = new PgAssistantStore(db.pool);
+    const u = (await users.create(`jobs_${Date.now()}`, "x"))!;
+    const s = await store.createSession(u.id, "jobs", true);
+    const jobFor = async (id: number) =>
+      (await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs WHERE message_id = $1", [id])).rows[0].n as number;
+    const q = await store.insertUserMessage({ sessionId: s.id, userId: u.id, clientMessageId: "q1", content: "question", replyOwnerNode: "gone-node" });
+    if (q.kind !== "inserted" || !q.reply) throw new Error("expected a message and its reply");
+    expect(await jobFor(q.message.id)).toBe(1);
+    expect(await jobFor(q.reply.id)).toBe(0); // streaming text is never embedded
+    const done = await assistant.complete(q.reply.id, { content: "answer", status: "complete", completionTokens: 1, promptTokens: 1, firstTokenMs: 1, latencyMs: 2 }, []);
+    expect(done?.status).toBe("complete");
+    expect(await jobFor(q.reply.id)).toBe(1);
+    // a reply whose node is gone is interrupted by the sweeper, and queued too
+    const q2 = await store.insertUserMessage({ sessionId: s.id, userId: u.id, clientMessageId: "q2", content: "again", replyOwnerNode: "gone-node" });
+    if (q2.kind !== "inserted" || !q2.reply) throw new Error("expected a message and its reply");
+    const swept = await assistant.sweepOrphans(1_000);
+    expect(swept.map((m) => m.id)).toContain(q2.reply.id);
+    expect(await jobFor(q2.reply.id)).toBe(1);
   });
 });
