@@ -1,11 +1,12 @@
 /**
- * Prints one plain closing line, `N passed, N failed, N skipped`, after
+ * Prints one plain closing line, `N passed, N failed, N skipped` (and
+ * `, N unhandled errors` when there were any: they fail the run too), after
  * vitest's own summary, so tools that read only the last line can judge a run.
  */
 import type { Reporter, TestModule } from "vitest/node";
 
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
@@ -18,6 +19,7 @@ export default class SummaryReporter implements Reporter {
       }
       if (m.state() === "failed" && [...m.children.allTests()].length === 0) failed++;
     }
-    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    const errors = unhandledErrors.length > 0 ? `, ${unhandledErrors.length} unhandled errors` : "";
+    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped${errors}\n`);
   }
 }
