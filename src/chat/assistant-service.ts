@@ -11,7 +11,7 @@ import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
 import type { Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
-import type { ContextBuilder } from "./context-builder.js";
+import type { ContextBuilder, GatheredContext } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
 import type { RateLimits } from "./rate-limits.js";
 import type { RoomEvents } from "./room-events.js";
@@ -47,6 +47,9 @@ interface Turn {
   userId: string;
   done: Promise<void>;
 }
+
+/** A turn's reads, started before its rows exist (`AssistantService.prefetch`). */
+export type PrefetchedContext = Promise<{ config: RagConfig; gathered: GatheredContext }>;
 
 export class AssistantService {
   private readonly turns = new Map<number, Turn>();
@@ -106,14 +109,40 @@ export class AssistantService {
   }
 
   /**
+   * Starts a turn's reads (RAG settings, recent window, retrieval) from the
+   * question's text alone, so they run while the message and reply rows are
+   * being written instead of after. The window is read up to the newest
+   * message and trimmed to the question's seq once it is known. If the send
+   * is refused (busy, duplicate, not a member) the reads are dropped; they
+   * check membership themselves, so a refused send learns nothing from them.
+   */
+  prefetch(userId: string, sessionId: string, query: string): PrefetchedContext {
+    const p = (async () => {
+      const config = await this.ragConfig(sessionId);
+      const gathered = await this.d.context.gather({
+        userId,
+        sessionId,
+        query,
+        config,
+        // Two extra: the question itself and its reply row, if they are written by the time this reads.
+        window: () =>
+          config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, userId, undefined, config.historyWindow + 2) : Promise.resolve([]),
+      });
+      return { config, gathered };
+    })();
+    p.catch(() => undefined); // a refused send never awaits it
+    return p;
+  }
+
+  /**
    * Streams the reply whose row exists (status streaming, owned by this node)
    * in the background. `acceptedAt` (performance.now()) is when the user's
    * message arrived: the base of time to first token.
    */
-  run(actor: Actor, question: Message, reply: Message, acceptedAt: number): void {
+  run(actor: Actor, question: Message, reply: Message, acceptedAt: number, prefetched?: PrefetchedContext): void {
     const turn: Turn = { abort: new AbortController(), reason: undefined, sessionId: question.sessionId, userId: actor.user.id, done: Promise.resolve() };
     this.turns.set(reply.id, turn);
-    turn.done = this.stream(turn, question, reply, acceptedAt)
+    turn.done = this.stream(turn, question, reply, acceptedAt, prefetched)
       .catch((err) => this.d.log.error({ err, messageId: reply.id }, "assistant turn failed unexpectedly"))
       .finally(() => this.turns.delete(reply.id));
   }
@@ -165,7 +194,7 @@ export class AssistantService {
     t.abort.abort();
   }
 
-  private async stream(turn: Turn, question: Message, reply: Message, acceptedAt: number): Promise<void> {
+  private async stream(turn: Turn, question: Message, reply: Message, acceptedAt: number, prefetched?: PrefetchedContext): Promise<void> {
     const { rooms, buffer, store, log } = this.d;
     const sessionId = question.sessionId;
     rooms.emit(sessionId, "assistant:start", { sessionId, messageId: reply.id, replyToId: question.id });
@@ -204,15 +233,18 @@ export class AssistantService {
     let failure: { code: string; message: string } | undefined;
     try {
       marks.started = performance.now() - acceptedAt;
-      const config = await this.ragConfig(sessionId);
+      const early = await prefetched?.catch(() => undefined);
+      const config = early?.config ?? (await this.ragConfig(sessionId));
       marks.config = performance.now() - acceptedAt;
-      const built = await this.d.context.build({
-        userId: turn.userId,
-        sessionId,
-        question,
-        config,
-        window: () => (config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : Promise.resolve([])),
-      });
+      const built = early
+        ? this.d.context.assemble(early.gathered, question, config)
+        : await this.d.context.build({
+            userId: turn.userId,
+            sessionId,
+            question,
+            config,
+            window: () => (config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : Promise.resolve([])),
+          });
       used = built.used;
       usage.promptTokens = built.promptTokens;
       marks.context = performance.now() - acceptedAt;

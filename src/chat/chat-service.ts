@@ -159,6 +159,8 @@ export class ChatService {
     const wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
     await this.rateLimits?.check("message", actor.user.id);
     if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
+    // The reply's reads need only the text: they run while the rows are written.
+    const prefetched = wantsReply ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;
     const r = await this.store.insertUserMessage({
       sessionId: input.sessionId,
       userId: actor.user.id,
@@ -171,7 +173,7 @@ export class ChatService {
     if (r.kind === "duplicate") return { message: r.message, duplicate: true };
     this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
     this.onMessageStored?.();
-    if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt);
+    if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt, prefetched);
     return { message: r.message, duplicate: false };
   }
 

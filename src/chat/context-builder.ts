@@ -28,32 +28,54 @@ export interface ContextInput {
   config: RagConfig;
 }
 
+/** What the reads of a turn found, before the question's row is known (see `gather`). */
+export interface GatheredContext {
+  window: Message[];
+  hits: MemoryHit[];
+}
+
 export class ContextBuilder {
   constructor(private readonly memory: MemoryService) {}
 
   async build(input: ContextInput): Promise<BuiltContext> {
-    const { config, question } = input;
-    // The window and retrieval are independent reads: run them together.
-    const [rawWindow, found] = await Promise.all([
+    const gathered = await this.gather({ ...input, query: input.question.content, excludeIds: [input.question.id] });
+    return this.assemble(gathered, input.question, input.config);
+  }
+
+  /**
+   * The reads of a turn: the recent window and retrieval, together. They need
+   * only the question's text, so a send can start them while its row is
+   * still being written; `assemble` then drops the question (and anything
+   * after it) from what they found.
+   */
+  async gather(input: { userId: string; sessionId: string; query: string; config: RagConfig; window: () => Promise<Message[]>; excludeIds?: number[] }): Promise<GatheredContext> {
+    const { config } = input;
+    const [window, found] = await Promise.all([
       input.window(),
       config.topK > 0
         ? this.memory.search({
             userId: input.userId,
-            query: question.content,
+            query: input.query,
             sessionId: config.crossSession ? undefined : input.sessionId,
-            // Ask for more than topK: hits that are also in the window are dropped below.
-            limit: config.topK + config.historyWindow,
+            // Ask for more than topK: hits that are also in the window (or are the question) are dropped below.
+            limit: config.topK + config.historyWindow + 1,
             minSimilarity: config.similarityThreshold,
-            excludeIds: [question.id],
+            ...(input.excludeIds ? { excludeIds: input.excludeIds } : {}),
             // Everyone in this session will read the reply: never draw on a session one of them cannot read.
             audienceSessionId: input.sessionId,
           })
         : Promise.resolve({ hits: [] as MemoryHit[] }),
     ]);
-    const window = rawWindow.filter((m) => m.content.length > 0 && m.status !== "streaming");
+    return { window, hits: found.hits };
+  }
+
+  assemble(gathered: GatheredContext, question: Message, config: RagConfig): BuiltContext {
+    const window = gathered.window
+      .filter((m) => m.seq < question.seq && m.content.length > 0 && m.status !== "streaming")
+      .slice(config.historyWindow > 0 ? -config.historyWindow : gathered.window.length);
     // What is in the window is in the prompt already.
     const inWindow = new Set(window.map((m) => m.id));
-    const hits = found.hits.filter((h) => !inWindow.has(h.messageId)).slice(0, config.topK);
+    const hits = gathered.hits.filter((h) => h.messageId !== question.id && !inWindow.has(h.messageId)).slice(0, config.topK);
 
     // Fit the budget: the question is always sent; then memories best first; then the window newest first.
     let budget = config.contextTokenBudget - countTokens(config.systemPrompt) - countTokens(question.content);

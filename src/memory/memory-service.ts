@@ -62,9 +62,11 @@ export class MemoryService {
     const lexicalScope = q.sessionId ? [q.sessionId] : null; // the SQL checks membership itself
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
     const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
+    // The query's embedding needs no scope either: it is computed while the scopes are read.
+    const embeddingP = wantVector ? this.embedQuery(q.query) : Promise.resolve(null);
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
-      wantVector ? scopesP.then((scopes) => this.vectorSearch(q, scopes, depth, exclude)) : Promise.resolve(null),
+      wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
       wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude, q.audienceSessionId) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
@@ -85,19 +87,30 @@ export class MemoryService {
     return { hits: fused, mode, degraded: false };
   }
 
-  /** Null when the vector half cannot answer (no embedder, store down). */
-  private async vectorSearch(q: MemoryQuery, scopes: SessionScope[], depth: number, exclude: readonly number[]): Promise<MemoryHit[] | null> {
+  /** Null when there is no embedder or it fails (the search then serves lexical results). */
+  private async embedQuery(query: string): Promise<Float32Array | null> {
     const embedder = this.d.embedder();
     if (!embedder || !this.d.store) return null;
+    try {
+      const [vector] = await embedder.embed([query], { priority: "interactive" });
+      return vector ?? null;
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, "query embedding failed; using lexical results only");
+      return null;
+    }
+  }
+
+  /** Null when the vector half cannot answer (no embedding, store down). */
+  private async vectorSearch(q: MemoryQuery, vector: Float32Array | null, scopes: SessionScope[], depth: number, exclude: readonly number[]): Promise<MemoryHit[] | null> {
+    if (!vector || !this.d.store) return null;
     if (scopes.length === 0) return [];
     try {
-      const [vector] = await embedder.embed([q.query], { priority: "interactive" });
       const byTenant = new Map<string, string[]>();
       for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);
       const skip = new Set(exclude);
       const min = q.minSimilarity ?? this.d.defaultMinSimilarity;
       const lists = await Promise.all(
-        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector!, { userId, sessionIds }, depth + skip.size)),
+        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds }, depth + skip.size)),
       );
       return lists
         .flat()

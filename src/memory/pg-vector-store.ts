@@ -10,11 +10,16 @@ import type { MessageRole, VectorFilter, VectorHit, VectorPoint, VectorStore } f
 
 const UPSERT_BATCH = 200;
 
+/** Default of PgVectorStore's inlinePayloadsMax. */
+const INLINE_PAYLOADS_MAX = 2_000;
+
 export class PgVectorStore implements VectorStore {
   constructor(
     private readonly pool: pg.Pool,
     private readonly collection: string,
     private readonly dimensions: number,
+    /** Candidate sets up to this size come back with their payloads in the first pass. */
+    private readonly inlinePayloadsMax = INLINE_PAYLOADS_MAX,
   ) {}
 
   async ensureReady(): Promise<void> {
@@ -54,21 +59,29 @@ export class PgVectorStore implements VectorStore {
 
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     if (filter.sessionIds.length === 0 || limit <= 0) return [];
-    // Pass 1 reads only ids and vectors; pass 2 fetches the winners' payloads.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer }>(
-      `SELECT point_id, embedding FROM message_vectors
+    // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
+    // trip for a typical history); past INLINE_PAYLOADS_MAX, pass 2 fetches only the winners' payloads.
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>(
+      `SELECT point_id, embedding,
+              CASE WHEN count(*) OVER () <= $5 THEN message_id END AS message_id,
+              session_id, role,
+              CASE WHEN count(*) OVER () <= $5 THEN content END AS content
+         FROM message_vectors
         WHERE collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
           AND ($4::text[] IS NULL OR role = ANY($4::text[]))`,
-      [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null],
+      [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax],
     );
     const query = unit(vector);
-    const top: { point: string; score: number }[] = [];
+    const top: { row: (typeof rows)[number]; score: number }[] = [];
     for (const r of rows) {
       const score = dot(query, toFloat32(r.embedding));
-      if (top.length < limit || score > top[top.length - 1]!.score) insertSorted(top, { point: r.point_id, score }, limit);
+      if (top.length < limit || score > top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
     if (top.length === 0) return [];
-    const ids = top.map((t) => t.point);
+    if (top.every((t) => t.row.message_id !== null && t.row.content !== null)) {
+      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score }));
+    }
+    const ids = top.map((t) => t.row.point_id);
     const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>(
       `SELECT point_id, message_id, session_id, role, content FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
       [this.collection, ids],

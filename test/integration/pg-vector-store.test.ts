@@ -16,3 +16,8 @@ vectorStoreContract("PostgreSQL exact search", async () => {
   const store = new PgVectorStore(db.pool, `test_${randomBytes(4).toString("hex")}`, 384);
   return { store, dimensions: 384, cleanup: () => store.close() };
 });
+
+vectorStoreContract("PostgreSQL exact search, payloads in a second pass (large candidate sets)", async () => {
+  const store = new PgVectorStore(db.pool, `test_${randomBytes(4).toString("hex")}`, 384, 0);
+  return { store, dimensions: 384, cleanup: () => store.close() };
+});
