@@ -34,6 +34,8 @@ const server = await startServer(
 );
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const db = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: 2 });
+// The embedded PostgreSQL stops at the end while this pool may still hold sockets.
+db.on("error", () => undefined);
 const backlog = async () => (await db.query("SELECT count(*)::int AS n FROM message_index_jobs")).rows[0].n as number;
 
 async function load(clients: { socket: Socket; sessionId: string }[], tag: string) {

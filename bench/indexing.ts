@@ -36,6 +36,8 @@ const BATCH = arg("batch", 64);
 const dir = await mkdtemp(path.join(tmpdir(), "memchat-bench-idx-"));
 const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, "pg"), logger: silentLogger });
 const pool = new pg.Pool({ connectionString: await postgres.ensureDatabase("bench"), max: 10 });
+// The embedded PostgreSQL stops at the end while this pool may still hold sockets.
+pool.on("error", () => undefined);
 const embedder = new TransformersEmbedder({ modelPath: await ensureFullModel(), model: "minilm-shape", maxBatchSize: 32 });
 const rows: (string | number)[][] = [];
 try {

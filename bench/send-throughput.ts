@@ -28,6 +28,8 @@ const pgPort = await freePort();
 const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false" });
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
+// The embedded PostgreSQL stops at the end while this pool may still hold sockets.
+raw.on("error", () => undefined);
 
 const rows: (string | number)[][] = [];
 try {
