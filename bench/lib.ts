@@ -75,5 +75,6 @@ export function fmt(n: number): string {
 /** Extra server environment from BENCH_SERVER_ENV="KEY=value,KEY=value" (for trying settings). */
 export function benchServerEnv(): Record<string, string> {
   const raw = process.env.BENCH_SERVER_ENV;
-  return raw ? Object.fromEntries(raw.split(",").map((kv) => kv.split("=") as [string, string])) : {};
+  // Split at the first "=" only: a value may hold one.
+  return raw ? Object.fromEntries(raw.split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])) : {};
 }
