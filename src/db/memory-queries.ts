@@ -37,13 +37,14 @@ export class PgMemoryQueries {
    * that session may read: what is retrieved will be shown to all of them.
    */
   async scopes(userId: string, sessionId?: string, audienceSessionId?: string): Promise<SessionScope[]> {
-    const { rows } = await this.pool.query<{ session_id: string; owner_id: string }>(
-      `SELECT s.id AS session_id, s.owner_id FROM chat_session_members mem
+    const { rows } = await this.pool.query<{ session_id: string; owner_id: string }>({
+      name: "memory_scopes",
+      text: `SELECT s.id AS session_id, s.owner_id FROM chat_session_members mem
          JOIN chat_sessions s ON s.id = mem.session_id
         WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)
           AND ${AUDIENCE_CAN_READ("s.id", "$3")}`,
-      [userId, sessionId ?? null, audienceSessionId ?? null],
-    );
+      values: [userId, sessionId ?? null, audienceSessionId ?? null],
+    });
     return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id }));
   }
 
@@ -62,8 +63,9 @@ export class PgMemoryQueries {
     audienceSessionId?: string,
   ): Promise<LexicalHit[]> {
     if (sessionIds?.length === 0 || limit <= 0) return [];
-    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>(
-      `WITH q AS (
+    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>({
+      name: "memory_lexical",
+      text: `WITH q AS (
          SELECT nullif(replace(plainto_tsquery('english', $3)::text, '&', '|'), '')::tsquery AS query
        )
        SELECT m.id, m.session_id, m.role, m.content, ts_rank_cd(m.content_tsv, q.query, 1) AS score, m.created_at
@@ -78,8 +80,8 @@ export class PgMemoryQueries {
                                 WHERE mem.user_id = $1 AND ${AUDIENCE_CAN_READ("mem.session_id", "$6")})
         ORDER BY score DESC, m.id DESC
         LIMIT $4`,
-      [userId, sessionIds, query, limit, excludeIds, audienceSessionId ?? null],
-    );
+      values: [userId, sessionIds, query, limit, excludeIds, audienceSessionId ?? null],
+    });
     return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at }));
   }
 }

@@ -92,7 +92,11 @@ export class PgAssistantStore {
 
   /** Keeps the text produced so far, so a crash of this node loses at most one checkpoint interval. */
   async checkpoint(messageId: number, content: string): Promise<void> {
-    await this.pool.query("UPDATE chat_messages SET content = $2, updated_at = now() WHERE id = $1 AND status = 'streaming'", [messageId, content]);
+    await this.pool.query({
+      name: "checkpoint_reply",
+      text: "UPDATE chat_messages SET content = $2, updated_at = now() WHERE id = $1 AND status = 'streaming'",
+      values: [messageId, content],
+    });
   }
 
   /**
@@ -101,8 +105,9 @@ export class PgAssistantStore {
    */
   async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
     // One statement: the final state and the context it used land together.
-    const { rows } = await this.pool.query<MessageRow>(
-      `WITH upd AS (
+    const { rows } = await this.pool.query<MessageRow>({
+      name: "complete_reply",
+      text: `WITH upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
                 latency_ms = $7, owner_node = NULL, updated_at = now()
           WHERE id = $1 AND status = 'streaming'
@@ -116,23 +121,24 @@ export class PgAssistantStore {
          ON CONFLICT DO NOTHING
        )
        SELECT * FROM upd`,
-      [
+      values: [
         messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
       ],
-    );
+    });
     return rows[0] ? toMessage(rows[0]) : null;
   }
 
   /** Replies in `sessionId` still streaming (several users may each have one), oldest first. */
   async activeReplies(sessionId: string, userId: string): Promise<Message[]> {
-    const { rows } = await this.pool.query<MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+    const { rows } = await this.pool.query<MessageRow>({
+      name: "active_replies",
+      text: `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
         WHERE m.session_id = $1 AND m.status = 'streaming' AND m.role = 'assistant'
           AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
         ORDER BY m.seq`,
-      [sessionId, userId],
-    );
+      values: [sessionId, userId],
+    });
     return rows.map(toMessage);
   }
 

@@ -194,7 +194,7 @@ export class PgMessageStore implements MessageStore {
   }
 
   async getSession(sessionId: string, userId: string): Promise<Session | null> {
-    const { rows } = await this.pool.query<SessionRow>(GET_SESSION, [sessionId, userId]);
+    const { rows } = await this.pool.query<SessionRow>({ name: "get_session", text: GET_SESSION, values: [sessionId, userId] });
     return rows[0] ? toSession(rows[0]) : null;
   }
 
@@ -309,17 +309,17 @@ export class PgMessageStore implements MessageStore {
       if (isUniqueViolation(err, "chat_messages_one_streaming_turn")) return { kind: "busy" };
       if (!isUniqueViolation(err, "chat_messages_client_id")) throw err;
     }
-    const { rows } = await this.pool.query<MessageRow>(FIND_BY_CLIENT_ID, params.slice(0, 3));
+    const { rows } = await this.pool.query<MessageRow>({ name: "find_by_client_id", text: FIND_BY_CLIENT_ID, values: params.slice(0, 3) });
     return rows[0] ? { kind: "duplicate", message: toMessage(rows[0]) } : { kind: "not_found" };
   }
 
   async listMessagesAfter(sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]> {
-    const { rows } = await this.pool.query<MessageRow>(LIST_AFTER, [sessionId, userId, afterSeq, limit]);
+    const { rows } = await this.pool.query<MessageRow>({ name: "list_after", text: LIST_AFTER, values: [sessionId, userId, afterSeq, limit] });
     return rows.map(toMessage);
   }
 
   async listMessagesBefore(sessionId: string, userId: string, beforeSeq: number | undefined, limit: number): Promise<Message[]> {
-    const { rows } = await this.pool.query<MessageRow>(LIST_BEFORE, [sessionId, userId, beforeSeq ?? INT4_MAX, limit]);
+    const { rows } = await this.pool.query<MessageRow>({ name: "list_before", text: LIST_BEFORE, values: [sessionId, userId, beforeSeq ?? INT4_MAX, limit] });
     return rows.map(toMessage).reverse();
   }
 }

@@ -34,15 +34,16 @@ export class PgVectorStore implements VectorStore {
       for (const p of batch) {
         if (p.vector.length !== this.dimensions) throw new Error(`vector has ${p.vector.length} dimensions, collection has ${this.dimensions}`);
       }
-      await this.pool.query(
-        `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding)
+      await this.pool.query({
+        name: "vector_upsert",
+        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding)
          SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts, u.embedding
            FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[])
              AS u(point_id, message_id, session_id, user_id, role, content, ts, embedding)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
            role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding`,
-        [
+        values: [
           this.collection,
           batch.map((p) => p.id),
           batch.map((p) => p.payload.messageId),
@@ -53,7 +54,7 @@ export class PgVectorStore implements VectorStore {
           batch.map((p) => p.payload.timestamp),
           batch.map((p) => { const u = unit(p.vector); return Buffer.from(u.buffer, u.byteOffset, u.byteLength); }),
         ],
-      );
+      });
     }
   }
 
@@ -61,16 +62,17 @@ export class PgVectorStore implements VectorStore {
     if (filter.sessionIds.length === 0 || limit <= 0) return [];
     // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
     // trip for a typical history); past INLINE_PAYLOADS_MAX, pass 2 fetches only the winners' payloads.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>(
-      `SELECT point_id, embedding,
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>({
+      name: "vector_search",
+      text: `SELECT point_id, embedding,
               CASE WHEN count(*) OVER () <= $5 THEN message_id END AS message_id,
               session_id, role,
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
           AND ($4::text[] IS NULL OR role = ANY($4::text[]))`,
-      [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax],
-    );
+      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax],
+    });
     const query = unit(vector);
     const top: { row: (typeof rows)[number]; score: number }[] = [];
     for (const r of rows) {
@@ -82,10 +84,11 @@ export class PgVectorStore implements VectorStore {
       return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score }));
     }
     const ids = top.map((t) => t.row.point_id);
-    const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>(
-      `SELECT point_id, message_id, session_id, role, content FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
-      [this.collection, ids],
-    );
+    const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>({
+      name: "vector_payloads",
+      text: `SELECT point_id, message_id, session_id, role, content FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
+      values: [this.collection, ids],
+    });
     const byId = new Map(payloads.map((p) => [p.point_id, p]));
     return top.flatMap((t, i) => {
       const p = byId.get(ids[i]!);
