@@ -214,8 +214,15 @@ export class PgAssistantStore {
     }));
   }
 
+  /** The text changed after the reply was queued: it is queued again, so the longer text is what gets embedded. */
   async setInterruptedContent(messageId: number, content: string): Promise<void> {
-    await this.pool.query("UPDATE chat_messages SET content = $2 WHERE id = $1 AND status = 'interrupted'", [messageId, content]);
+    await this.pool.query(
+      `WITH upd AS (
+         UPDATE chat_messages SET content = $2, indexed_at = NULL WHERE id = $1 AND status = 'interrupted' RETURNING id
+       )
+       ${QUEUE_FOR_INDEXING}`,
+      [messageId, content],
+    );
   }
 
   async heartbeat(nodeId: string): Promise<void> {

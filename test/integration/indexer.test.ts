@@ -138,5 +138,12 @@ describe("indexer", () => {
     const swept = await assistant.sweepOrphans(1_000);
     expect(swept.map((m) => m.id)).toContain(q2.reply.id);
     expect(await jobFor(q2.reply.id)).toBe(1);
+    // indexed, then the sweeper saves the longer buffered text: queued again
+    await new PgIndexQueue(db.pool).markIndexed([{ id: q2.reply.id, vectorId: pointIdForMessage(q2.reply.id) }], "test-model");
+    expect(await jobFor(q2.reply.id)).toBe(0);
+    await assistant.setInterruptedContent(q2.reply.id, "the text the stream buffer kept");
+    expect(await jobFor(q2.reply.id)).toBe(1);
+    const { rows } = await db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [q2.reply.id]);
+    expect(rows[0].indexed_at).toBeNull();
   });
 });
