@@ -63,8 +63,8 @@ export class PgMemoryQueries {
     audienceSessionId?: string,
   ): Promise<LexicalHit[]> {
     if (sessionIds?.length === 0 || limit <= 0) return [];
+    // Not a named statement: a generic plan cannot see the query's words, and runs several times slower.
     const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>({
-      name: "memory_lexical",
       text: `WITH q AS (
          SELECT nullif(replace(plainto_tsquery('english', $3)::text, '&', '|'), '')::tsquery AS query
        )

@@ -102,13 +102,18 @@ describe("PgMessageStore send batching (group commit)", () => {
     const msg = (i: number, content = `m${i}`) => ({ sessionId: s.id, userId: u.id, clientMessageId: `n${i}`, content });
     const first = store.insertUserMessage(msg(0)); // runs alone; the rest queue into one batch behind it
     // PostgreSQL text cannot hold U+0000 (the protocol refuses it; the store must not let it spoil a batch)
-    const batch = [store.insertUserMessage(msg(1)), store.insertUserMessage(msg(2, "bad \u0000")), store.insertUserMessage(msg(3))];
+    const batch = [
+      store.insertUserMessage(msg(1)),
+      store.insertUserMessage(msg(2, "bad \u0000")),
+      store.insertUserMessage(msg(3)),
+      store.insertUserMessage(msg(4)),
+    ];
     expect((await first).kind).toBe("inserted");
     const settled = await Promise.allSettled(batch);
-    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
     const seqs = settled.flatMap((r) => (r.status === "fulfilled" && r.value.kind === "inserted" ? [r.value.message.seq] : []));
-    expect(seqs).toEqual([2, 3]);
-    expect((await store.getSession(s.id, u.id))!.lastSeq).toBe(3);
+    expect(seqs).toEqual([2, 3, 4]);
+    expect((await store.getSession(s.id, u.id))!.lastSeq).toBe(4);
     expect(store.sendStats.fallbacks).toBe(1);
   });
 
