@@ -4,10 +4,9 @@
 -- index_after), claiming a message and marking it indexed were two non-HOT
 -- UPDATEs of a wide row: each wrote a new row version into every index of
 -- chat_messages, the full-text GIN index included, and recomputed the
--- tsvector. Measured under saturated sends, that was about a third of
--- PostgreSQL's CPU. Now a claim touches only a small job row, and marking a
--- message indexed changes no indexed column of chat_messages, so with free
--- room on the page (fillfactor) it is a HOT update that touches no index.
+-- tsvector. Now a claim touches only a small job row, and marking a message
+-- indexed changes no indexed column of chat_messages, so with free room on
+-- the page (fillfactor) it is a HOT update that touches no index.
 --
 -- Invariants:
 -- * A message is waiting to be indexed exactly while it has a job row; the
