@@ -5,8 +5,9 @@
 -- UPDATEs of a wide row: each wrote a new row version into every index of
 -- chat_messages, the full-text GIN index included, and recomputed the
 -- tsvector. Now a claim touches only a small job row, and marking a message
--- indexed changes no indexed column of chat_messages, so with free room on
--- the page (fillfactor) it is a HOT update that touches no index.
+-- indexed changes no indexed column of chat_messages, so it is a HOT update
+-- (touching no index) whenever its page has room: fillfactor 85 leaves some;
+-- a quarter of the marks were HOT in a test of 2,000 messages.
 --
 -- Invariants:
 -- * A message is waiting to be indexed exactly while it has a job row; the
