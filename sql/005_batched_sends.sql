@@ -34,7 +34,11 @@ CREATE FUNCTION chat_insert_user_messages(
   p_contents text[],
   p_reply_nodes text[]
 ) RETURNS TABLE (idx integer, outcome text, is_reply boolean, msg chat_messages)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Plan the statements below once per connection: with custom plans (the default for the
+-- first calls, and whenever they look cheaper) the large statement is re-planned per call.
+SET plan_cache_mode = force_generic_plan
+AS $$
 BEGIN
   PERFORM 1 FROM (
     SELECT s.id FROM chat_sessions s WHERE s.id = ANY (p_session_ids) ORDER BY s.id FOR NO KEY UPDATE

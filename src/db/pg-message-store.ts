@@ -91,9 +91,9 @@ SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM vis
  * (sql/005_batched_sends.sql), which locks each session once, allocates
  * gap-free seqs, checks membership, idempotency and the one-streaming-reply
  * rule under that lock, and inserts the reply's streaming row with its
- * message when one is wanted. Sends in smaller batches (a lone send, with no
- * queue, is the common case) each take INSERT_USER_MESSAGE instead: one plain
- * statement with the same rules, cheaper than the function for one send.
+ * message when one is wanted. A lone send (with no queue: the common case)
+ * takes INSERT_USER_MESSAGE instead: one plain statement with the same rules,
+ * cheaper than the function for one send.
  */
 const INSERT_USER_MESSAGES = `
 SELECT r.idx, r.outcome, r.is_reply, ${MESSAGE_COLUMNS}
@@ -148,11 +148,14 @@ type BatchRow = MessageRow & { idx: number; outcome: "inserted" | "duplicate" | 
 export const DEFAULT_SEND_BATCHING: GroupCommitOptions = { maxBatch: 64, maxInFlight: 2 };
 
 /**
- * Smaller batches go as one plain statement per send: the function's fixed
- * cost (about 0.3 ms of PostgreSQL per call once warm, several ms on a
- * connection's first calls) only pays off when it is shared by a few sends.
+ * A lone send goes as one plain statement: the function's fixed cost (about
+ * 0.3 ms of PostgreSQL per call once warm, several ms on a connection's first
+ * calls) only pays off when sends share it. From two sends on, one call and
+ * one commit beat a statement and a commit each (bench:send at 10 and 100
+ * clients: 1,975 and 5,901 sends/s, against 1,732 and 5,433 when batches
+ * under four went one statement per send).
  */
-const FUNCTION_MIN_BATCH = 4;
+const FUNCTION_MIN_BATCH = 2;
 
 const LIST_AFTER = `
 SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
