@@ -402,21 +402,18 @@ export async function startQdrantDouble(options: QdrantDoubleOptions = {}): Prom
     }
     if (q === undefined || q === null) throw unsupported("a query without a vector (scroll order)");
     if (!Array.isArray(q)) throw unsupported("query by point id");
-    return scoredPoints(c, {
-      vector: denseVector(c, q),
-      filter: body.filter,
-      limit: positiveLimit(body.limit, 10),
-      offset: nonNegative(body.offset, "offset"),
-      withPayload: body.with_payload ?? false,
-      withVector: body.with_vector,
-      scoreThreshold: body.score_threshold,
-    });
+    return scoredPointsFor(c, q, body);
   }
 
   function search(c: Collection, body: Record<string, unknown>): unknown[] {
     if (body.limit === undefined) throw badJson("missing field `limit`");
+    return scoredPointsFor(c, body.vector, body);
+  }
+
+  /** /points/query and /points/search read the same fields beside the vector. */
+  function scoredPointsFor(c: Collection, vector: unknown, body: Record<string, unknown>): unknown[] {
     return scoredPoints(c, {
-      vector: denseVector(c, body.vector),
+      vector: denseVector(c, vector),
       filter: body.filter,
       limit: positiveLimit(body.limit, 10),
       offset: nonNegative(body.offset, "offset"),
