@@ -154,7 +154,7 @@ try {
   if (process.env.BENCH_PHASES) {
     // With LOG_LEVEL=debug in BENCH_SERVER_ENV: where a turn's time goes, on the server's clock.
     const marks = server.logs.filter((l) => l.msg === "assistant turn phases").map((l) => l.ms as Record<string, number>);
-    const keys = ["started", "config", "context", "firstToken"];
+    const keys = ["started", "reads", "context", "firstToken"];
     console.log(table(["phase (ms since the message arrived)", "p50", "p99"], keys.map((k) => {
       const xs = marks.map((m) => m[k]!).filter((x) => x !== undefined).sort((a, b) => a - b);
       return [k, percentile(xs, 50), percentile(xs, 99)];

@@ -117,21 +117,32 @@ export class AssistantService {
    * check membership themselves, so a refused send learns nothing from them.
    */
   prefetch(userId: string, sessionId: string, query: string): PrefetchedContext {
-    const p = (async () => {
-      const config = await this.ragConfig(sessionId);
-      const gathered = await this.d.context.gather({
-        userId,
-        sessionId,
-        query,
-        config,
-        // Two extra: the question itself and its reply row, if they are written by the time this reads.
-        window: () =>
-          config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, userId, undefined, config.historyWindow + 2) : Promise.resolve([]),
-      });
-      return { config, gathered };
-    })();
+    const p = this.readContext(userId, sessionId, query);
     p.catch(() => undefined); // a refused send never awaits it
     return p;
+  }
+
+  /**
+   * A turn's reads. With the question's row known (a regenerate, or a
+   * prefetch that failed), the window ends just before it; without, it is
+   * the newest messages, two extra for the question and its reply row if
+   * they are written by the time this reads (`assemble` trims them).
+   */
+  private async readContext(userId: string, sessionId: string, query: string, question?: Message): Promise<{ config: RagConfig; gathered: GatheredContext }> {
+    const config = await this.ragConfig(sessionId);
+    const n = config.historyWindow;
+    const gathered = await this.d.context.gather({
+      userId,
+      sessionId,
+      query,
+      config,
+      window: () =>
+        n === 0
+          ? Promise.resolve([])
+          : this.d.messages.listMessagesBefore(sessionId, userId, question?.seq, question ? n : n + 2),
+      ...(question ? { excludeIds: [question.id] } : {}),
+    });
+    return { config, gathered };
   }
 
   /**
@@ -233,18 +244,10 @@ export class AssistantService {
     let failure: { code: string; message: string } | undefined;
     try {
       marks.started = performance.now() - acceptedAt;
-      const early = await prefetched?.catch(() => undefined);
-      const config = early?.config ?? (await this.ragConfig(sessionId));
-      marks.config = performance.now() - acceptedAt;
-      const built = early
-        ? this.d.context.assemble(early.gathered, question, config)
-        : await this.d.context.build({
-            userId: turn.userId,
-            sessionId,
-            question,
-            config,
-            window: () => (config.historyWindow > 0 ? this.d.messages.listMessagesBefore(sessionId, turn.userId, question.seq, config.historyWindow) : Promise.resolve([])),
-          });
+      const { config, gathered } =
+        (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
+      marks.reads = performance.now() - acceptedAt;
+      const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
       usage.promptTokens = built.promptTokens;
       marks.context = performance.now() - acceptedAt;

@@ -18,17 +18,7 @@ export interface BuiltContext {
   promptTokens: number;
 }
 
-export interface ContextInput {
-  userId: string;
-  sessionId: string;
-  /** The user message being answered. */
-  question: Message;
-  /** Reads the messages before the question in this session, oldest first (run beside retrieval). */
-  window: () => Promise<Message[]>;
-  config: RagConfig;
-}
-
-/** What the reads of a turn found, before the question's row is known (see `gather`). */
+/** What the reads of a turn found (see `gather`); `assemble` makes the prompt from it. */
 export interface GatheredContext {
   window: Message[];
   hits: MemoryHit[];
@@ -36,11 +26,6 @@ export interface GatheredContext {
 
 export class ContextBuilder {
   constructor(private readonly memory: MemoryService) {}
-
-  async build(input: ContextInput): Promise<BuiltContext> {
-    const gathered = await this.gather({ ...input, query: input.question.content, excludeIds: [input.question.id] });
-    return this.assemble(gathered, input.question, input.config);
-  }
 
   /**
    * The reads of a turn: the recent window and retrieval, together. They need
