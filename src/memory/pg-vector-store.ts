@@ -34,12 +34,21 @@ export class PgVectorStore implements VectorStore {
       for (const p of batch) {
         if (p.vector.length !== this.dimensions) throw new Error(`vector has ${p.vector.length} dimensions, collection has ${this.dimensions}`);
       }
+      // The vectors travel as one binary parameter, sliced apart in SQL: a bytea[] parameter
+      // would be sent as hex text, twice the bytes, encoded here and decoded by the server.
+      const width = this.dimensions * 4;
+      const vectors = Buffer.allocUnsafe(batch.length * width);
+      batch.forEach((p, j) => {
+        const u = unit(p.vector);
+        Buffer.from(u.buffer, u.byteOffset, u.byteLength).copy(vectors, j * width);
+      });
       await this.pool.query({
         name: "vector_upsert",
         text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding)
-         SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts, u.embedding
-           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[])
-             AS u(point_id, message_id, session_id, user_id, role, content, ts, embedding)
+         SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts,
+                substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int)
+           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY
+             AS u(point_id, message_id, session_id, user_id, role, content, ts, i)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
            role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding`,
@@ -52,7 +61,8 @@ export class PgVectorStore implements VectorStore {
           batch.map((p) => p.payload.role),
           batch.map((p) => p.payload.content),
           batch.map((p) => p.payload.timestamp),
-          batch.map((p) => { const u = unit(p.vector); return Buffer.from(u.buffer, u.byteOffset, u.byteLength); }),
+          vectors,
+          width,
         ],
       });
     }
