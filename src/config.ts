@@ -93,6 +93,8 @@ const envSchema = z.object({
   /** Batches in flight per node, so the database work of one overlaps the embedding of the next. */
   INDEXER_CONCURRENCY: int(1, 16).default(2),
   INDEXER_POLL_MS: int(50, 600_000).default(1000),
+  /** Wait after a wake-up or a partial batch, so a trickle of messages is indexed in batches. */
+  INDEXER_LINGER_MS: int(0, 10_000).default(50),
   INDEXER_LEASE_MS: int(1000, 3_600_000).default(60_000),
   INDEXER_BASE_BACKOFF_MS: int(10, 600_000).default(1000),
   INDEXER_MAX_BACKOFF_MS: int(10, 3_600_000).default(60_000),
@@ -159,7 +161,7 @@ export interface Config {
   };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
-  indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
+  indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
   llm: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -220,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       batchSize: e.INDEXER_BATCH_SIZE,
       concurrency: e.INDEXER_CONCURRENCY,
       pollMs: e.INDEXER_POLL_MS,
+      lingerMs: e.INDEXER_LINGER_MS,
       leaseMs: e.INDEXER_LEASE_MS,
       baseBackoffMs: e.INDEXER_BASE_BACKOFF_MS,
       maxBackoffMs: e.INDEXER_MAX_BACKOFF_MS,

@@ -16,6 +16,13 @@ export interface IndexerOptions {
   pollMs: number;
   /** How long a claimed batch is ours before another node may take it. */
   leaseMs: number;
+  /**
+   * After a wake-up or a batch that was not full, wait this long before
+   * claiming (default 0). Messages arriving meanwhile join the batch, so a
+   * steady trickle is indexed in a few batches instead of one claim, upsert
+   * and mark per message.
+   */
+  lingerMs?: number;
   baseBackoffMs: number;
   maxBackoffMs: number;
   /**
@@ -41,6 +48,7 @@ export class Indexer {
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly sleepers = new Set<() => void>();
+  private readonly lingering = new Set<() => void>();
   private woken = false;
 
   constructor(
@@ -68,26 +76,29 @@ export class Indexer {
   async stop(): Promise<void> {
     this.running = false;
     this.wake();
+    for (const l of [...this.lingering]) l();
     await Promise.all(this.loops);
   }
 
   private async run(): Promise<void> {
     while (this.running) {
-      let worked = false;
+      let claimed = 0;
       try {
-        worked = await this.drainOnce();
+        claimed = await this.drainOnce();
       } catch (err) {
         // The claim itself failed (database down): wait for the next poll.
         this.log.warn({ err: (err as Error).message }, "indexer could not claim work");
       }
-      if (!worked && this.running) await this.sleep(this.opts.pollMs);
+      if (claimed >= this.opts.batchSize || !this.running) continue; // a backlog: no waiting
+      if (claimed === 0) await this.sleep(this.opts.pollMs);
+      await this.linger();
     }
   }
 
-  /** Processes one batch; false when the queue had nothing due. */
-  async drainOnce(): Promise<boolean> {
+  /** Processes one batch; returns how many messages it claimed (0: nothing was due). */
+  async drainOnce(): Promise<number> {
     const batch = await this.queue.claim(this.opts.batchSize, this.opts.leaseMs);
-    if (batch.length === 0) return false;
+    if (batch.length === 0) return 0;
     const started = performance.now();
     try {
       const vectors = await this.embedder.embed(batch.map((m) => m.content));
@@ -111,11 +122,27 @@ export class Indexer {
         .markFailed(batch.map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message)
         .catch((e) => this.log.warn({ err: (e as Error).message }, "could not record indexing failure; the lease will expire"));
     }
-    return true;
+    return batch.length;
   }
 
   private backoff(attempts: number): number {
     return Math.min(this.opts.baseBackoffMs * 2 ** Math.max(0, attempts - 1), this.opts.maxBackoffMs);
+  }
+
+  /** A pause that wake-ups do not cut short (stop does). */
+  private linger(): Promise<void> {
+    const ms = this.opts.lingerMs ?? 0;
+    if (ms <= 0 || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.lingering.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.lingering.add(done);
+    });
   }
 
   private sleep(ms: number): Promise<void> {
