@@ -146,4 +146,57 @@ describe("indexer", () => {
     const { rows } = await db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [q2.reply.id]);
     expect(rows[0].indexed_at).toBeNull();
   });
+  it("lingers after a wake-up, so messages sent one by one are indexed in a few batches", async () => {
+    const real = new PgIndexQueue(db.pool);
+    let claimsWithWork = 0;
+    const queue = Object.assign(Object.create(real) as PgIndexQueue, {
+      claim: async (limit: number, leaseMs: number) => {
+        const got = await real.claim(limit, leaseMs);
+        if (got.length > 0) claimsWithWork++;
+        return got;
+      },
+    });
+    await db.pool.query("DELETE FROM message_index_jobs"); // what earlier tests left queued is not this test's
+    const collection = "indexer_linger";
+    const store = new QdrantVectorStore({ url: qdrant.url, collection, dimensions: 384, timeoutMs: 1000 });
+    await store.ensureReady();
+    // No polling: only wake-ups start a claim, as NOTIFY does in the server.
+    const indexer = new Indexer(queue, new HashEmbedder({ dimensions: 384 }), store, { batchSize: 64, pollMs: 600_000, lingerMs: 300, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200, concurrency: 1 }, silentLogger);
+    indexer.start();
+    const users = new PgUserStore(db.pool);
+    const messages = new PgMessageStore(db.pool);
+    const u = (await users.create(`linger_${Date.now()}`, "x"))!;
+    const s = await messages.createSession(u.id, "linger", false);
+    const ids: number[] = [];
+    try {
+      for (let i = 0; i < 12; i++) {
+        const r = await messages.insertUserMessage({ sessionId: s.id, userId: u.id, clientMessageId: `l${i}`, content: `linger message ${i}` });
+        if (r.kind === "inserted") ids.push(r.message.id);
+        indexer.wake();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await waitFor(async () => {
+        const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE id = ANY($1) AND indexed_at IS NOT NULL", [ids]);
+        return rows[0].n === ids.length;
+      }, 10_000);
+    } finally {
+      await indexer.stop();
+    }
+    expect(ids).toHaveLength(12);
+    // Without the linger each wake-up claims what has arrived: about one claim per message.
+    expect(claimsWithWork).toBeLessThanOrEqual(4);
+    expect(qdrant.points(collection)).toHaveLength(12);
+  });
+
+  it("stops at once while lingering", async () => {
+    const store = new QdrantVectorStore({ url: qdrant.url, collection: "indexer_linger_stop", dimensions: 384, timeoutMs: 1000 });
+    await store.ensureReady();
+    const indexer = new Indexer(new PgIndexQueue(db.pool), new HashEmbedder({ dimensions: 384 }), store, { batchSize: 64, pollMs: 600_000, lingerMs: 60_000, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200 }, silentLogger);
+    indexer.start();
+    indexer.wake();
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    await indexer.stop();
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
 });
