@@ -133,34 +133,31 @@ export class Indexer {
   private linger(): Promise<void> {
     const ms = this.opts.lingerMs ?? 0;
     if (ms <= 0 || !this.running) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.lingering.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.lingering.add(done);
-    });
+    return pause(ms, this.lingering);
   }
 
+  /** A pause that a wake-up (or stop) ends early. */
   private sleep(ms: number): Promise<void> {
     if (this.woken) {
       this.woken = false;
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.sleepers.add(done);
-    });
+    return pause(ms, this.sleepers);
   }
+}
+
+/** Resolves after `ms`, or when its entry in `wakers` is called. */
+function pause(ms: number, wakers: Set<() => void>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      wakers.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    wakers.add(done);
+  });
 }
 
 function toPoint(m: QueuedMessage, vector: Float32Array): VectorPoint {
