@@ -6,7 +6,7 @@
 import { api, type Auth, lastSession, RequestError, rememberSession } from "./api.js";
 import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
-import { append, clear, h, icon } from "./dom.js";
+import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
@@ -362,32 +362,8 @@ export class ChatApp {
             h("span", { class: "session-title" }, title),
             h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : ""),
           ),
-          s.role === "owner"
-            ? h(
-                "button",
-                {
-                  type: "button",
-                  class: "btn btn-ghost icon-only session-rename",
-                  "aria-label": `Rename session ${title}`,
-                  title: "Rename session",
-                  onclick: () => void this.renameSession(s),
-                },
-                icon("pencil"),
-              )
-            : null,
-          s.role === "owner"
-            ? h(
-                "button",
-                {
-                  type: "button",
-                  class: "btn btn-ghost icon-only session-delete",
-                  "aria-label": `Delete session ${title}`,
-                  title: "Delete session",
-                  onclick: () => void this.deleteSession(s),
-                },
-                icon("trash"),
-              )
-            : null,
+          s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
+          s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
         ),
       );
     }
@@ -452,4 +428,13 @@ export class ChatApp {
 
   /** Invitations have no event yet: coming back to the tab is a good moment to look. */
   private readonly onWindowFocus = () => void this.refreshSessions();
+}
+
+/** An owner-only button on a session in the list: `Rename session <title>`, `Delete session <title>`. */
+function ownerAction(verb: "Rename" | "Delete", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
+  return h(
+    "button",
+    { type: "button", class: `btn btn-ghost icon-only session-${verb.toLowerCase()}`, "aria-label": `${verb} session ${sessionTitle}`, title: `${verb} session`, onclick },
+    icon(iconName),
+  );
 }
