@@ -33,24 +33,23 @@ SELECT ${SESSION_COLUMNS}, mem.role AS member_role
  ORDER BY s.updated_at DESC, s.id
  LIMIT $2`;
 
-// One statement: the owner check and the delete see the same snapshot.
-const DELETE_SESSION = `
-WITH visible AS (
+/** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */
+const VISIBLE_SESSION = `visible AS (
   SELECT s.id, s.owner_id FROM chat_sessions s
     JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
    WHERE s.id = $1
-), del AS (
+)`;
+
+// One statement: the owner check and the delete see the same snapshot.
+const DELETE_SESSION = `
+WITH ${VISIBLE_SESSION}, del AS (
   DELETE FROM chat_sessions WHERE id IN (SELECT id FROM visible WHERE owner_id = $2) RETURNING id
 )
 SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM del)::int AS deleted`;
 
 // One statement: the owner check and the update see the same snapshot.
 const RENAME_SESSION = `
-WITH visible AS (
-  SELECT s.id, s.owner_id, mem.role FROM chat_sessions s
-    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
-   WHERE s.id = $1
-), upd AS (
+WITH ${VISIBLE_SESSION}, upd AS (
   UPDATE chat_sessions s SET title = $3, updated_at = now()
    WHERE s.id IN (SELECT id FROM visible WHERE owner_id = $2)
   RETURNING ${SESSION_COLUMNS}
@@ -73,11 +72,7 @@ SELECT EXISTS (SELECT 1 FROM visible) AS visible, EXISTS (SELECT 1 FROM owned) A
        (SELECT id FROM invitee) AS user_id, (SELECT username FROM invitee) AS username`;
 
 const REMOVE_MEMBER = `
-WITH visible AS (
-  SELECT s.id, s.owner_id FROM chat_sessions s
-    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
-   WHERE s.id = $1
-), del AS (
+WITH ${VISIBLE_SESSION}, del AS (
   DELETE FROM chat_session_members
    WHERE session_id IN (SELECT id FROM visible WHERE owner_id = $2) AND user_id = $3 AND role <> 'owner'
   RETURNING user_id
