@@ -52,6 +52,10 @@ interface Target {
   rss(): Promise<number>;
   stop(): Promise<void>;
   describe: string;
+  /** Every node's URL, when this harness started them (clients spread over all). */
+  urls?: string[];
+  /** The spawned server processes, when this harness started them. */
+  nodes?: ServerProcess[];
 }
 
 async function rssOf(url: string): Promise<number> {
@@ -66,7 +70,7 @@ async function rssOf(url: string): Promise<number> {
  * otherwise the median of a few RSS samples, which garbage can blur.
  */
 async function retainedMemory(t: Target): Promise<{ rss: number; heap: number }> {
-  const nodes = (t as Target & { nodes?: ServerProcess[] }).nodes;
+  const nodes = t.nodes;
   if (nodes) {
     let rss = 0;
     let heap = 0;
@@ -106,14 +110,14 @@ async function target(args: Args): Promise<Target> {
       stop: () => cluster.stop(),
       describe: spawn === "cluster" ? "2 nodes on one PostgreSQL and one Redis (clients spread over both)" : "embedded profile (1 node)",
       urls: cluster.urls,
-    } as Target & { urls: string[]; nodes: ServerProcess[] };
+    };
   }
   const url = typeof args.url === "string" ? args.url : "http://127.0.0.1:3000";
   assertLoopback(url, args["allow-remote"] === true);
   return { url, rss: () => rssOf(url), stop: async () => undefined, describe: url };
 }
 
-const urlsOf = (t: Target) => (t as Target & { urls?: string[] }).urls ?? [t.url];
+const urlsOf = (t: Target) => t.urls ?? [t.url];
 
 async function registerMany(url: string, n: number, runId: string): Promise<{ token: string; userId: string }[]> {
   const out: { token: string; userId: string }[] = new Array(n);
