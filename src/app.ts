@@ -17,6 +17,7 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedde
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
 import { createPool } from "./db/pool.js";
@@ -31,6 +32,7 @@ import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
 import { createCoordination } from "./realtime/coordination.js";
+import { SocketMemberEvents } from "./realtime/member-events.js";
 import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
 
 export interface RunningApp {
@@ -80,6 +82,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     cleanups.push(() => coordination.stop());
     coordination.attach(io);
     const rooms = socketRoomEvents(io);
+    const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
     const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
       metrics.rateLimited.inc({ limit }),
     );
@@ -127,15 +130,17 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 
     const chat = new ChatService({
       store: messageStore,
+      membership: new PgMembershipStore(pool),
       presence: coordination.presence,
       rooms,
+      members,
       limits: { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
       assistant,
       onMessageStored: () => memoryRuntime.messageStored(),
       memory: memoryRuntime.memory,
       rateLimits,
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members });
     coordination.start(rooms, usernames(users));
 
     const readiness: ReadinessCheck[] = [

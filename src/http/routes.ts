@@ -89,6 +89,18 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       await chat.removeMember(user, sessionIdParam(ctx), parseWith(uuid, ctx.params.userId));
       return { status: 204 };
     })
+    .add("GET", "/api/invitations", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: { invitations: await chat.invitations(user) } };
+    })
+    .add("POST", "/api/invitations/:id/accept", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await chat.acceptInvitation({ user, connectionId: "rest" }, sessionIdParam(ctx)) };
+    })
+    .add("POST", "/api/invitations/:id/decline", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await chat.declineInvitation(user, sessionIdParam(ctx)) };
+    })
     .add("GET", "/api/memory/search", async (ctx) => {
       const user = await requireUser(ctx, auth);
       const q = parseWith(schemas.memoryQuery, Object.fromEntries(ctx.query));
