@@ -10,6 +10,7 @@ import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
 import type { Config } from "./config.js";
@@ -71,6 +72,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
     const users = new PgUserStore(pool);
     const auth = new AuthService(users, tokens, config.auth.scryptN);
+    const usernameOf = usernames(users);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
 
@@ -111,7 +113,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
-      context: new ContextBuilder(memoryRuntime.memory),
+      context: new ContextBuilder(memoryRuntime.memory, usernameOf),
       llm,
       buffer: coordination.streamBuffer,
       cancelBus: coordination.cancelBus,
@@ -141,7 +143,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       rateLimits,
     });
     attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members });
-    coordination.start(rooms, usernames(users));
+    coordination.start(rooms, usernameOf);
 
     const readiness: ReadinessCheck[] = [
       {
@@ -230,18 +232,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 }
 
 /** Usernames for presence events of users this node has not seen (bounded cache; names never change). */
-function usernames(users: PgUserStore): (userId: string) => Promise<string> {
-  const cache = new Map<string, string>();
-  return async (userId) => {
-    const hit = cache.get(userId);
-    if (hit !== undefined) return hit;
-    const u = await users.findById(userId);
-    if (cache.size > 10_000) cache.clear();
-    cache.set(userId, u?.username ?? "");
-    return u?.username ?? "";
-  };
-}
-
 /** At start-up the database may still be booting (docker-compose): retry for a while. */
 async function withStartupRetry<T>(fn: () => Promise<T>, log: Logger, attempts = 30): Promise<T> {
   for (let i = 1; ; i++) {
