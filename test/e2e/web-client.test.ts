@@ -348,15 +348,18 @@ describe("web client", () => {
 
     await alice.getByRole("button", { name: "Invite" }).click();
     await alice.getByLabel("Username to invite").fill("nobody_by_that_name");
-    await alice.getByRole("button", { name: "Add" }).click();
+    await alice.getByRole("button", { name: "Invite", exact: true }).last().click();
     await alice.getByRole("alert").filter({ hasText: "There is no user “nobody_by_that_name”." }).waitFor();
     await alice.getByLabel("Username to invite").fill(bobName);
-    await alice.getByRole("button", { name: "Add" }).click();
-    await alice.getByText(`${bobName} can now open this session.`).waitFor();
+    await alice.locator(".invite-form").getByRole("button", { name: "Invite" }).click();
+    await alice.getByText(`Invited ${bobName}: they join when they accept.`).waitFor();
 
-    // Bob's list learns of the shared session when he comes back to the page.
-    await bob.reload();
-    await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).getByRole("button", { name: /Team room/ }).click();
+    // Bob's open page hears the invitation live; nothing is joined until he says so.
+    const invitation = bob.getByTestId("invitations").locator(".invitation").filter({ hasText: "Team room" });
+    await invitation.waitFor();
+    expect(await invitation.textContent()).toContain(`${aliceName} invited you to Team room`);
+    expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).count()).toBe(0);
+    await bob.getByRole("button", { name: "Join Team room" }).click();
     await bob.getByRole("heading", { name: "Team room", level: 2 }).waitFor();
     await assistantOff(bob);
     expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).textContent()).toContain("shared with you");
@@ -380,6 +383,39 @@ describe("web client", () => {
     expect(await bob.getByRole("button", { name: "Delete session Team room" }).count()).toBe(0);
     await bob.close();
     await eventually(async () => expect(await alice.getByTestId("presence").textContent()).toBe("Only you are here"));
+  });
+
+  it("lets a member leave a shared session, and tells a removed member's open page at once", async () => {
+    const alice = await newPage();
+    const bob = await newPage();
+    const bobName = uniqueName("bob");
+    await signUp(bob, server.url, bobName);
+    await signUp(alice, server.url, uniqueName("alice"));
+    const aliceToken = await storedToken(alice);
+    const bobToken = await storedToken(bob);
+    const bobId = (JSON.parse(Buffer.from(bobToken.split(".")[1]!, "base64url").toString()) as { sub: string }).sub;
+    const share = async (title: string) => {
+      const { session } = await ok(await connect(server.url, aliceToken), "session:create", { title, assistant: false });
+      expect((await api(server.url, `/api/sessions/${session.id}/members`, { method: "POST", token: aliceToken, body: { username: bobName } })).status).toBe(201);
+      expect((await api(server.url, `/api/invitations/${session.id}/accept`, { method: "POST", token: bobToken })).status).toBe(200);
+      return session.id as string;
+    };
+    const leaving = await share("Leave me");
+    const removing = await share("Remove me");
+    await bob.reload();
+    await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).waitFor();
+
+    bob.once("dialog", (d) => void d.accept());
+    await bob.getByRole("button", { name: "Leave session Leave me" }).click();
+    await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Leave me" }).count()).toBe(0));
+    expect((await api(server.url, `/api/sessions/${leaving}/messages`, { token: bobToken })).status).toBe(404);
+
+    await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).locator(".session-open").click();
+    await bob.getByRole("heading", { name: "Remove me", level: 2 }).waitFor();
+    expect((await api(server.url, `/api/sessions/${removing}/members/${bobId}`, { method: "DELETE", token: aliceToken })).status).toBe(204);
+    await bob.getByText("You were removed from “Remove me”.").waitFor();
+    await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).count()).toBe(0));
+    expect(await bob.getByRole("heading", { name: "Remove me", level: 2 }).count()).toBe(0);
   });
 
   it("renames a session, and the new name shows in the list, the header and the server", async () => {

@@ -8,6 +8,7 @@ import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
+import { InvitationsPanel } from "./invitations.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
 
@@ -107,6 +108,13 @@ export class ChatApp {
       h("div", { class: "search-row" }, query, h("button", { type: "submit", class: "btn btn-ghost icon-only", "aria-label": "Search" }, icon("search"))),
     );
 
+    const invitations = new InvitationsPanel(this.conn, {
+      joined: (session) => {
+        this.sessions = [session, ...this.sessions.filter((s) => s.id !== session.id)];
+        this.open(session);
+      },
+      toast: (m) => this.toast(m),
+    });
     this.sidebar = h(
       "aside",
       { id: "sidebar", class: "sidebar", "aria-label": "Sessions and memory search" },
@@ -117,6 +125,7 @@ export class ChatApp {
         newForm,
         this.sessionList,
       ),
+      invitations.el,
       h("section", { class: "memory", "aria-labelledby": "memory-heading" }, h("h2", { id: "memory-heading", class: "section-title" }, "Memory"), searchForm, this.searchResults),
     );
     this.backdrop = h("div", { class: "backdrop", hidden: true, onclick: () => this.setDrawer(false) });
@@ -141,6 +150,15 @@ export class ChatApp {
     window.addEventListener("focus", this.onWindowFocus);
     // Another tab or the owner renamed a session this tab shows.
     this.conn.on("session:updated", (e) => this.retitle(e.sessionId, e.title, e.updatedAt));
+    // This user left, was removed, or the session was deleted (by this tab, another, or the owner).
+    this.conn.on("session:removed", (e) => {
+      const known = this.sessions.some((s) => s.id === e.sessionId);
+      if (known && e.reason !== "left") {
+        const title = this.sessions.find((s) => s.id === e.sessionId)?.title || "Untitled session";
+        this.toast(e.reason === "deleted" ? `“${title}” was deleted by its owner.` : `You were removed from “${title}”.`);
+      }
+      if (known) this.removeSession(e.sessionId);
+    });
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -197,6 +215,19 @@ export class ChatApp {
     } catch (err) {
       if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
         this.toast(`Could not delete the session: ${describe(err)}`);
+        return;
+      }
+    }
+    this.removeSession(s.id);
+  }
+
+  private async leaveSession(s: Session): Promise<void> {
+    if (!window.confirm(`Leave “${s.title || "Untitled session"}”? You will need a new invitation to come back.`)) return;
+    try {
+      await this.conn.call("member:leave", { sessionId: s.id });
+    } catch (err) {
+      if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
+        this.toast(`Could not leave the session: ${describe(err)}`);
         return;
       }
     }
@@ -364,6 +395,7 @@ export class ChatApp {
           ),
           s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
           s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
+          s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),
       );
     }
@@ -426,12 +458,12 @@ export class ChatApp {
 
   private readonly onWidthChange = () => this.setDrawer(false);
 
-  /** Invitations have no event yet: coming back to the tab is a good moment to look. */
+  /** Another tab may have joined or left sessions: coming back to this one is a good moment to look. */
   private readonly onWindowFocus = () => void this.refreshSessions();
 }
 
-/** An owner-only button on a session in the list: `Rename session <title>`, `Delete session <title>`. */
-function ownerAction(verb: "Rename" | "Delete", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
+/** A button on a session in the list: `Rename session <title>`, `Delete session <title>` (owner), `Leave session <title>` (member). */
+function ownerAction(verb: "Rename" | "Delete" | "Leave", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
   return h(
     "button",
     { type: "button", class: `btn btn-ghost icon-only session-${verb.toLowerCase()}`, "aria-label": `${verb} session ${sessionTitle}`, title: `${verb} session`, onclick },
