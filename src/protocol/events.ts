@@ -96,6 +96,8 @@ export interface ServerToClientEvents {
 /** Per-socket data set by the auth middleware. */
 export interface SocketData {
   user: User;
+  /** The token version the connection authenticated with: a logout-all disconnects the older ones. */
+  tokenVersion?: number;
 }
 
 export const ROOM_PREFIX = "session:";

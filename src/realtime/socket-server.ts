@@ -14,6 +14,7 @@ import type { Metrics } from "../http/metrics.js";
 import { type ClientToServerEvents, roomOf, ROOM_PREFIX, type ServerToClientEvents, type SocketData } from "../protocol/events.js";
 import type { ProtocolSchemas } from "../protocol/schemas.js";
 import { type HandlerDeps, type InFlight, on } from "./handlers.js";
+import { userRoom, userVersionRoom } from "./user-rooms.js";
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
@@ -73,7 +74,8 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
   nsp.use(async (socket, next) => {
     try {
       await deps.rateLimits.check("connect", clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], deps.config.trustProxy));
-      const user = await auth.authenticate(socket.handshake.auth?.token);
+      const claims = await auth.authenticateClaims(socket.handshake.auth?.token);
+      const user = claims?.user;
       if (!user) {
         metrics.authFailures.inc();
         const err = new Error("UNAUTHENTICATED") as Error & { data?: unknown };
@@ -81,6 +83,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
         return next(err);
       }
       socket.data.user = user;
+      socket.data.tokenVersion = claims.tokenVersion;
       next();
     } catch (err) {
       if (err instanceof AppError) {
@@ -100,6 +103,8 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     const actor = { user, connectionId: socket.id };
     metrics.socketsConnected.inc();
     slog.debug("socket connected");
+    // So logout-all and account deletion reach this connection from any node.
+    void socket.join([userRoom(user.id), userVersionRoom(user.id, socket.data.tokenVersion ?? 0)]);
 
     on(socket, "session:create", schemas["session:create"], h, (input) => chat.createSession(actor, input));
     on(socket, "session:join", schemas["session:join"], h, (input) =>
