@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
+import { api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 import { collectTurn } from "../support/turns.js";
@@ -85,6 +85,15 @@ describe("tokens outlive accounts (finding 6)", () => {
     const r = await api(server.url, "/api/sessions", { token: u.token });
     expect(r.status).toBe(401);
     expect(r.body.error.code).toBe("UNAUTHENTICATED");
+    expect(server.logs.filter((l) => l.level === 50 || l.level === 60)).toEqual([]);
+  });
+
+  it("answers a connection opened before its account was deleted with UNAUTHENTICATED, not INTERNAL", async () => {
+    const u = await register(server.url);
+    const s = await client(u);
+    await db.pool.query("DELETE FROM users WHERE id = $1", [u.user.id]);
+    const r = await call(s, "session:create", { title: "orphan", assistant: false });
+    expect(r).toMatchObject({ ok: false, error: { code: "UNAUTHENTICATED" } });
     expect(server.logs.filter((l) => l.level === 50 || l.level === 60)).toEqual([]);
   });
 
