@@ -16,7 +16,8 @@ export interface SessionCursor {
   id: string;
 }
 
-const LIST_SESSIONS_PAGE = `
+/** Exported for the EXPLAIN check in test/integration/account-store.test.ts. */
+export const LIST_SESSIONS_PAGE = `
 SELECT ${SESSION_COLUMNS}, mem.role AS member_role,
        s.message_count, s.last_message_at, s.archived,
        to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
