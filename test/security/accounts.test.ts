@@ -64,7 +64,7 @@ beforeAll(async () => {
     JWT_SECRET,
     EMBEDDER: "hash",
     INDEXER_POLL_MS: "100",
-    LLM_OFFLINE_TOKEN_DELAY_MS: "0",
+    OFFLINE_TOKEN_DELAY_MS: "0",
     RATE_ACCOUNT_BURST: "6",
     RATE_ACCOUNT_PER_SEC: "0.01",
   });
