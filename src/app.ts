@@ -185,8 +185,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       authCacheMs: config.auth.cacheMs,
     });
     cleanups.push(async () => account.stop());
-    // Deletions a stopped node left half done: finish them in the background.
-    void account.resumePendingDeletions().catch((err) => log.warn({ err }, "resuming account deletions failed"));
+    // Deletions a stopped node (or a vector store outage) left half done: finished in the background.
+    account.start();
     registerRoutes(router, {
       account,
       sessionList: new SessionList(pool),

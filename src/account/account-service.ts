@@ -50,13 +50,24 @@ export interface AccountDeps {
   /** AUTH_CACHE_MS: how long another node may still accept a revoked token. */
   authCacheMs: number;
   batches?: AccountBatches;
+  /**
+   * How long DELETE /api/me waits for the deletion to finish before it
+   * answers "pending" and lets it finish in the background. Below common
+   * proxy timeouts (nginx: 60 s); a large account takes longer (README).
+   */
+  waitMs?: number;
 }
 
 const DEFAULT_BATCHES: AccountBatches = { sessions: 20, messages: 5_000 };
+const DEFAULT_WAIT_MS = 10_000;
+const SWEEP_MS = 10 * 60_000;
 
 export class AccountService {
   private readonly batches: AccountBatches;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Deletions this node is running, so a sweep does not start a second one of the same account. */
+  private readonly running = new Map<string, Promise<void>>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: AccountDeps) {
     this.batches = d.batches ?? DEFAULT_BATCHES;
@@ -76,32 +87,51 @@ export class AccountService {
 
   /**
    * Locks the account at once (no login, no token, connections closed), then
-   * deletes what it owns in small batches. If that is interrupted (the vector
-   * store is down, the node stops), the account stays locked and marked, and
-   * resumePendingDeletions() on the next start finishes it.
+   * deletes what it owns in small batches: "deleted" when that finished
+   * within waitMs, "pending" when it goes on in the background. If it is
+   * interrupted (the vector store is down, the node stops), the account stays
+   * locked and marked, and the sweep of any node (start(): at start-up and
+   * every 10 minutes) finishes it.
    */
-  async deleteAccount(user: User): Promise<void> {
+  async deleteAccount(user: User): Promise<"deleted" | "pending"> {
     if (!(await requestDeletion(this.d.pool, user.id))) throw new AppError("UNAUTHENTICATED", "no such account");
     this.d.auth.forget(user.id);
     this.d.sockets.disconnectAll(user.id);
     this.later(async () => this.d.sockets.disconnectAll(user.id));
-    try {
-      await this.finishDeletion(user.id);
-    } catch (err) {
-      this.d.log.warn({ err: (err as Error).message, userId: user.id }, "account deletion interrupted; it resumes at the next start");
-      throw new AppError("UNAVAILABLE", "the account is locked and its deletion will finish later; a backing service is unavailable");
-    }
+    let outcome: "deleted" | "failed" | undefined;
+    // Never rejects: a failure is logged, and the next sweep resumes the deletion.
+    const work = this.deleteOwned(user.id).then(
+      () => void (outcome = "deleted"),
+      (err: Error) => {
+        outcome = "failed";
+        this.d.log.warn({ err: err.message, userId: user.id }, "account deletion interrupted; the next sweep resumes it");
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.d.waitMs ?? DEFAULT_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (outcome === "failed") throw new AppError("UNAVAILABLE", "the account is locked and its deletion will finish later; a backing service is unavailable");
+    return outcome ?? "pending";
   }
 
-  /** Finishes deletions that were interrupted (called at start-up). */
+  /** Finishes interrupted deletions now and then every `everyMs` (the query is one partial-index read). */
+  start(everyMs = SWEEP_MS): void {
+    const sweep = () =>
+      this.resumePendingDeletions().catch((err: Error) => this.d.log.warn({ err: err.message }, "resuming account deletions failed"));
+    void sweep();
+    this.sweeper = setInterval(sweep, everyMs);
+    this.sweeper.unref();
+  }
+
+  /** Finishes deletions that were interrupted (a node stopped, the vector store was down). */
   async resumePendingDeletions(): Promise<number> {
     let done = 0;
     for (const userId of await pendingDeletions(this.d.pool, 100)) {
       try {
-        await this.finishDeletion(userId);
+        await this.deleteOwned(userId);
         done++;
       } catch (err) {
-        this.d.log.warn({ err: (err as Error).message, userId }, "could not finish an account deletion; it is retried at the next start");
+        this.d.log.warn({ err: (err as Error).message, userId }, "could not finish an account deletion; it is retried at the next sweep");
       }
     }
     return done;
@@ -113,8 +143,18 @@ export class AccountService {
   }
 
   stop(): void {
+    clearInterval(this.sweeper);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+  }
+
+  private deleteOwned(userId: string): Promise<void> {
+    let run = this.running.get(userId);
+    if (!run) {
+      run = this.finishDeletion(userId).finally(() => this.running.delete(userId));
+      this.running.set(userId, run);
+    }
+    return run;
   }
 
   private async finishDeletion(userId: string): Promise<void> {

@@ -75,8 +75,9 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
     .add("DELETE", "/api/me", async (ctx) => {
       const user = await requireUser(ctx, auth);
       await deps.rateLimits.check("account", user.id);
-      await deps.account.deleteAccount(user);
-      return { status: 204 };
+      const outcome = await deps.account.deleteAccount(user);
+      // 202: the account is locked and its data is still being deleted in the background.
+      return outcome === "deleted" ? { status: 204 } : { status: 202, body: { status: "deleting" } };
     })
     .add("GET", "/api/me/export", async (ctx) => {
       const user = await requireUser(ctx, auth);

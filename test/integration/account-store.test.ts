@@ -147,8 +147,9 @@ describe("account deletion in batches", () => {
       this.calls.push(`older ${userId} ${v}`);
     },
   };
-  const service = (vectors: VectorPurge) =>
+  const service = (vectors: VectorPurge, waitMs?: number) =>
     new AccountService({
+      waitMs,
       pool: db.pool,
       auth: new AuthService(users, new TokenService("integration-secret-0123456789-0123456789", 3600), 1024, 0),
       vectors,
@@ -204,6 +205,7 @@ describe("account deletion in batches", () => {
     };
     const svc = service(flaky);
     await expect(svc.deleteAccount(carol)).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    expect(await pendingDeletions(db.pool, 1000)).toContain(carol.id);
     expect(await users.accountState(carol.id)).toMatchObject({ disabled: true });
     expect(await count("chat_messages WHERE session_id = $1", [s])).toBe(4);
     expect(sockets.calls).toContain(`all ${carol.id}`);
@@ -211,6 +213,44 @@ describe("account deletion in batches", () => {
     expect(await svc.resumePendingDeletions()).toBeGreaterThanOrEqual(1);
     expect(await count("users WHERE id = $1", [carol.id])).toBe(0);
     expect(await count("chat_sessions WHERE id = $1", [s])).toBe(0);
+  });
+});
+
+describe("account deletion that outlasts the request", () => {
+  it("answers pending, locks the account at once and finishes in the background", async () => {
+    const dave = await mkUser("dave");
+    const [s] = await mkSessions(dave.id, 1);
+    await mkMessages(s!, dave.id, 4);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let purges = 0;
+    const slow: VectorPurge = {
+      async deleteSessions(ids) {
+        purges++;
+        await gate;
+        await new PgVectorPurge(db.pool).deleteSessions(ids);
+      },
+    };
+    const svc = new AccountService({
+      pool: db.pool,
+      auth: new AuthService(users, new TokenService("integration-secret-0123456789-0123456789", 3600), 1024, 0),
+      vectors: slow,
+      sockets: { disconnectAll: () => undefined, disconnectOlderThan: () => undefined },
+      log: silentLogger,
+      authCacheMs: 0,
+      waitMs: 0,
+    });
+    expect(await svc.deleteAccount(dave)).toBe("pending");
+    expect(await users.accountState(dave.id)).toMatchObject({ disabled: true });
+    expect(await count("chat_messages WHERE session_id = $1", [s])).toBe(4);
+    // A sweep meanwhile joins the running deletion instead of starting another.
+    const swept = svc.resumePendingDeletions();
+    release();
+    await swept;
+    expect(await count("users WHERE id = $1", [dave.id])).toBe(0);
+    expect(await count("chat_sessions WHERE id = $1", [s])).toBe(0);
+    expect(purges).toBe(2); // one deletion: its purge before and after the rows, not a second run's too
+    svc.stop();
   });
 });
 
