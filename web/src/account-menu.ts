@@ -84,8 +84,8 @@ export function accountMenu(auth: Auth, hooks: AccountMenuHooks): HTMLDivElement
       return;
     }
     try {
-      await api.deleteAccount(auth.token);
-      hooks.signOut("Your account was deleted.");
+      const r = await api.deleteAccount(auth.token);
+      hooks.signOut(r?.status === "deleting" ? "Your account is closed; its data is being deleted." : "Your account was deleted.");
     } catch (err) {
       hooks.toast(`Could not delete your account: ${describe(err)}`);
     }

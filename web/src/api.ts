@@ -59,7 +59,8 @@ export const api = {
       { token },
     ),
   logoutAll: (token: string) => request<void>("/api/auth/logout-all", { method: "POST", token }),
-  deleteAccount: (token: string) => request<void>("/api/me", { method: "DELETE", token }),
+  /** Resolves with `{status: "deleting"}` (202) when the server finishes the deletion in the background. */
+  deleteAccount: (token: string) => request<{ status: "deleting" } | undefined>("/api/me", { method: "DELETE", token }),
   exportData: (token: string) => request<Blob>("/api/me/export", { token, raw: true }),
   deleteSession: (token: string, sessionId: string) =>
     request<void>(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token }),
