@@ -6,6 +6,7 @@ import http from "node:http";
 import path from "node:path";
 import type pg from "pg";
 import type { Logger } from "pino";
+import { AccountService } from "./account/account-service.js";
 import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
@@ -13,6 +14,7 @@ import { ChatService } from "./chat/chat-service.js";
 import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
+import { SessionList } from "./chat/session-list.js";
 import type { Config } from "./config.js";
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
@@ -27,6 +29,7 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
+import { PgVectorPurge, QdrantVectorPurge } from "./memory/vector-purge.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
@@ -35,6 +38,7 @@ import { createInFlight } from "./realtime/handlers.js";
 import { createCoordination } from "./realtime/coordination.js";
 import { SocketMemberEvents } from "./realtime/member-events.js";
 import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
+import { userSockets } from "./realtime/user-sockets.js";
 
 export interface RunningApp {
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
@@ -71,7 +75,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const metrics = new Metrics();
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
     const users = new PgUserStore(pool);
-    const auth = new AuthService(users, tokens, config.auth.scryptN);
+    const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs);
     const usernameOf = usernames(users);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
@@ -177,7 +181,22 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
+    const account = new AccountService({
+      pool,
+      auth,
+      vectors: config.qdrant.url
+        ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "account" }))
+        : new PgVectorPurge(pool),
+      sockets: userSockets(io),
+      log: log.child({ component: "account" }),
+      authCacheMs: config.auth.cacheMs,
+    });
+    cleanups.push(async () => account.stop());
+    // Deletions a stopped node (or a vector store outage) left half done: finished in the background.
+    account.start();
     registerRoutes(router, {
+      account,
+      sessionList: new SessionList(pool),
       auth,
       chat,
       memory: memoryRuntime.memory,

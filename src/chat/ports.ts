@@ -99,10 +99,20 @@ export interface MembershipStore {
   deleteSession(sessionId: string, userId: string): Promise<DeleteResult>;
 }
 
+/** What every token check reads of an account (see sql/008_account_state.sql). */
+export interface AccountState {
+  tokenVersion: number;
+  disabled: boolean;
+}
+
 export interface UserStore {
   create(username: string, passwordHash: string): Promise<User | null>;
-  findByUsername(username: string): Promise<(User & { passwordHash: string }) | null>;
+  findByUsername(username: string): Promise<(User & AccountState & { passwordHash: string }) | null>;
   findById(id: string): Promise<User | null>;
+  /** Null when the user does not exist (deleted). */
+  accountState(id: string): Promise<AccountState | null>;
+  /** Raises the token version, revoking every token issued before; null for an unknown or disabled user. */
+  revokeTokens(id: string): Promise<number | null>;
 }
 
 /** Who is in which session: per user, not per socket (three tabs are one presence). */

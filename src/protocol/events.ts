@@ -139,9 +139,9 @@ export interface InterServerEvents {
 /** Per-socket data set by the auth middleware. */
 export interface SocketData {
   user: User;
+  /** The token version the connection authenticated with: a logout-all disconnects the older ones. */
+  tokenVersion?: number;
 }
 
 export const ROOM_PREFIX = "session:";
 export const roomOf = (sessionId: string): string => `${ROOM_PREFIX}${sessionId}`;
-/** Every socket of a user joins this room, so a user can be reached on any node. */
-export const userRoomOf = (userId: string): string => `user:${userId}`;

@@ -1,6 +1,6 @@
 /**
  * Membership changes that take effect on every node at once. Every socket
- * joins its user's room (`user:<id>`), so a user is reachable wherever they
+ * joins its user's room (`user:<id>`, user-rooms.ts), so a user is reachable wherever they
  * are connected. An eviction is handled by each node for its own sockets:
  * they leave the session's room, their presence there ends (presence:leave
  * when it was the user's last connection) and each is sent session:removed.
@@ -10,7 +10,8 @@
 import type { Logger } from "pino";
 import type { Socket } from "socket.io";
 import type { MemberEvents } from "../chat/room-events.js";
-import { type ClientToServerEvents, type InterServerEvents, type RemovalReason, roomOf, type ServerToClientEvents, type SocketData, userRoomOf } from "../protocol/events.js";
+import { type ClientToServerEvents, type InterServerEvents, type RemovalReason, roomOf, type ServerToClientEvents, type SocketData } from "../protocol/events.js";
+import { userRoom } from "./user-rooms.js";
 import type { ChatServer } from "./socket-server.js";
 
 type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -37,7 +38,7 @@ export class SocketMemberEvents implements MemberEvents {
   }
 
   toUser: MemberEvents["toUser"] = (userId, event, payload) => {
-    (this.io.of("/chat").to(userRoomOf(userId)).emit as (e: string, p: unknown) => boolean)(event, payload);
+    (this.io.of("/chat").to(userRoom(userId)).emit as (e: string, p: unknown) => boolean)(event, payload);
   };
 
   evict(sessionId: string, userIds: readonly string[], reason: RemovalReason): void {
@@ -54,7 +55,7 @@ export class SocketMemberEvents implements MemberEvents {
     const nsp = this.io.of("/chat");
     const room = roomOf(sessionId);
     for (const userId of userIds) {
-      const ids = nsp.adapter.rooms.get(userRoomOf(userId));
+      const ids = nsp.adapter.rooms.get(userRoom(userId));
       if (!ids || ids.size === 0) continue;
       this.generation++;
       for (const id of ids) {

@@ -18,11 +18,11 @@ import {
   ROOM_PREFIX,
   type ServerToClientEvents,
   type SocketData,
-  userRoomOf,
 } from "../protocol/events.js";
 import type { ProtocolSchemas } from "../protocol/schemas.js";
 import { type HandlerDeps, type InFlight, on } from "./handlers.js";
 import type { SocketMemberEvents } from "./member-events.js";
+import { userRoom, userVersionRoom } from "./user-rooms.js";
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -88,7 +88,8 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
   nsp.use(async (socket, next) => {
     try {
       await deps.rateLimits.check("connect", clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], deps.config.trustProxy));
-      const user = await auth.authenticate(socket.handshake.auth?.token);
+      const claims = await auth.authenticateClaims(socket.handshake.auth?.token);
+      const user = claims?.user;
       if (!user) {
         metrics.authFailures.inc();
         const err = new Error("UNAUTHENTICATED") as Error & { data?: unknown };
@@ -96,6 +97,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
         return next(err);
       }
       socket.data.user = user;
+      socket.data.tokenVersion = claims.tokenVersion;
       next();
     } catch (err) {
       if (err instanceof AppError) {
@@ -119,8 +121,8 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     const actor = { user, connectionId: socket.id };
     metrics.socketsConnected.inc();
     slog.debug("socket connected");
-    // Invitations and evictions reach a user through this room, on any node.
-    void socket.join(userRoomOf(user.id));
+    // Invitations, evictions, logout-all and account deletion reach this connection from any node.
+    void socket.join([userRoom(user.id), userVersionRoom(user.id, socket.data.tokenVersion ?? 0)]);
     chat
       .invitations(user)
       .then((invitations) => {

@@ -207,6 +207,35 @@ describe("two nodes on one Redis", () => {
   });
 });
 
+describe("accounts across nodes", () => {
+  it("logout-all and account deletion on one node close the user's connections on the other, whose old tokens then stop working", async () => {
+    const u = await register(nodes[0]!.url);
+    const bystander = await register(nodes[0]!.url);
+    const on1 = await client(nodes[0]!.url, u);
+    const on2 = await client(nodes[1]!.url, u);
+    const keep = await client(nodes[1]!.url, bystander);
+    const closed = [on1, on2].map((s) => new Promise<string>((resolve) => s.once("disconnect", (reason) => resolve(reason))));
+    expect((await api(nodes[0]!.url, "/api/auth/logout-all", { method: "POST", token: u.token })).status).toBe(204);
+    expect(await Promise.all(closed)).toEqual(["io server disconnect", "io server disconnect"]);
+    // Node 2 trusts what it read of the account for AUTH_CACHE_MS (5 s by default), then refuses the old token.
+    await eventually(async () => ((await api(nodes[1]!.url, "/api/sessions", { token: u.token })).status === 401 ? true : undefined), 15_000);
+    const refused = await connect(nodes[1]!.url, u.token).then(
+      (s) => (s.close(), null),
+      (err: { data?: { code: string } }) => err.data?.code,
+    );
+    expect(refused).toBe("UNAUTHENTICATED");
+
+    const again = await api(nodes[1]!.url, "/api/auth/login", { method: "POST", body: { username: u.user.username, password: u.password } });
+    const fresh = { ...u, token: again.body.token as string };
+    const live = await client(nodes[1]!.url, fresh);
+    const gone = new Promise<string>((resolve) => live.once("disconnect", (reason) => resolve(reason)));
+    expect((await api(nodes[0]!.url, "/api/me", { method: "DELETE", token: fresh.token })).status).toBe(204);
+    expect(await gone).toBe("io server disconnect");
+    await eventually(async () => ((await api(nodes[1]!.url, "/api/sessions", { token: fresh.token })).status === 401 ? true : undefined), 15_000);
+    expect(keep.connected).toBe(true);
+  });
+});
+
 describe("faults", () => {
   it("survives a Redis restart: sends succeed or fail with UNAVAILABLE, then fan-out resumes", async () => {
     const [a, b] = [await register(nodes[0]!.url), await register(nodes[0]!.url)];

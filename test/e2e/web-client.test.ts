@@ -3,7 +3,7 @@
  * (private PostgreSQL database), as a user would use it: sign up, sessions,
  * messages, history, a server restart, two users side by side, a phone.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -474,5 +474,72 @@ describe("web client", () => {
     await page.keyboard.press("Escape");
     await eventually(async () => expect(await sidebar.isVisible()).toBe(false));
     expect(await toggle.getAttribute("aria-expanded")).toBe("false");
+  });
+  it("loads more sessions as the list scrolls, each once and in order", async () => {
+    const name = uniqueName("many");
+    const u = await register(server.url, name);
+    const s = await connect(server.url, u.token);
+    const titles: string[] = [];
+    try {
+      for (let i = 0; i < 130; i++) titles.push((await ok(s, "session:create", { title: `Session ${String(i).padStart(3, "0")}`, assistant: false })).session.title);
+    } finally {
+      s.close();
+    }
+    const page = await newPage();
+    await logIn(page, server.url, name, u.password);
+    const shown = () => page.locator('[data-testid="session"] .session-title').allTextContents();
+    await eventually(async () => expect(await shown()).toHaveLength(50));
+    const newestFirst = [...titles].reverse();
+    expect(await shown()).toEqual(newestFirst.slice(0, 50));
+    for (const expected of [100, 130]) {
+      await page.locator('[data-testid="sessions-more"]').scrollIntoViewIfNeeded();
+      await eventually(async () => expect(await shown()).toHaveLength(expected));
+    }
+    expect(await shown()).toEqual(newestFirst);
+    expect(await page.locator('[data-testid="sessions-more"]').count()).toBe(0);
+  });
+
+  it("exports the user's data, logs out everywhere, and deletes the account from the account menu", async () => {
+    const name = uniqueName("acct");
+    const page = await newPage();
+    await signUp(page, server.url, name);
+    const other = await newPage();
+    await logIn(other, server.url, name);
+    await createSessionInUi(page, "Mine to keep");
+    await assistantOff(page);
+    await sendInUi(page, "a line only I wrote");
+    await eventually(async () => expect((await shownMessages(page)).map((m) => m.status)).toEqual(["complete"]));
+
+    await page.getByRole("button", { name: "Account" }).click();
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Export my data" }).click();
+    const file = await (await download).path();
+    const doc = JSON.parse(await readFile(file, "utf8"));
+    expect(doc.user.username).toBe(name);
+    expect(doc.sessions.map((x: { title: string }) => x.title)).toEqual(["Mine to keep"]);
+    expect(doc.sessions[0].messages.map((m: { content: string }) => m.content)).toEqual(["a line only I wrote"]);
+
+    const oldToken = await storedToken(page);
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Log out everywhere" }).click();
+    await page.getByRole("status").filter({ hasText: "logged out everywhere" }).waitFor();
+    expect((await api(server.url, "/api/sessions", { token: oldToken })).status).toBe(401);
+    // The other browser is signed out too (its connection is closed and its token refused).
+    await other.getByRole("button", { name: "Log in" }).waitFor();
+
+    await logIn(page, server.url, name);
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept("not my name"));
+    await page.getByRole("button", { name: "Delete account" }).click();
+    await page.getByText("The username did not match").waitFor();
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept(name));
+    await page.getByRole("button", { name: "Delete account" }).click();
+    await page.getByRole("status").filter({ hasText: "Your account was deleted" }).waitFor();
+    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM users WHERE username = $1", [name]);
+    expect(rows[0].n).toBe(0);
+    const login = await api(server.url, "/api/auth/login", { method: "POST", body: { username: name, password: "correct horse battery" } });
+    expect(login.status).toBe(401);
   });
 });

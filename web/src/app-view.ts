@@ -4,6 +4,7 @@
  * conversation.
  */
 import { api, type Auth, lastSession, RequestError, rememberSession } from "./api.js";
+import { accountMenu } from "./account-menu.js";
 import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
@@ -33,6 +34,11 @@ export class ChatApp {
   private readonly searchResults: HTMLDivElement;
   private readonly newTitle: HTMLInputElement;
   private listLoaded = false;
+  /** Where the next page of the session list starts; null when everything is loaded. */
+  private nextCursor: string | null = null;
+  private pagedBeyondFirst = false;
+  private loadingMore = false;
+  private readonly moreObserver: IntersectionObserver;
 
   constructor(
     private readonly auth: Auth,
@@ -81,6 +87,7 @@ export class ChatApp {
         { class: "user" },
         h("span", { class: "avatar", "aria-hidden": "true" }, auth.user.username.slice(0, 1).toUpperCase()),
         h("span", { class: "username", "data-testid": "username" }, auth.user.username),
+        accountMenu(auth, { signOut: (notice) => this.signOut(notice), toast: (m) => this.toast(m) }),
         h(
           "button",
           { type: "button", class: "btn btn-ghost icon-only", "aria-label": "Log out", title: "Log out", onclick: () => this.signOut() },
@@ -159,6 +166,11 @@ export class ChatApp {
       }
       if (known) this.removeSession(e.sessionId);
     });
+    // The end of the session list scrolled into view: load the next page.
+    this.moreObserver = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && void this.loadMore(), {
+      root: this.sidebar,
+      rootMargin: "200px",
+    });
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -166,6 +178,7 @@ export class ChatApp {
 
   dispose(): void {
     this.conversation?.dispose();
+    this.moreObserver.disconnect();
     this.conn.close();
     NARROW.removeEventListener("change", this.onWidthChange);
     window.removeEventListener("focus", this.onWindowFocus);
@@ -183,7 +196,11 @@ export class ChatApp {
 
   private async refreshSessions(): Promise<void> {
     try {
-      this.sessions = await api.listSessions(this.auth.token);
+      const page = await api.listSessions(this.auth.token);
+      // Pages loaded further down stay; the first page brings what changed at the top.
+      const fresh = new Set(page.sessions.map((s) => s.id));
+      this.sessions = [...page.sessions, ...(this.pagedBeyondFirst ? this.sessions.filter((s) => !fresh.has(s.id)) : [])];
+      if (!this.pagedBeyondFirst) this.nextCursor = page.nextCursor;
       this.listLoaded = true;
       this.renderSessions();
     } catch (err) {
@@ -193,6 +210,24 @@ export class ChatApp {
       }
       this.toast(`Could not load your sessions: ${describe(err)}`);
     }
+  }
+
+  private async loadMore(): Promise<void> {
+    if (!this.nextCursor || this.loadingMore) return;
+    this.loadingMore = true;
+    try {
+      const page = await api.listSessions(this.auth.token, this.nextCursor);
+      const have = new Set(this.sessions.map((s) => s.id));
+      this.sessions = [...this.sessions, ...page.sessions.filter((s) => !have.has(s.id))];
+      this.nextCursor = page.nextCursor;
+      this.pagedBeyondFirst = true;
+    } catch (err) {
+      this.toast(`Could not load more sessions: ${describe(err)}`);
+      return;
+    } finally {
+      this.loadingMore = false;
+    }
+    this.renderSessions();
   }
 
   private async createSession(): Promise<void> {
@@ -398,6 +433,12 @@ export class ChatApp {
           s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),
       );
+    }
+    this.moreObserver.disconnect();
+    if (this.nextCursor) {
+      const more = h("li", { class: "muted more", "data-testid": "sessions-more" }, "Loading more…");
+      append(this.sessionList, more);
+      this.moreObserver.observe(more);
     }
   }
 

@@ -12,9 +12,9 @@ import type {
   MemoryHitPayload,
   ServerToClientEvents,
 } from "../../src/protocol/events.js";
-import type { Message, MessageStatus, PresenceEntry, Session, User } from "../../src/protocol/types.js";
+import type { Message, MessageStatus, PresenceEntry, Session, SessionSummary, User } from "../../src/protocol/types.js";
 
-export type { Ack, ActiveStream, ErrorBody, HistoryResult, InvitationPayload, Message, MessageStatus, PresenceEntry, Session, User };
+export type { Ack, ActiveStream, ErrorBody, HistoryResult, InvitationPayload, Message, MessageStatus, PresenceEntry, Session, SessionSummary, User };
 export type MemoryHit = MemoryHitPayload;
 
 type HandlerIO<H> = H extends (payload: infer I, ack: (reply: Ack<infer O>) => void) => void ? { input: I; output: O } : never;
