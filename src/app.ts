@@ -188,6 +188,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "account" }))
         : new PgVectorPurge(pool),
       sockets: userSockets(io),
+      members,
+      cancelReplies: (ids) => assistant.cancelReplies(ids),
       log: log.child({ component: "account" }),
       authCacheMs: config.auth.cacheMs,
     });

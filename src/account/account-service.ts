@@ -21,7 +21,9 @@ import {
   ownedSessionBatch,
   pendingDeletions,
   requestDeletion,
+  streamingRepliesIn,
 } from "../db/account-deletion.js";
+import type { MemberEvents } from "../chat/room-events.js";
 import type { VectorPurge } from "../memory/vector-purge.js";
 import { AppError } from "../protocol/errors.js";
 import type { User } from "../protocol/types.js";
@@ -46,6 +48,10 @@ export interface AccountDeps {
   auth: AuthService;
   vectors: VectorPurge;
   sockets: UserSockets;
+  /** Other members of the user's deleted sessions leave their rooms and are told (session:removed). */
+  members?: Pick<MemberEvents, "evict">;
+  /** Replies streaming in the user's sessions are cancelled before their rows go. */
+  cancelReplies?: (messageIds: readonly number[]) => Promise<void>;
   log: Logger;
   /** AUTH_CACHE_MS: how long another node may still accept a revoked token. */
   authCacheMs: number;
@@ -166,8 +172,11 @@ export class AccountService {
       if (batch.length === 0) break;
       // Vectors first: if the store is down, the rows stay and the deletion can be resumed.
       await vectors.deleteSessions(batch);
+      await this.d.cancelReplies?.(await streamingRepliesIn(pool, batch));
       while ((await deleteMessagesOf(pool, batch, this.batches.messages)) > 0);
-      sessions += await deleteSessions(pool, userId, batch);
+      const deleted = await deleteSessions(pool, userId, batch);
+      for (const d of deleted) this.d.members?.evict(d.sessionId, d.memberIds, "deleted");
+      sessions += deleted.length;
       // A message indexed between the first purge and the row delete left a point behind.
       await vectors.deleteSessions(batch).catch((err: Error) => this.d.log.warn({ err: err.message }, "second vector purge failed; the points are unreachable"));
     }

@@ -51,10 +51,32 @@ export async function deleteMessagesOf(pool: pg.Pool, sessionIds: readonly strin
   return rowCount ?? 0;
 }
 
-/** Deletes the sessions among `sessionIds` that the user owns (with whatever they still cascade to). */
-export async function deleteSessions(pool: pg.Pool, userId: string, sessionIds: readonly string[]): Promise<number> {
-  const { rowCount } = await pool.query("DELETE FROM chat_sessions WHERE id = ANY ($1::uuid[]) AND owner_id = $2", [sessionIds, userId]);
-  return rowCount ?? 0;
+/**
+ * Deletes the sessions among `sessionIds` that the user owns (with whatever
+ * they still cascade to); returns each deleted session with who was a member,
+ * read in the same statement, so their sockets can be told.
+ */
+export async function deleteSessions(pool: pg.Pool, userId: string, sessionIds: readonly string[]): Promise<{ sessionId: string; memberIds: string[] }[]> {
+  const { rows } = await pool.query<{ id: string; members: string[] }>(
+    `WITH gone AS (
+       SELECT s.id, ARRAY(SELECT user_id FROM chat_session_members WHERE session_id = s.id) AS members
+         FROM chat_sessions s WHERE s.id = ANY ($1::uuid[]) AND s.owner_id = $2
+     ), del AS (
+       DELETE FROM chat_sessions WHERE id IN (SELECT id FROM gone) RETURNING id
+     )
+     SELECT gone.id, gone.members FROM gone JOIN del USING (id)`,
+    [sessionIds, userId],
+  );
+  return rows.map((r) => ({ sessionId: r.id, memberIds: r.members }));
+}
+
+/** Replies still streaming in the sessions: cancelled before their rows go. */
+export async function streamingRepliesIn(pool: pg.Pool, sessionIds: readonly string[]): Promise<number[]> {
+  const { rows } = await pool.query<{ id: number }>(
+    "SELECT id FROM chat_messages WHERE session_id = ANY ($1::uuid[]) AND status = 'streaming'",
+    [sessionIds],
+  );
+  return rows.map((r) => r.id);
 }
 
 /**

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
+import { addMember, api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 import { collectTurn } from "../support/turns.js";
@@ -156,6 +156,19 @@ describe("tokens outlive accounts (finding 6)", () => {
 });
 
 describe("DELETE /api/me", () => {
+  it("takes the other members of the deleted user's sessions out of their rooms and tells them", async () => {
+    const [alice, bob] = [await register(server.url), await register(server.url)];
+    const [a, b] = [await client(alice), await client(bob)];
+    const { session } = await ok(a, "session:create", { title: "alice's room", assistant: false });
+    await addMember(server.url, a, session.id, bob);
+    await ok(b, "session:join", { sessionId: session.id });
+    const removed = nextEvent(b, "session:removed");
+    expect([204, 202]).toContain((await api(server.url, "/api/me", { method: "DELETE", token: alice.token })).status);
+    expect(await removed).toEqual({ sessionId: session.id, reason: "deleted" });
+    const r = await call(b, "typing", { sessionId: session.id, isTyping: true });
+    expect(r.ok).toBe(false);
+  });
+
   it("deletes the account with its sessions, memberships, feedback, vectors and presence; keeps its words in others' sessions without the author", async () => {
     const alice = await register(server.url);
     const bob = await register(server.url);
@@ -171,13 +184,13 @@ describe("DELETE /api/me", () => {
     await ok(a, "message:feedback", { messageId: t.start.messageId, rating: 1 });
     // Bob's session, where Alice is a member and writes; and Bob's own word there.
     const { session: shared } = await ok(b, "session:create", { title: "bob's", assistant: false });
-    await ok(b, "session:invite", { sessionId: shared.id, username: alice.user.username });
+    await addMember(server.url, b, shared.id, alice);
     await ok(b, "session:join", { sessionId: shared.id });
     await ok(a, "session:join", { sessionId: shared.id });
     await ok(b, "message:send", { sessionId: shared.id, clientMessageId: "b1", content: "bob writes here" });
     await ok(a, "message:send", { sessionId: shared.id, clientMessageId: "a2", content: "alice writes in bob's session" });
     const { session: bobAssisted } = await ok(b, "session:create", { title: "bob assisted", assistant: true });
-    await ok(b, "session:invite", { sessionId: bobAssisted.id, username: alice.user.username });
+    await addMember(server.url, b, bobAssisted.id, alice);
     await ok(b, "session:join", { sessionId: bobAssisted.id });
     const bobTurn = collectTurn(b, bobAssisted.id);
     await ok(b, "message:send", { sessionId: bobAssisted.id, clientMessageId: "b2", content: "a question for the assistant" });
@@ -254,7 +267,7 @@ describe("GET /api/me/export", () => {
     await ok(a, "message:send", { sessionId: own.id, clientMessageId: "d1", content: "dear diary" });
     const t = await turn;
     const { session: shared } = await ok(b, "session:create", { title: "bob's room", assistant: false });
-    await ok(b, "session:invite", { sessionId: shared.id, username: alice.user.username });
+    await addMember(server.url, b, shared.id, alice);
     await ok(b, "message:send", { sessionId: shared.id, clientMessageId: "b1", content: "bob's private thought" });
     await ok(a, "message:send", { sessionId: shared.id, clientMessageId: "a1", content: "alice answers bob" });
     const { session: bobOnly } = await ok(b, "session:create", { title: "bob alone", assistant: false });
