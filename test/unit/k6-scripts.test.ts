@@ -64,7 +64,7 @@ describe("the k6 scripts under the k6 stand-in, against the real server", () => 
   }, 90_000);
 
   it("chat.js sends, fans out, verifies delivery and tears down", async () => {
-    const r = await run("chat.js", { ROOMS: "1", ROOM_SIZE: "3", SEND_INTERVAL: "600ms", WARMUP: "1500ms", DURATION: "2s", DRAIN: "1s" });
+    const r = await run("chat.js", { ROOMS: "1", ROOM_SIZE: "3", SEND_INTERVAL: "600ms", WARMUP: "1500ms", DURATION: "2s", DRAIN: "3s" });
     expectClean(r, ["chat_ack_latency", "chat_fanout_latency", "chat_fanout_delivered", "chat_join_latency"]);
     expect(r.calls).toMatchObject({ setup: 1, default: 3, teardown: 1 });
   }, 90_000);
@@ -85,7 +85,7 @@ describe("the k6 scripts under the k6 stand-in, against the real server", () => 
       STORMS: "2",
       STORM_EVERY: "2s",
       OUTAGE: "1s",
-      DRAIN: "1s",
+      DRAIN: "2s",
     });
     expectClean(r, ["storm_rejoin_complete", "storm_rejoin_time", "storm_recovered_messages", "storm_write_ack"]);
     expect(r.values("sio_connect_time{phase:reconnect}").length).toBeGreaterThanOrEqual(6);
