@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 function run(script: string, env: Record<string, string>): Promise<K6Run> {
-  return runK6Script(path.join(K6_DIR, script), { env: { BASE_URL: server.url, ...env }, timeoutMs: 45_000 });
+  return runK6Script(path.join(K6_DIR, script), { env: { BASE_URL: server.url, ...env }, timeoutMs: 60_000 });
 }
 
 /** What `k6 run` exiting 0 means, plus: every ws.connect returned, and the run measured something. */
@@ -61,19 +61,19 @@ describe("the k6 scripts under the k6 stand-in, against the real server", () => 
     expectClean(r, ["sio_connect_time"]);
     expect(r.values("sio_connect_time").length).toBeGreaterThanOrEqual(3);
     expect(r.calls.setup).toBe(1);
-  }, 90_000);
+  }, 120_000);
 
   it("chat.js sends, fans out, verifies delivery and tears down", async () => {
     const r = await run("chat.js", { ROOMS: "1", ROOM_SIZE: "3", SEND_INTERVAL: "600ms", WARMUP: "1500ms", DURATION: "2s", DRAIN: "3s" });
     expectClean(r, ["chat_ack_latency", "chat_fanout_latency", "chat_fanout_delivered", "chat_join_latency"]);
     expect(r.calls).toMatchObject({ setup: 1, default: 3, teardown: 1 });
-  }, 90_000);
+  }, 120_000);
 
   it("assistant.js has streamed turns and tears down", async () => {
     const r = await run("assistant.js", { VUS: "2", DURATION: "3s", THINK: "2s" });
     expectClean(r, ["assistant_ttft", "assistant_reply_time", "assistant_stream_intact", "assistant_failed"]);
     expect(r.calls).toMatchObject({ setup: 1, default: 2, teardown: 1 });
-  }, 90_000);
+  }, 120_000);
 
   it("reconnect-storm.js drops, reconnects, re-joins with the backlog and tears down", async () => {
     const r = await run("reconnect-storm.js", {
@@ -90,5 +90,5 @@ describe("the k6 scripts under the k6 stand-in, against the real server", () => 
     expectClean(r, ["storm_rejoin_complete", "storm_rejoin_time", "storm_recovered_messages", "storm_write_ack"]);
     expect(r.values("sio_connect_time{phase:reconnect}").length).toBeGreaterThanOrEqual(6);
     expect(r.calls).toMatchObject({ setup: 1, writer: 1, stormClient: 3, teardown: 1 });
-  }, 90_000);
+  }, 120_000);
 });

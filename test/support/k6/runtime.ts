@@ -28,6 +28,8 @@ export interface K6Run {
   logs: { vu: number; level: string; text: string }[];
   /** Completed calls of each exported function, by name. */
   calls: Record<string, number>;
+  /** What setup() returned, parsed (k6 hands it to every VU as JSON). */
+  setupData: unknown;
   durationMs: number;
   /** Samples of a metric, optionally of a sub-metric (`name{tag:value}`). */
   values(key: string): number[];
@@ -224,7 +226,9 @@ export async function runK6Script(scriptPath: string, opts: K6RunOptions): Promi
     }
     const durationMs = Date.now() - t0;
     const results = evaluateThresholds(thresholds, metrics, samples, Math.max(durationMs, 1) / 1000);
-    return makeRun(options, samples, results, problems, logs, calls, durationMs);
+    const run = makeRun(options, samples, results, problems, logs, calls, durationMs);
+    run.setupData = data === undefined ? undefined : (JSON.parse(data) as unknown);
+    return run;
   } finally {
     await Promise.all(hosts.map((h) => h.terminate()));
   }
@@ -254,6 +258,7 @@ function makeRun(
     checks,
     logs,
     calls,
+    setupData: undefined,
     durationMs,
     values(key) {
       const k = parseKey(key);

@@ -16,8 +16,9 @@
  *   "error" first.
  * - setTimeout/setInterval belong to the socket: they fire on its loop and
  *   never after it closed. A delay that is not > 0 ms throws.
- * - send() after the close frame went out fires "error" ("websocket: close
- *   sent"); after the connection closed, "use of closed network connection".
+ * - send() or ping() once the close frame went out (in a close handler, or
+ *   after ws.connect's socket closed) fires "error" with gorilla's
+ *   "websocket: close sent"; nothing is written.
  * - An exception in the callback, a handler or a timer closes the socket
  *   (the "close" handlers run) and is thrown out of ws.connect.
  * - In init code ws.connect throws.
@@ -38,6 +39,9 @@ interface Timer {
 }
 
 let nextSid = 1;
+
+// gorilla/websocket's ErrCloseSent: every write after the close frame fails with it.
+const CLOSE_SENT = "websocket: close sent";
 
 /** What k6 hands an "error" handler: a Go error, whose text is error(). */
 function goError(text: string) {
@@ -89,7 +93,7 @@ export class Socket {
 
   send(data: unknown): void {
     if (this.#state === "open") post({ op: "ws.send", sid: this.#sid, data: String(data) });
-    else this.fire("error", goError(this.#state === "closing" ? "websocket: close sent" : "use of closed network connection"));
+    else this.fire("error", goError(CLOSE_SENT));
     sample({ metric: "ws_msgs_sent", value: 1, tags: this.#tags });
   }
 
@@ -99,7 +103,7 @@ export class Socket {
 
   ping(): void {
     if (this.#state === "open") post({ op: "ws.ping", sid: this.#sid });
-    else this.fire("error", goError(this.#state === "closing" ? "websocket: close sent" : "use of closed network connection"));
+    else this.fire("error", goError(CLOSE_SENT));
   }
 
   setTimeout(fn: unknown, ms: unknown): void {
