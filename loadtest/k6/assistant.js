@@ -195,7 +195,11 @@ export default function (data) {
         deltasPerReply.add(t.deltas);
         replies.add(1);
         if (e.usage && typeof e.usage.completionTokens === "number") completionTokens.add(e.usage.completionTokens);
-        if (m.status === "complete") intact.add(t.gaps === 0 && t.deltas > 0 && t.text === m.content);
+        if (m.status === "complete") {
+          const ok = t.gaps === 0 && t.deltas > 0 && t.text === m.content;
+          intact.add(ok);
+          if (!ok) console.warn(`turn ${t.n} of ${sessionId}: ${t.deltas} deltas, ${t.gaps} gaps, ${t.text.length} of ${String(m.content).length} chars streamed`);
+        }
         finish(t, "stream", m.status === "complete" ? null : `STATUS_${String(m.status).toUpperCase()}`);
       });
       sio.on("assistant:error", (e) => {

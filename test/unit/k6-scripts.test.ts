@@ -38,8 +38,14 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-function run(script: string, env: Record<string, string>): Promise<K6Run> {
-  return runK6Script(path.join(K6_DIR, script), { env: { BASE_URL: server.url, ...env }, timeoutMs: 60_000 });
+/**
+ * Runs a script with its latency thresholds dropped (THRESHOLDS, as a user
+ * would): on a shared two-core machine they measure the machine. Every
+ * threshold on failures, delivery and integrity stays.
+ */
+function run(script: string, env: Record<string, string>, latencyMetrics: string[]): Promise<K6Run> {
+  const THRESHOLDS = JSON.stringify(Object.fromEntries(latencyMetrics.map((m) => [m, []])));
+  return runK6Script(path.join(K6_DIR, script), { env: { BASE_URL: server.url, THRESHOLDS, ...env }, timeoutMs: 60_000 });
 }
 
 /** What `k6 run` exiting 0 means, plus: every ws.connect returned, and the run measured something. */
@@ -57,36 +63,48 @@ function expectClean(r: K6Run, measured: string[]) {
 
 describe("the k6 scripts under the k6 stand-in, against the real server", () => {
   it("connect-storm.js ramps, holds and closes every connection", async () => {
-    const r = await run("connect-storm.js", { CONNECTIONS: "3", USERS: "2", RAMP: "1s", HOLD: "2s" });
+    const r = await run("connect-storm.js", { CONNECTIONS: "3", USERS: "2", RAMP: "1s", HOLD: "2s" }, ["sio_connect_time"]);
     expectClean(r, ["sio_connect_time"]);
     expect(r.values("sio_connect_time").length).toBeGreaterThanOrEqual(3);
     expect(r.calls.setup).toBe(1);
   }, 120_000);
 
   it("chat.js sends, fans out, verifies delivery and tears down", async () => {
-    const r = await run("chat.js", { ROOMS: "1", ROOM_SIZE: "3", SEND_INTERVAL: "600ms", WARMUP: "1500ms", DURATION: "2s", DRAIN: "3s" });
+    const r = await run("chat.js", { ROOMS: "1", ROOM_SIZE: "3", SEND_INTERVAL: "600ms", WARMUP: "1500ms", DURATION: "2s", DRAIN: "3s" }, [
+      "chat_ack_latency",
+      "chat_fanout_latency",
+    ]);
     expectClean(r, ["chat_ack_latency", "chat_fanout_latency", "chat_fanout_delivered", "chat_join_latency"]);
     expect(r.calls).toMatchObject({ setup: 1, default: 3, teardown: 1 });
   }, 120_000);
 
   it("assistant.js has streamed turns and tears down", async () => {
-    const r = await run("assistant.js", { VUS: "2", DURATION: "3s", THINK: "2s" });
+    const r = await run("assistant.js", { VUS: "2", DURATION: "3s", THINK: "2s" }, [
+      "assistant_ttft",
+      "assistant_first_delta",
+      "assistant_reply_time",
+      "assistant_send_ack",
+    ]);
     expectClean(r, ["assistant_ttft", "assistant_reply_time", "assistant_stream_intact", "assistant_failed"]);
     expect(r.calls).toMatchObject({ setup: 1, default: 2, teardown: 1 });
   }, 120_000);
 
   it("reconnect-storm.js drops, reconnects, re-joins with the backlog and tears down", async () => {
-    const r = await run("reconnect-storm.js", {
-      CLIENTS: "3",
-      ROOMS: "1",
-      SESSIONS_PER_CLIENT: "1",
-      WRITE_INTERVAL: "500ms",
-      WARMUP: "1s",
-      STORMS: "2",
-      STORM_EVERY: "2s",
-      OUTAGE: "1s",
-      DRAIN: "2s",
-    });
+    const r = await run(
+      "reconnect-storm.js",
+      {
+        CLIENTS: "3",
+        ROOMS: "1",
+        SESSIONS_PER_CLIENT: "1",
+        WRITE_INTERVAL: "500ms",
+        WARMUP: "1s",
+        STORMS: "2",
+        STORM_EVERY: "2s",
+        OUTAGE: "1s",
+        DRAIN: "2s",
+      },
+      ["sio_connect_time{phase:reconnect}", "storm_rejoin_time"],
+    );
     expectClean(r, ["storm_rejoin_complete", "storm_rejoin_time", "storm_recovered_messages", "storm_write_ack"]);
     expect(r.values("sio_connect_time{phase:reconnect}").length).toBeGreaterThanOrEqual(6);
     expect(r.calls).toMatchObject({ setup: 1, writer: 1, stormClient: 3, teardown: 1 });
