@@ -94,6 +94,14 @@ describe("the k6 stand-in's k6/ws", () => {
     expect(observed(r)[0].log).toEqual(["error:websocket: close 4000", "close:4000"]);
   });
 
+  it("loses no event while timers keep coming due", async () => {
+    const r = await probe("interleave");
+    expect(r.problems, r.report()).toEqual([]);
+    const [o] = observed(r);
+    expect(o.got).toBe(300);
+    expect(o.ticks).toBeGreaterThan(0);
+  });
+
   it("returns an error response without running the callback when the dial fails", async () => {
     const r = await probe("dialFails");
     expect(r.problems, r.report()).toEqual([]);

@@ -53,6 +53,12 @@ export function pump(timeoutMs: number): void {
   drain();
 }
 
+/** The first inbox message that matches, left in place; never blocks. */
+export function peek<T extends ToVu>(match: (m: ToVu) => m is T): T | undefined {
+  drain();
+  return inbox.find(match) as T | undefined;
+}
+
 /** Removes and returns the first inbox message that matches, without blocking. */
 export function take<T extends ToVu>(match: (m: ToVu) => m is T): T | undefined {
   drain();

@@ -27,7 +27,7 @@
  * cookies, compression.
  */
 import type { ToVu } from "../protocol.js";
-import { hang, Interrupted, post, pump, request, sample, take, discard, vu } from "../vu-channel.js";
+import { discard, hang, Interrupted, peek, post, pump, request, sample, take, vu } from "../vu-channel.js";
 
 type Handler = (...args: unknown[]) => unknown;
 type SocketEvent = Extract<ToVu, { ev: "ws.message" | "ws.ping" | "ws.pong" | "ws.close" }>;
@@ -152,11 +152,13 @@ export class Socket {
         this.closeConnection(1001);
         throw new Interrupted();
       }
-      const ev = take(own);
+      // Peek first: a timer that became due before the event arrived goes first, and the event stays queued.
+      const ev = peek(own);
       const now = Date.now();
       let timer: Timer | undefined;
       for (const t of this.#timers) if (t.due <= now && (!timer || t.due < timer.due)) timer = t;
       if (ev && (!timer || ev.at <= timer.due)) {
+        take((m: ToVu): m is SocketEvent => m === ev);
         this.#dispatch(ev);
         continue;
       }
