@@ -8,6 +8,7 @@ import type { ZodTypeAny, z } from "zod";
 import { describeZodError, toErrorBody } from "../error-body.js";
 import { AppError, HTTP_STATUS } from "../protocol/errors.js";
 import type { Metrics } from "./metrics.js";
+import type { RouteDoc } from "./route-doc.js";
 
 export interface RequestContext {
   req: http.IncomingMessage;
@@ -32,6 +33,14 @@ interface Route {
   pattern: string;
   segments: string[];
   handler: RouteHandler;
+  doc?: RouteDoc;
+}
+
+/** A route as the API documents see it. */
+export interface RouteEntry {
+  method: string;
+  pattern: string;
+  doc?: RouteDoc;
 }
 
 export class Router {
@@ -44,9 +53,15 @@ export class Router {
     private readonly maxBodyBytes: number,
   ) {}
 
-  add(method: string, pattern: string, handler: RouteHandler): this {
-    this.routes.push({ method, pattern, segments: pattern.split("/").filter(Boolean), handler });
+  /** `doc` describes the route in /api/openapi.json; a test fails for any route without one. */
+  add(method: string, pattern: string, handler: RouteHandler, doc?: RouteDoc): this {
+    this.routes.push({ method, pattern, segments: pattern.split("/").filter(Boolean), handler, doc });
     return this;
+  }
+
+  /** Every route in the order added. */
+  list(): RouteEntry[] {
+    return this.routes.map(({ method, pattern, doc }) => ({ method, pattern, doc }));
   }
 
   /** Socket.IO answers its own path (/socket.io/) before this runs; everything else lands here. */

@@ -6,6 +6,8 @@ import { clientAddress } from "./client-address.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
+import * as out from "../protocol/output-schemas.js";
+import { z } from "zod";
 import type { User } from "../protocol/types.js";
 import type { Metrics } from "./metrics.js";
 import { parseWith, type RequestContext, type Router } from "./router.js";
@@ -39,6 +41,8 @@ async function requireUser(ctx: RequestContext, auth: AuthService): Promise<User
 }
 
 const sessionIdParam = (ctx: RequestContext) => parseWith(uuid, ctx.params.id);
+const sessionParams = z.object({ id: uuid });
+const memberParams = z.object({ id: uuid, userId: uuid });
 
 export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
@@ -51,51 +55,122 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       await limitLogin(ctx);
       const c = await ctx.body(credentials);
       return { status: 201, body: await auth.register(c.username, c.password) };
+    }, {
+      summary: "Create an account; answers a token",
+      tag: "auth",
+      auth: false,
+      body: credentials,
+      responses: { 201: { description: "registered", body: out.authResult } },
+      errors: ["BAD_REQUEST", "CONFLICT", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("POST", "/api/auth/login", async (ctx) => {
       await limitLogin(ctx);
       const c = await ctx.body(credentials);
       return { body: await auth.login(c.username, c.password) };
+    }, {
+      summary: "Sign in; answers a token",
+      tag: "auth",
+      auth: false,
+      body: credentials,
+      responses: { 200: { description: "signed in", body: out.authResult } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("GET", "/api/sessions", async (ctx) => {
       const user = await requireUser(ctx, auth);
       return { body: { sessions: await chat.listSessions(user) } };
+    }, {
+      summary: "The caller's sessions, most recently updated first",
+      tag: "sessions",
+      auth: true,
+      responses: { 200: { description: "sessions", body: z.object({ sessions: z.array(out.session) }) } },
+      errors: ["UNAUTHENTICATED", "UNAVAILABLE"],
     })
     .add("PATCH", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, auth);
       const sessionId = sessionIdParam(ctx);
       const { title } = await ctx.body(schemas.renameBody);
       return { body: await chat.renameSession({ user, connectionId: "rest" }, { sessionId, title }) };
+    }, {
+      summary: "Rename a session (owner only); the room hears session:updated",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      body: schemas.renameBody,
+      responses: { 200: { description: "renamed", body: z.object({ session: out.session }) } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, auth);
       await chat.deleteSession(user, sessionIdParam(ctx));
       return { status: 204 };
+    }, {
+      summary: "Delete a session (owner only) with its messages and vectors",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      responses: { 204: { description: "deleted" } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("GET", "/api/sessions/:id/messages", async (ctx) => {
       const user = await requireUser(ctx, auth);
       const sessionId = sessionIdParam(ctx);
       const q = parseWith(schemas.historyQuery, Object.fromEntries(ctx.query));
       return { body: await chat.history(user, { sessionId, ...q }) };
+    }, {
+      summary: "A page of a session's history, oldest first",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      query: schemas.historyQuery,
+      responses: { 200: { description: "messages before `beforeSeq`", body: out.historyResult } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("POST", "/api/sessions/:id/members", async (ctx) => {
       const user = await requireUser(ctx, auth);
       const sessionId = sessionIdParam(ctx);
       const { username } = await ctx.body(schemas.inviteBody);
       return { status: 201, body: await chat.invite({ user, connectionId: "rest" }, { sessionId, username }) };
+    }, {
+      summary: "Add a user to a session (owner only, idempotent)",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      body: schemas.inviteBody,
+      responses: { 201: { description: "member", body: z.object({ member: out.member }) } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/sessions/:id/members/:userId", async (ctx) => {
       const user = await requireUser(ctx, auth);
       await chat.removeMember(user, sessionIdParam(ctx), parseWith(uuid, ctx.params.userId));
       return { status: 204 };
+    }, {
+      summary: "Remove a member from a session (owner only)",
+      tag: "sessions",
+      auth: true,
+      params: memberParams,
+      responses: { 204: { description: "removed" } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("GET", "/api/memory/search", async (ctx) => {
       const user = await requireUser(ctx, auth);
       const q = parseWith(schemas.memoryQuery, Object.fromEntries(ctx.query));
       const r = await memory.search({ userId: user.id, query: q.q, sessionId: q.sessionId, limit: q.limit ?? 10, mode: q.mode });
       return { body: { hits: r.hits, mode: r.mode, degraded: r.degraded } };
+    }, {
+      summary: "Search the caller's earlier messages (vector, lexical or hybrid)",
+      tag: "memory",
+      auth: true,
+      query: schemas.memoryQuery,
+      responses: { 200: { description: "hits, best first", body: out.memorySearchResult } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"],
     })
-    .add("GET", "/healthz", () => ({ body: { status: "ok" } }))
+    .add("GET", "/healthz", () => ({ body: { status: "ok" } }), {
+      summary: "Liveness: the process answers",
+      tag: "operations",
+      auth: false,
+      responses: { 200: { description: "alive", body: out.health } },
+      errors: [],
+    })
     .add("GET", "/readyz", async () => {
       const checks: Record<string, { ok: boolean; status: string; critical: boolean }> = {};
       await Promise.all(
@@ -110,9 +185,24 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       const draining = deps.isDraining();
       const ready = !draining && Object.values(checks).every((c) => c.ok || !c.critical);
       return { status: ready ? 200 : 503, body: { status: draining ? "draining" : ready ? "ready" : "not ready", checks } };
+    }, {
+      summary: "Readiness: database reachable and migrated, not draining; degraded extras reported",
+      tag: "operations",
+      auth: false,
+      responses: {
+        200: { description: "ready", body: out.readiness },
+        503: { description: "not ready or draining", body: out.readiness },
+      },
+      errors: [],
     })
     .add("GET", "/metrics", async () => ({
       body: await deps.metrics.registry.metrics(),
       contentType: deps.metrics.registry.contentType,
-    }));
+    }), {
+      summary: "Prometheus metrics of this node",
+      tag: "operations",
+      auth: false,
+      responses: { 200: { description: "Prometheus text exposition format", contentType: "text/plain" } },
+      errors: [],
+    });
 }
