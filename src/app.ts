@@ -26,6 +26,7 @@ import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
 import { Router } from "./http/router.js";
+import { registerApiDocs } from "./http/api-docs.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
@@ -182,6 +183,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       isDraining: () => inFlight.draining,
     });
     registerStaticFiles(router);
+    registerApiDocs(router, schemas, log);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);

@@ -30,7 +30,7 @@ export interface SocketServerDeps {
   rateLimits: RateLimits;
 }
 
-const KNOWN_EVENTS = new Set<string>([
+export const KNOWN_EVENTS = new Set<string>([
   "session:create",
   "session:join",
   "session:leave",
