@@ -36,6 +36,15 @@ interface Route {
   doc?: RouteDoc;
 }
 
+type DocumentedBody<D extends RouteDoc> = z.infer<Extract<D["responses"][keyof D["responses"]], { body: ZodTypeAny }>["body"]>;
+/**
+ * What a handler may return under its doc: a JSON body must be one the doc's
+ * response schemas describe (any body when the doc describes none).
+ */
+type DocumentedReply<D extends RouteDoc> = Omit<Reply, "body"> & {
+  body?: [DocumentedBody<D>] extends [never] ? unknown : DocumentedBody<D>;
+};
+
 /** A route as the API documents see it. */
 export interface RouteEntry {
   method: string;
@@ -53,8 +62,17 @@ export class Router {
     private readonly maxBodyBytes: number,
   ) {}
 
-  /** `doc` describes the route in /api/openapi.json; a test fails for any route without one. */
-  add(method: string, pattern: string, handler: RouteHandler, doc?: RouteDoc): this {
+  /**
+   * `doc` describes the route in /api/openapi.json; a test fails for any route
+   * without one, and the type check fails when the handler returns a JSON
+   * body that the doc does not describe.
+   */
+  add<D extends RouteDoc>(
+    method: string,
+    pattern: string,
+    handler: (ctx: RequestContext) => Promise<DocumentedReply<D>> | DocumentedReply<D>,
+    doc?: D,
+  ): this {
     this.routes.push({ method, pattern, segments: pattern.split("/").filter(Boolean), handler, doc });
     return this;
   }

@@ -164,7 +164,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       responses: { 200: { description: "hits, best first", body: out.memorySearchResult } },
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"],
     })
-    .add("GET", "/healthz", () => ({ body: { status: "ok" } }), {
+    .add("GET", "/healthz", () => ({ body: { status: "ok" as const } }), {
       summary: "Liveness: the process answers",
       tag: "operations",
       auth: false,
@@ -184,7 +184,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       );
       const draining = deps.isDraining();
       const ready = !draining && Object.values(checks).every((c) => c.ok || !c.critical);
-      return { status: ready ? 200 : 503, body: { status: draining ? "draining" : ready ? "ready" : "not ready", checks } };
+      return { status: ready ? 200 : 503, body: { status: draining ? ("draining" as const) : ready ? ("ready" as const) : ("not ready" as const), checks } };
     }, {
       summary: "Readiness: database reachable and migrated, not draining; degraded extras reported",
       tag: "operations",
