@@ -31,6 +31,7 @@ import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
 import { PgVectorPurge, QdrantVectorPurge } from "./memory/vector-purge.js";
 import { Router } from "./http/router.js";
+import { registerApiDocs } from "./http/api-docs.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
@@ -210,6 +211,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       isDraining: () => inFlight.draining,
     });
     registerStaticFiles(router);
+    registerApiDocs(router, schemas, log);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);

@@ -10,6 +10,7 @@ import type { ZodTypeAny, z } from "zod";
 import { describeZodError, toErrorBody } from "../error-body.js";
 import { AppError, HTTP_STATUS } from "../protocol/errors.js";
 import type { Metrics } from "./metrics.js";
+import type { RouteDoc } from "./route-doc.js";
 
 export interface RequestContext {
   req: http.IncomingMessage;
@@ -36,6 +37,23 @@ interface Route {
   pattern: string;
   segments: string[];
   handler: RouteHandler;
+  doc?: RouteDoc;
+}
+
+type DocumentedBody<D extends RouteDoc> = z.infer<Extract<D["responses"][keyof D["responses"]], { body: ZodTypeAny }>["body"]>;
+/**
+ * What a handler may return under its doc: a JSON body must be one the doc's
+ * response schemas describe (any body when the doc describes none).
+ */
+type DocumentedReply<D extends RouteDoc> = Omit<Reply, "body"> & {
+  body?: [DocumentedBody<D>] extends [never] ? unknown : DocumentedBody<D>;
+};
+
+/** A route as the API documents see it. */
+export interface RouteEntry {
+  method: string;
+  pattern: string;
+  doc?: RouteDoc;
 }
 
 export class Router {
@@ -48,9 +66,24 @@ export class Router {
     private readonly maxBodyBytes: number,
   ) {}
 
-  add(method: string, pattern: string, handler: RouteHandler): this {
-    this.routes.push({ method, pattern, segments: pattern.split("/").filter(Boolean), handler });
+  /**
+   * `doc` describes the route in /api/openapi.json; a test fails for any route
+   * without one, and the type check fails when the handler returns a JSON
+   * body that the doc does not describe.
+   */
+  add<D extends RouteDoc>(
+    method: string,
+    pattern: string,
+    handler: (ctx: RequestContext) => Promise<DocumentedReply<D>> | DocumentedReply<D>,
+    doc?: D,
+  ): this {
+    this.routes.push({ method, pattern, segments: pattern.split("/").filter(Boolean), handler, doc });
     return this;
+  }
+
+  /** Every route in the order added. */
+  list(): RouteEntry[] {
+    return this.routes.map(({ method, pattern, doc }) => ({ method, pattern, doc }));
   }
 
   /** Socket.IO answers its own path (/socket.io/) before this runs; everything else lands here. */

@@ -5,7 +5,7 @@
  * session filter, so a store query can never reach another user's points.
  */
 import type { Logger } from "pino";
-import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import type { LexicalHit, PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
 import { AppError } from "../protocol/errors.js";
 import { reciprocalRankFusion } from "./fusion.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
@@ -51,6 +51,16 @@ export interface MemoryDeps {
   log: Logger;
 }
 
+/** The hit's protocol fields only: the row's other columns (createdAt) are not part of MemoryHit and must not reach clients. */
+const lexicalHit = (h: LexicalHit): MemoryHit => ({
+  messageId: h.messageId,
+  sessionId: h.sessionId,
+  score: h.score,
+  role: h.role,
+  content: h.content,
+  source: "lexical",
+});
+
 export class MemoryService {
   constructor(private readonly d: MemoryDeps) {}
 
@@ -75,9 +85,9 @@ export class MemoryService {
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
       const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude, q.audienceSessionId));
-      return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
+      return { hits: lex.slice(0, q.limit).map(lexicalHit), mode: "lexical", degraded: wantVector };
     }
-    const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));
+    const lexHits: MemoryHit[] = (lexical ?? []).map(lexicalHit);
     if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false };
     if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false };
     const vectorIds = new Set(vector.map((h) => h.messageId));

@@ -69,7 +69,7 @@ export interface ClientToServerEvents {
   "assistant:cancel": Handler<Input<"assistant:cancel">, { cancelled: boolean }>;
   "assistant:regenerate": Handler<Input<"assistant:regenerate">, { message: Message }>;
   "message:feedback": Handler<Input<"message:feedback">, { feedback: FeedbackPayload }>;
-  "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: string; degraded: boolean }>;
+  "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: NonNullable<Input<"memory:search">["mode"]>; degraded: boolean }>;
   /** The earlier messages a reply used, with scores and ranks. */
   "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[] }>;
 }

@@ -77,8 +77,9 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST query of GET /api/sessions/:id/messages (strings from the URL). */
     historyQuery: z
       .object({
-        beforeSeq: z.coerce.number().pipe(seq).optional(),
-        limit: z.coerce.number().pipe(pageLimit).optional(),
+        // Coerced, then checked like seq and pageLimit (written out so the OpenAPI document shows the bounds).
+        beforeSeq: z.coerce.number().int().min(0).max(2_147_483_647).optional(),
+        limit: z.coerce.number().int().min(1).max(limits.historyPageMax).optional(),
       })
       .strict(),
     inviteBody: z.object({ username }).strict(),

@@ -40,7 +40,7 @@ export interface SocketServerDeps {
   members: SocketMemberEvents;
 }
 
-const KNOWN_EVENTS = new Set<string>([
+export const KNOWN_EVENTS = new Set<string>([
   "session:create",
   "session:join",
   "session:leave",
