@@ -3,6 +3,8 @@
  * concurrent clients on the embedded profile, side by side with raw
  * parameterised INSERTs through `pg` into the same table from as many
  * concurrent callers. Usage: npm run bench:send [-- --duration 5000]
+ * [--clients 100] [--rate-limits] (limits on, with buckets too large to
+ * refuse, so the run measures the cost of the checks themselves).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,12 +22,13 @@ const arg = (name: string, dflt: number) => {
 };
 const DURATION = arg("duration", 5000);
 const WARMUP = arg("warmup", 1000);
-const LEVELS = [1, 10, 100];
+const LEVELS = process.argv.includes("--clients") ? [arg("clients", 100)] : [1, 10, 100];
+const RATE_LIMITS = process.argv.includes("--rate-limits");
 const POOL = 20; // the server's default DB_POOL_SIZE; the baseline gets the same
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-"));
 const pgPort = await freePort();
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false" });
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: String(RATE_LIMITS), RATE_MESSAGE_BURST: "1e9", RATE_MESSAGE_PER_SEC: "1e9", RATE_CONNECT_BURST: "1e9", RATE_LOGIN_BURST: "1e9" });
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
 // The embedded PostgreSQL stops at the end while this pool may still hold sockets.
