@@ -4,8 +4,12 @@
  * parameterised INSERTs through `pg` into the same table from as many
  * concurrent callers. Usage: npm run bench:send [-- --duration 5000]
  * [--clients 100] [--rate-limits] (limits on, with buckets too large to
- * refuse, so the run measures the cost of the checks themselves).
+ * refuse, so the run measures the cost of the checks themselves). "server
+ * CPU µs/msg" is the server process's CPU time over the measured window per
+ * accepted message (Linux): on a shared machine it moves much less than the
+ * throughput does.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -34,6 +38,16 @@ const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127
 // The embedded PostgreSQL stops at the end while this pool may still hold sockets.
 raw.on("error", () => undefined);
 
+/** The server process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
+function serverCpuMs(): number {
+  try {
+    const fields = readFileSync(`/proc/${server.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ ticks (100/s)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const rows: (string | number)[][] = [];
 try {
   const users = await Promise.all(Array.from({ length: 10 }, () => register(server.url)));
@@ -45,8 +59,14 @@ try {
       const { session } = await ok(socket, "session:create", { title: `bench ${c}/${i}` });
       clients.push({ socket, sessionId: session.id });
     }
-    const serverRun = await closedLoop(c, DURATION, WARMUP, (w, i) =>
-      ok(clients[w]!.socket, "message:send", { sessionId: clients[w]!.sessionId, clientMessageId: `b${c}-${w}-${i}`, content: `benchmark message ${i} from client ${w}`, assistant: false }).then(() => undefined),
+    let cpu = 0;
+    const serverRun = await closedLoop(
+      c,
+      DURATION,
+      WARMUP,
+      (w, i) =>
+        ok(clients[w]!.socket, "message:send", { sessionId: clients[w]!.sessionId, clientMessageId: `b${c}-${w}-${i}`, content: `benchmark message ${i} from client ${w}`, assistant: false }).then(() => undefined),
+      { onStart: () => (cpu = serverCpuMs()), onEnd: () => (cpu = serverCpuMs() - cpu) },
     );
     for (const cl of clients) cl.socket.close();
 
@@ -62,7 +82,7 @@ try {
         [sess[w]!.id, ++seqs[w]!, sess[w]!.owner_id, `benchmark message ${i} from client ${w}`, `r${c}-${w}-${i}`],
       );
     });
-    rows.push([c, serverRun.perSecond, serverRun.p50, serverRun.p99, serverRun.errors, rawRun.perSecond, rawRun.p50, rawRun.p99, `${(serverRun.perSecond / rawRun.perSecond).toFixed(2)}x`]);
+    rows.push([c, serverRun.perSecond, serverRun.p50, serverRun.p99, serverRun.errors, (cpu * 1000) / serverRun.count, rawRun.perSecond, rawRun.p50, rawRun.p99, `${(serverRun.perSecond / rawRun.perSecond).toFixed(2)}x`]);
   }
 } finally {
   await raw.end();
@@ -73,7 +93,7 @@ try {
 console.log(`\nmessage:send on the embedded profile vs raw INSERT (${DURATION} ms per run, pool ${POOL}, ${process.platform} ${(await import("node:os")).cpus().length} cores)\n`);
 console.log(
   table(
-    ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],
+    ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "server CPU µs/msg", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],
     rows,
   ),
 );
