@@ -1,7 +1,8 @@
 /**
  * Issue 13, finding 4 ("Unlimited events"): every socket event and REST route
  * draws from a rate-limit family, and an exhausted family answers
- * RATE_LIMITED with retryAfterMs. The server runs with buckets of 3 that
+ * RATE_LIMITED with retryAfterMs. Two nodes share PostgreSQL and Redis (the
+ * buckets are Redis Lua scripts, as in a cluster), with buckets of 3 that
  * practically never refill, behind TRUST_PROXY, so each test speaks from its
  * own X-Forwarded-For address and per-address buckets do not collide.
  */
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ack, ErrorBody } from "../../src/protocol/errors.js";
 import { api, call, connect, ok, register, type TestUser, uniqueName } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
+import { type RedisServerHandle, startRedisServer } from "../support/redis.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
 const BURST = 3;
@@ -23,6 +25,8 @@ const REST_BURST = 10;
 
 let db: TestDatabase;
 let server: ServerProcess;
+let other: ServerProcess;
+let redis: RedisServerHandle;
 let dataDir: string;
 const sockets: Socket[] = [];
 
@@ -61,22 +65,26 @@ async function exhaust(act: () => Promise<Ack<unknown>>) {
 beforeAll(async () => {
   db = await createTestDatabase(4);
   dataDir = await mkdtemp(path.join(tmpdir(), "memchat-sec-limits-"));
+  redis = await startRedisServer();
   const rates = Object.fromEntries(FAMILIES.flatMap((f) => [[`RATE_${f.toUpperCase()}_BURST`, String(BURST)], [`RATE_${f.toUpperCase()}_PER_SEC`, "0.001"]]));
-  server = await startServer({
+  const env = {
     DATABASE_URL: db.url,
     DATA_DIR: dataDir,
+    REDIS_URL: redis.url,
     JWT_SECRET: "sec-limits-secret-0123456789-0123456789",
     EMBEDDER: "hash",
     TRUST_PROXY: "true",
     ...rates,
     RATE_REST_BURST: String(REST_BURST),
     RATE_REST_PER_SEC: "0.001",
-  });
+  };
+  [server, other] = await Promise.all([startServer({ ...env, NODE_ID: "limits-a" }), startServer({ ...env, NODE_ID: "limits-b" })]);
 });
 
 afterAll(async () => {
   for (const s of sockets) s.close();
-  await server?.stop();
+  await Promise.all([server?.stop(), other?.stop()]);
+  await redis?.dispose();
   await db?.drop();
   await rm(dataDir, { recursive: true, force: true });
 });
@@ -153,6 +161,18 @@ describe("socket events: each family answers RATE_LIMITED with retryAfterMs once
     const { session } = await ok(socket, "session:create", {});
     let i = 0;
     await exhaust(() => call(socket, "message:send", { sessionId: session.id, clientMessageId: `m${i++}`, content: "hello", assistant: false }));
+  });
+});
+
+describe("across nodes", () => {
+  it("a bucket spent on one node is spent on the other", async () => {
+    const c = await client();
+    for (let i = 0; i < BURST; i++) await ok(c.socket, "memory:search", { query: "anything" });
+    const elsewhere = await connect(other.url, c.user.token, { headers: c.headers });
+    sockets.push(elsewhere);
+    expectRateLimited(await call(elsewhere, "memory:search", { query: "anything" }));
+    const rest = await api(other.url, "/api/memory/search?q=x", { token: c.user.token, headers: c.headers });
+    expect(rest.status).toBe(429);
   });
 });
 
