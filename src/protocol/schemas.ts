@@ -9,6 +9,7 @@ import { z } from "zod";
  * but rooms, caches and Redis keys compare strings, so one spelling only.
  */
 export const uuid = z.string().uuid().toLowerCase();
+/** Message ids are PostgreSQL bigint identities, sent as JSON numbers. */
 export const messageId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 export const seq = z.number().int().min(0).max(2_147_483_647);
 
@@ -37,7 +38,6 @@ export const credentials = z.object({ username, password }).strict();
 
 export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
 
-
 export const sessionTitle = z.string().trim().max(200).regex(...NO_NUL).regex(...WELL_FORMED);
 
 export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
@@ -45,7 +45,8 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     .string()
     .max(limits.maxMessageChars, `content is longer than ${limits.maxMessageChars} characters`)
     .regex(...notBlank("content"))
-    .regex(...NO_NUL).regex(...WELL_FORMED);
+    .regex(...NO_NUL)
+    .regex(...WELL_FORMED);
   const pageLimit = z.number().int().min(1).max(limits.historyPageMax);
   return {
     "session:create": z.object({ title: sessionTitle.optional(), assistant: z.boolean().optional() }).strict(),
