@@ -41,7 +41,7 @@ async function envFor(embedder: string): Promise<Record<string, string>> {
 const rows: (string | number)[][] = [];
 for (const embedder of embedders) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-eval-"));
-  const server = await startServer({ DATA_DIR: dataDir, INDEXER_POLL_MS: "100", MEMORY_MIN_SIMILARITY: "-1", ...(await envFor(embedder)) }, 180_000);
+  const server = await startServer({ DATA_DIR: dataDir, RATE_LIMITS_ENABLED: "false", INDEXER_POLL_MS: "100", MEMORY_MIN_SIMILARITY: "-1", ...(await envFor(embedder)) }, 180_000);
   try {
     const user = await register(server.url);
     const socket = await connect(server.url, user.token);

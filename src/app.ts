@@ -81,18 +81,18 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
 
-    const router = new Router(log, metrics, config.limits.maxPayloadBytes);
+    const router = new Router(log, metrics, config.limits.maxPayloadBytes, { corsOrigin: config.corsOrigin });
     const httpServer = http.createServer(router.handle);
     httpServer.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
-    const io = createSocketServer(httpServer, config);
     const coordination = await createCoordination(config, log);
     cleanups.push(() => coordination.stop());
-    coordination.attach(io);
-    const rooms = socketRoomEvents(io);
-    const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
     const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
       metrics.rateLimited.inc({ limit }),
     );
+    const io = createSocketServer(httpServer, config, rateLimits);
+    coordination.attach(io);
+    const rooms = socketRoomEvents(io);
+    const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
     const messageStore = new PgMessageStore(pool, { maxBatch: config.database.sendBatchMax, maxInFlight: config.database.sendBatchInFlight });
 
     const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
@@ -131,7 +131,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
       },
       onReplyStored: () => memoryRuntime.messageStored(),
-      limits: rateLimits,
     });
     await assistant.start();
 
@@ -208,6 +207,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       readiness,
       rateLimits,
       trustProxy: config.trustProxy,
+      metricsToken: config.metricsToken,
       isDraining: () => inFlight.draining,
     });
     registerStaticFiles(router);

@@ -6,7 +6,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import type { RateLimitPolicy } from "./chat/rate-limits.js";
+import type { LimitName, RateLimitPolicy } from "./chat/rate-limits.js";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no", "on", "off"])
@@ -126,19 +126,44 @@ const envSchema = z.object({
   PRESENCE_TTL_MS: int(1000, 3_600_000).default(30_000),
 
   RATE_LIMITS_ENABLED: bool.default("true"),
-  /** Token buckets: burst size and sustained rate per second. Messages and turns per user; connects and logins per client address. */
-  RATE_MESSAGE_BURST: z.coerce.number().positive().default(30),
-  RATE_MESSAGE_PER_SEC: z.coerce.number().positive().default(2),
-  RATE_TURN_BURST: z.coerce.number().positive().default(10),
-  RATE_TURN_PER_SEC: z.coerce.number().positive().default(0.5),
-  RATE_CONNECT_BURST: z.coerce.number().positive().default(500),
-  RATE_CONNECT_PER_SEC: z.coerce.number().positive().default(200),
-  RATE_LOGIN_BURST: z.coerce.number().positive().default(50),
-  RATE_LOGIN_PER_SEC: z.coerce.number().positive().default(10),
-  /** Account operations (logout-all, export, deletion), per user. */
-  RATE_ACCOUNT_BURST: z.coerce.number().positive().default(10),
-  RATE_ACCOUNT_PER_SEC: z.coerce.number().positive().default(0.2),
+  /** RATE_<FAMILY>_BURST and RATE_<FAMILY>_PER_SEC for every family of RATE_DEFAULTS, added below. */
+
+  /** Closes a connection that has not joined /chat (authenticated) this long after it opened. */
+  AUTH_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
 });
+
+/**
+ * Token buckets per family of requests (src/chat/rate-limits.ts says which
+ * events and routes each covers, and whether per user or per address): burst
+ * size and sustained rate per second.
+ */
+const RATE_DEFAULTS: Record<LimitName, readonly [burst: number, perSecond: number]> = {
+  message: [30, 2],
+  turn: [10, 0.5],
+  connect: [500, 200],
+  login: [50, 10],
+  session: [60, 10],
+  invite: [20, 1],
+  typing: [30, 10],
+  read: [120, 20],
+  search: [20, 2],
+  feedback: [30, 2],
+  cancel: [30, 5],
+  rest: [600, 100],
+  // logout-all, export, deletion
+  account: [10, 0.2],
+};
+const rateVar = (name: string, part: "BURST" | "PER_SEC") => `RATE_${name.toUpperCase()}_${part}`;
+const rateSchema: z.ZodType<Record<string, number>, z.ZodTypeDef, unknown> = z.object(
+  Object.fromEntries(
+    Object.entries(RATE_DEFAULTS).flatMap(([name, [burst, perSecond]]) => [
+      [rateVar(name, "BURST"), z.coerce.number().positive().default(burst)],
+      [rateVar(name, "PER_SEC"), z.coerce.number().positive().default(perSecond)],
+    ]),
+  ),
+);
 
 export type Env = z.input<typeof envSchema>;
 
@@ -178,6 +203,8 @@ export interface Config {
   assistant: { coalesceMs: number; checkpointMs: number; nodeStaleMs: number; sweepIntervalMs: number; streamGraceMs: number };
   redis: { url: string | undefined; presenceTtlMs: number };
   rateLimits: RateLimitPolicy;
+  authTimeoutMs: number;
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -186,11 +213,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // An empty variable (FOO= in a compose file) means "not set", not "the empty string".
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  const rates = rateSchema.safeParse(present);
+  if (!parsed.success || !rates.success) {
+    const issues = [...(parsed.success ? [] : parsed.error.issues), ...(rates.success ? [] : rates.error.issues)];
+    const lines = issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
+  const r = rates.data;
   if (e.EMBEDDER === "openai" && !e.EMBEDDING_API_URL) throw new ConfigError("invalid configuration:\n  EMBEDDER=openai needs EMBEDDING_API_URL");
   const origins = e.CORS_ORIGIN.split(",").map((s) => s.trim()).filter(Boolean);
   return {
@@ -248,15 +278,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       streamGraceMs: e.STREAM_GRACE_MS,
     },
     redis: { url: e.REDIS_URL, presenceTtlMs: e.PRESENCE_TTL_MS },
+    authTimeoutMs: e.AUTH_TIMEOUT_MS,
+    metricsToken: e.METRICS_TOKEN,
     rateLimits: {
       enabled: e.RATE_LIMITS_ENABLED,
-      rules: {
-        message: { capacity: e.RATE_MESSAGE_BURST, refillPerSecond: e.RATE_MESSAGE_PER_SEC },
-        turn: { capacity: e.RATE_TURN_BURST, refillPerSecond: e.RATE_TURN_PER_SEC },
-        connect: { capacity: e.RATE_CONNECT_BURST, refillPerSecond: e.RATE_CONNECT_PER_SEC },
-        login: { capacity: e.RATE_LOGIN_BURST, refillPerSecond: e.RATE_LOGIN_PER_SEC },
-        account: { capacity: e.RATE_ACCOUNT_BURST, refillPerSecond: e.RATE_ACCOUNT_PER_SEC },
-      },
+      rules: Object.fromEntries(
+        Object.keys(RATE_DEFAULTS).map((name) => [
+          name,
+          { capacity: r[rateVar(name, "BURST")]!, refillPerSecond: r[rateVar(name, "PER_SEC")]! },
+        ]),
+      ) as RateLimitPolicy["rules"],
     },
   };
 }

@@ -13,7 +13,6 @@ import type { Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder, GatheredContext } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
-import type { RateLimits } from "./rate-limits.js";
 import type { RoomEvents } from "./room-events.js";
 
 export interface AssistantOptions {
@@ -70,7 +69,6 @@ export class AssistantService {
       opts: AssistantOptions;
       metrics?: AssistantMetrics;
       onReplyStored?: () => void;
-      limits?: RateLimits;
     },
   ) {}
 
@@ -162,7 +160,6 @@ export class AssistantService {
     const target = await this.d.store.findTurnTarget(input.sessionId, actor.user.id, input.messageId);
     if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
     if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
-    await this.d.limits?.check("turn", actor.user.id);
     const reply = await this.startTurn(actor, target.message, performance.now());
     if (!reply) throw busyError();
     return { message: reply };

@@ -222,7 +222,7 @@ export class ChatService {
     const acceptedAt = performance.now();
     // Only a session with an assistant spends the user's turn budget.
     const wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
-    await this.rateLimits?.check("message", actor.user.id);
+    // The message itself was counted by the socket handler (family "message").
     if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
     // The reply's reads need only the text: they run while the rows are written.
     const prefetched = wantsReply ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;

@@ -1,8 +1,9 @@
 /** REST routes: thin, like the socket handlers (parse, one domain call, map). */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { AccountService } from "../account/account-service.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
-import type { RateLimits } from "../chat/rate-limits.js";
+import type { LimitName, RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
 import { clientAddress } from "./client-address.js";
 import type { MemoryService } from "../memory/memory-service.js";
@@ -33,15 +34,17 @@ export interface RouteDeps {
   account: AccountService;
   sessionList: SessionList;
   trustProxy: boolean;
+  /** When set, /metrics needs it as a bearer token. */
+  metricsToken?: string;
   isDraining(): boolean;
 }
 
-async function requireUser(ctx: RequestContext, auth: AuthService): Promise<User> {
-  const header = ctx.req.headers.authorization ?? "";
-  const m = /^Bearer\s+(\S+)$/i.exec(header);
-  const user = m ? await auth.authenticate(m[1]) : null;
-  if (!user) throw new AppError("UNAUTHENTICATED", "missing, invalid or expired bearer token");
-  return user;
+const bearer = (ctx: RequestContext) => /^Bearer\s+(\S+)$/i.exec(ctx.req.headers.authorization ?? "")?.[1];
+
+/** Compares digests, so neither the time taken nor a length check tells how much of a guess was right. */
+function sameSecret(given: string | undefined, expected: string): boolean {
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  return given !== undefined && timingSafeEqual(digest(given), digest(expected));
 }
 
 const sessionIdParam = (ctx: RequestContext) => parseWith(uuid, ctx.params.id);
@@ -50,9 +53,20 @@ const memberParams = z.object({ id: uuid, userId: uuid });
 
 export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
+  const addressOf = (req: RequestContext["req"]) => clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], deps.trustProxy);
   // Logins and registrations are limited per client address (password guessing, account floods).
-  const limitLogin = (ctx: RequestContext) =>
-    deps.rateLimits.check("login", clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers["x-forwarded-for"], deps.trustProxy));
+  const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });
+  // Every request, public ones included, spends a token of the per-address "rest" family.
+  router.guardEachRequest((req) => deps.rateLimits.checkFor("rest", { address: addressOf(req) }));
+
+  /** The caller, from the bearer token, once a token of `limit` (the route's family) is spent for them. */
+  async function requireUser(ctx: RequestContext, limit: LimitName): Promise<User> {
+    const token = bearer(ctx);
+    const user = token ? await auth.authenticate(token) : null;
+    if (!user) throw new AppError("UNAUTHENTICATED", "missing, invalid or expired bearer token");
+    await deps.rateLimits.checkFor(limit, { userId: user.id, address: addressOf(ctx.req) });
+    return user;
+  }
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {
@@ -80,7 +94,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("GET", "/api/sessions", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "read");
       const q = parseWith(sessionListQuery, Object.fromEntries(ctx.query));
       return { body: await deps.sessionList.page(user, q) };
     }, {
@@ -92,8 +106,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("POST", "/api/auth/logout-all", async (ctx) => {
-      const user = await requireUser(ctx, auth);
-      await deps.rateLimits.check("account", user.id);
+      const user = await requireUser(ctx, "account");
       await deps.account.logoutAll(user);
       return { status: 204 };
     }, {
@@ -104,8 +117,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/me", async (ctx) => {
-      const user = await requireUser(ctx, auth);
-      await deps.rateLimits.check("account", user.id);
+      const user = await requireUser(ctx, "account");
       const outcome = await deps.account.deleteAccount(user);
       // 202: the account is locked and its data is still being deleted in the background.
       return outcome === "deleted" ? { status: 204 } : { status: 202, body: { status: "deleting" as const } };
@@ -120,8 +132,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("GET", "/api/me/export", async (ctx) => {
-      const user = await requireUser(ctx, auth);
-      await deps.rateLimits.check("account", user.id);
+      const user = await requireUser(ctx, "account");
       return {
         stream: await deps.account.exportData(user),
         headers: { "content-disposition": `attachment; filename="memchat-export-${user.id}.json"` },
@@ -134,7 +145,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("PATCH", "/api/sessions/:id", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "session");
       const sessionId = sessionIdParam(ctx);
       const { title } = await ctx.body(schemas.renameBody);
       return { body: await chat.renameSession({ user, connectionId: "rest" }, { sessionId, title }) };
@@ -148,7 +159,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/sessions/:id", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "session");
       await chat.deleteSession(user, sessionIdParam(ctx));
       return { status: 204 };
     }, {
@@ -160,7 +171,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("GET", "/api/sessions/:id/messages", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "read");
       const sessionId = sessionIdParam(ctx);
       const q = parseWith(schemas.historyQuery, Object.fromEntries(ctx.query));
       return { body: await chat.history(user, { sessionId, ...q }) };
@@ -174,7 +185,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("POST", "/api/sessions/:id/members", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "invite");
       const sessionId = sessionIdParam(ctx);
       const { username } = await ctx.body(schemas.inviteBody);
       return { status: 201, body: await chat.invite({ user, connectionId: "rest" }, { sessionId, username }) };
@@ -188,7 +199,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/sessions/:id/members/:userId", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "session");
       await chat.removeMember(user, sessionIdParam(ctx), parseWith(uuid, ctx.params.userId));
       return { status: 204 };
     }, {
@@ -200,7 +211,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "UNAVAILABLE"],
     })
     .add("GET", "/api/invitations", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "read");
       return { body: { invitations: await chat.invitations(user) } };
     }, {
       summary: "The caller's pending invitations, newest first (at most 100)",
@@ -210,7 +221,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("POST", "/api/invitations/:id/accept", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "session");
       return { body: await chat.acceptInvitation({ user, connectionId: "rest" }, sessionIdParam(ctx)) };
     }, {
       summary: "Accept an invitation: the caller becomes a member; the room hears member:joined",
@@ -221,7 +232,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("POST", "/api/invitations/:id/decline", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "session");
       return { body: await chat.declineInvitation(user, sessionIdParam(ctx)) };
     }, {
       summary: "Decline an invitation",
@@ -232,7 +243,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "NOT_FOUND", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("GET", "/api/memory/search", async (ctx) => {
-      const user = await requireUser(ctx, auth);
+      const user = await requireUser(ctx, "search");
       const q = parseWith(schemas.memoryQuery, Object.fromEntries(ctx.query));
       const r = await memory.search({ userId: user.id, query: q.q, sessionId: q.sessionId, limit: q.limit ?? 10, mode: q.mode });
       return { body: { hits: r.hits, mode: r.mode, degraded: r.degraded } };
@@ -275,14 +286,16 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       },
       errors: [],
     })
-    .add("GET", "/metrics", async () => ({
-      body: await deps.metrics.registry.metrics(),
-      contentType: deps.metrics.registry.contentType,
-    }), {
-      summary: "Prometheus metrics of this node",
+    .add("GET", "/metrics", async (ctx) => {
+      if (deps.metricsToken !== undefined && !sameSecret(bearer(ctx), deps.metricsToken)) {
+        throw new AppError("UNAUTHENTICATED", "/metrics needs the METRICS_TOKEN bearer token");
+      }
+      return { body: await deps.metrics.registry.metrics(), contentType: deps.metrics.registry.contentType };
+    }, {
+      summary: "Prometheus metrics of this node (bearer METRICS_TOKEN when set)",
       tag: "operations",
       auth: false,
       responses: { 200: { description: "Prometheus text exposition format", contentType: "text/plain" } },
-      errors: [],
+      errors: ["UNAUTHENTICATED"],
     });
 }

@@ -8,6 +8,10 @@ export const ERROR_CODES = [
   "RATE_LIMITED",
   "UNAVAILABLE",
   "INTERNAL",
+  /** REST only: a body over MAX_PAYLOAD_BYTES (HTTP 413). */
+  "PAYLOAD_TOO_LARGE",
+  /** REST only: a body whose Content-Type is not exactly application/json (HTTP 415). */
+  "UNSUPPORTED_MEDIA_TYPE",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -46,4 +50,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };
