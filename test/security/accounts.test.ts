@@ -67,6 +67,8 @@ beforeAll(async () => {
     OFFLINE_TOKEN_DELAY_MS: "0",
     RATE_ACCOUNT_BURST: "6",
     RATE_ACCOUNT_PER_SEC: "0.01",
+    // The paging test creates more sessions than a burst of session changes allows.
+    RATE_SESSION_BURST: "1000",
   });
 });
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
+import { addMember, api, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
@@ -42,7 +42,7 @@ describe("upper-case session ids", () => {
     const a = await client(alice);
     const b = await client(bob);
     const { session } = await ok(a, "session:create", { title: "case" });
-    await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
+    await addMember(server.url, a, session.id, bob);
     const upper = session.id.toUpperCase();
     expect(upper).not.toBe(session.id);
 
@@ -75,7 +75,7 @@ describe("upper-case session ids", () => {
     const a = await client(alice);
     const b = await client(bob);
     const { session } = await ok(a, "session:create", {});
-    await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
+    await addMember(server.url, a, session.id, bob);
     await ok(a, "session:join", { sessionId: session.id });
     await ok(b, "session:join", { sessionId: session.id });
     const left = nextEvent(a, "presence:leave");
