@@ -5,6 +5,7 @@
  * typing. Runs in browsers and Node 20+ (socket.io-client 4.8 as a peer).
  */
 export { authenticate, ChatClient, type ClientEvents, connect, type ConnectOptions, userOfToken } from "./client.js";
+export { Emitter } from "./emitter.js";
 export { asMemchatError, type ClientErrorCode, MemchatError, TRANSIENT_CODES } from "./errors.js";
 export { newClientMessageId, Outbox, type OutboxItem, type OutboxOptions } from "./outbox.js";
 export type * from "./protocol.js";

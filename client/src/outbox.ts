@@ -98,12 +98,12 @@ export class Outbox extends Emitter<OutboxEvents> {
       state: "waiting",
       attempts: 0,
     };
-    const stored = this.wait(id);
     if (!existing) {
       this.items.set(id, item);
       this.save();
-      this.send(item);
     }
+    const stored = this.wait(id);
+    if (!existing) this.send(item);
     return { item, stored };
   }
 
