@@ -39,6 +39,7 @@ export interface OutboxOptions {
 export interface OutboxEvents {
   /** An item was added, changed state, or left. */
   change: { sessionId: string };
+  /** The server acked an item with its stored row (not emitted for settle()). */
   stored: { clientMessageId: string; message: Message };
   failed: OutboxItem;
 }
@@ -46,11 +47,17 @@ export interface OutboxEvents {
 const MAX_ATTEMPTS = 8;
 const backoff = (n: number) => Math.min(500 * 2 ** n, 8_000);
 
+/**
+ * A v4 UUID. crypto.randomUUID exists only in secure contexts; a server
+ * reached over plain http on a LAN address is not one.
+ */
 export function newClientMessageId(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  // Pages served over plain http from another host are not a secure context: no randomUUID there.
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 interface Waiter {
@@ -146,9 +153,14 @@ export class Outbox extends Emitter<OutboxEvents> {
     const id = message.clientMessageId;
     const item = id ? this.items.get(id) : undefined;
     if (!id || !item || item.sessionId !== message.sessionId) return;
-    this.forget(id);
-    this.settleWaiters(id, message);
-    this.emit("stored", { clientMessageId: id, message });
+    this.complete(item, message);
+  }
+
+  private complete(item: OutboxItem, message: Message, acked = false): void {
+    this.forget(item.clientMessageId);
+    this.settleWaiters(item.clientMessageId, message);
+    // Only an ack is news: whoever passed a message to settle() has it already.
+    if (acked) this.emit("stored", { clientMessageId: item.clientMessageId, message });
     this.emit("change", { sessionId: item.sessionId });
   }
 
@@ -180,8 +192,7 @@ export class Outbox extends Emitter<OutboxEvents> {
     this.update(item, "sending");
     this.opts.send(item).then(
       (message) => {
-        if (this.items.get(item.clientMessageId) !== item) return;
-        this.settle({ ...message, clientMessageId: message.clientMessageId ?? item.clientMessageId });
+        if (this.items.get(item.clientMessageId) === item) this.complete(item, message, true);
       },
       (err: unknown) => {
         if (this.items.get(item.clientMessageId) !== item || this.stopped) return;
