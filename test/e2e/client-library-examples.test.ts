@@ -45,6 +45,11 @@ async function replyRows(sessionId: string) {
 }
 
 describe("client library examples", () => {
+  it("are in the README as they are in client/examples/", async () => {
+    const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
+    for (const file of ["node.ts", "browser.ts"]) expect(readme).toContain(await readFile(path.join(EXAMPLES, file), "utf8"));
+  });
+
   it("the Node example asks, streams the reply to stdout, and exits", async () => {
     const u = await register(server.url);
     const child = spawn(process.execPath, ["--import", "tsx", "client/examples/node.ts"], {
