@@ -51,7 +51,7 @@ export class ChatSession extends Emitter<SessionEvents> {
   private readonly seqs = new Map<number, number>();
   private readonly reported = new Map<number, Message["status"]>();
   private readonly streams = new Map<number, ReplyStream>();
-  private replyWaiters: { replyToId: number; resolve(r: ReplyStream): void }[] = [];
+  private replyWaiters: { replyToId: number; resolve(r: ReplyStream): void; reject(e: MemchatError): void }[] = [];
   private lastSeq = 0;
   private joined = false;
   private closed = false;
@@ -94,10 +94,15 @@ export class ChatSession extends Emitter<SessionEvents> {
     return this.d.outbox.add({ sessionId: this.id, content, assistant: opts.assistant, clientMessageId: opts.clientMessageId }).stored;
   }
 
-  /** The reply to message `messageId` (yours, just sent), as soon as it starts. */
+  /**
+   * The reply to user message `messageId` (sent with `assistant` on), as soon
+   * as it starts. Rejects when the reply could not be created (the
+   * assistant's error code, e.g. busy) or the handle closes.
+   */
   replyTo(messageId: number): Promise<ReplyStream> {
     for (const r of this.streams.values()) if (r.replyToId === messageId) return Promise.resolve(r);
-    return new Promise((resolve) => this.replyWaiters.push({ replyToId: messageId, resolve }));
+    if (this.closed) return Promise.reject(new MemchatError("CLOSED", "This session handle was left or lost."));
+    return new Promise((resolve, reject) => this.replyWaiters.push({ replyToId: messageId, resolve, reject }));
   }
 
   /** Every reply that starts from now on, in order, until the session is left. */
@@ -267,7 +272,13 @@ export class ChatSession extends Emitter<SessionEvents> {
       t.listen("assistant:delta", (e) => mine(e) && this.streamOf(e.messageId, null).delta(e.seq, e.text)),
       t.listen("assistant:end", (e) => mine(e) && this.onEnd(e)),
       t.listen("assistant:error", (e) => {
-        if (!mine(e) || e.messageId === null) return;
+        if (!mine(e)) return;
+        if (e.messageId === null) {
+          // No reply row at all: whoever waits for the reply to that message hears why.
+          const error = new MemchatError(e.code, e.message);
+          for (const w of this.takeReplyWaiters(e.replyToId ?? null)) w.reject(error);
+          return;
+        }
         this.streamOf(e.messageId, e.replyToId ?? null).fail(new MemchatError(e.code, e.message));
         this.prune();
       }),
@@ -319,10 +330,14 @@ export class ChatSession extends Emitter<SessionEvents> {
   }
 
   private wakeReplyWaiters(r: ReplyStream): void {
-    if (r.replyToId === null) return;
-    const [hit, rest] = [this.replyWaiters.filter((w) => w.replyToId === r.replyToId), this.replyWaiters.filter((w) => w.replyToId !== r.replyToId)];
-    this.replyWaiters = rest;
-    for (const w of hit) w.resolve(r);
+    for (const w of this.takeReplyWaiters(r.replyToId)) w.resolve(r);
+  }
+
+  private takeReplyWaiters(replyToId: number | null): ChatSession["replyWaiters"] {
+    if (replyToId === null) return [];
+    const hit = this.replyWaiters.filter((w) => w.replyToId === replyToId);
+    this.replyWaiters = this.replyWaiters.filter((w) => w.replyToId !== replyToId);
+    return hit;
   }
 
   /** A delta went missing: rejoining returns the stream so far (activeStreams). */
@@ -357,7 +372,9 @@ export class ChatSession extends Emitter<SessionEvents> {
     for (const u of this.unlisten) u();
     clearTimeout(this.typingIdle);
     clearTimeout(this.gapTimer);
-    for (const r of this.streams.values()) r.fail(new MemchatError("CLOSED", "The session was left before the reply ended."));
+    const closed = new MemchatError("CLOSED", "The session was left before the reply ended.");
+    for (const r of this.streams.values()) r.fail(closed);
+    for (const w of this.replyWaiters.splice(0)) w.reject(closed);
     this.d.released(this.id);
     this.emit("closed", { reason });
   }

@@ -177,6 +177,50 @@ describe("two clients", () => {
   });
 });
 
+describe("replies", () => {
+  it("cancel() stops a reply: the iteration ends with the text so far, and the row is cancelled", async () => {
+    const u = await register(server.url);
+    const c = await client(u);
+    const s = await c.createSession();
+    const held = gate();
+    llm.enqueue({ tokens: TOKENS, holds: [{ afterTokens: 4, until: held.until }] });
+    const reply = await s.replyTo((await s.send("start and stop")).id);
+    const seen = collect(reply);
+    await seen.reached(TOKENS.slice(0, 4).join(""));
+    expect(await s.cancel(reply.messageId)).toBe(true);
+    const final = await reply.result();
+    held.open();
+    await seen.done;
+    expect(final.status).toBe("cancelled");
+    expect(seen.pieces.map((p) => p.text).join("")).toBe(final.content);
+    expect(final.content.startsWith(TOKENS.slice(0, 4).join(""))).toBe(true);
+  });
+
+  it("a failed reply ends its iteration with the assistant's error", async () => {
+    const u = await register(server.url);
+    const c = await client(u);
+    const s = await c.createSession();
+    llm.enqueue({ failure: { type: "http-error", status: 400, message: "scripted refusal" } });
+    const reply = await s.replyTo((await s.send("this one fails")).id);
+    const err = await collect(reply).done.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MemchatError);
+    await expect(reply.result()).rejects.toBe(err);
+    expect(reply.status).toBe("error");
+  });
+
+  it("regenerate() answers the same message again as a new reply stream", async () => {
+    const u = await register(server.url);
+    const c = await client(u);
+    const s = await c.createSession();
+    llm.enqueue({ tokens: ["first"] }, { tokens: ["second"] });
+    const question = await s.send("say something");
+    expect((await (await s.replyTo(question.id)).result()).content).toBe("first");
+    const again = await s.regenerate(question.id);
+    expect(again.replyToId).toBe(question.id);
+    expect((await again.result()).content).toBe("second");
+  });
+});
+
 describe("through a dropped network", () => {
   it("a send whose ack was lost before a disconnect is settled after the reconnect and stored once", async () => {
     const u = await register(server.url);
