@@ -244,6 +244,8 @@ async function joinRooms(t: Target, n: number, roomSize: number, runId: string):
         body: JSON.stringify({ username: `lt_${runId}_${users.indexOf(u)}` }),
       });
       if (res.status !== 201) throw new Error(`invite failed: ${res.status}`);
+      const accepted = await fetch(`${t.url}/api/invitations/${session.id}/accept`, { method: "POST", headers: { authorization: `Bearer ${u.token}` } });
+      if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status}`);
     }
     members.push({ chat: owner, session });
     await Promise.all(

@@ -6,17 +6,21 @@ import http from "node:http";
 import path from "node:path";
 import type pg from "pg";
 import type { Logger } from "pino";
+import { AccountService } from "./account/account-service.js";
 import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
+import { SessionList } from "./chat/session-list.js";
 import type { Config } from "./config.js";
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
 import { createPool } from "./db/pool.js";
@@ -25,13 +29,16 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
+import { PgVectorPurge, QdrantVectorPurge } from "./memory/vector-purge.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
 import { createCoordination } from "./realtime/coordination.js";
+import { SocketMemberEvents } from "./realtime/member-events.js";
 import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
+import { userSockets } from "./realtime/user-sockets.js";
 
 export interface RunningApp {
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
@@ -68,7 +75,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const metrics = new Metrics();
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
     const users = new PgUserStore(pool);
-    const auth = new AuthService(users, tokens, config.auth.scryptN);
+    const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs);
+    const usernameOf = usernames(users);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
 
@@ -80,6 +88,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     cleanups.push(() => coordination.stop());
     coordination.attach(io);
     const rooms = socketRoomEvents(io);
+    const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
     const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
       metrics.rateLimited.inc({ limit }),
     );
@@ -108,7 +117,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
-      context: new ContextBuilder(memoryRuntime.memory),
+      context: new ContextBuilder(memoryRuntime.memory, usernameOf),
       llm,
       buffer: coordination.streamBuffer,
       cancelBus: coordination.cancelBus,
@@ -127,16 +136,18 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 
     const chat = new ChatService({
       store: messageStore,
+      membership: new PgMembershipStore(pool),
       presence: coordination.presence,
       rooms,
+      members,
       limits: { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
       assistant,
       onMessageStored: () => memoryRuntime.messageStored(),
       memory: memoryRuntime.memory,
       rateLimits,
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits });
-    coordination.start(rooms, usernames(users));
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members });
+    coordination.start(rooms, usernameOf);
 
     const readiness: ReadinessCheck[] = [
       {
@@ -170,7 +181,22 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
+    const account = new AccountService({
+      pool,
+      auth,
+      vectors: config.qdrant.url
+        ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "account" }))
+        : new PgVectorPurge(pool),
+      sockets: userSockets(io),
+      log: log.child({ component: "account" }),
+      authCacheMs: config.auth.cacheMs,
+    });
+    cleanups.push(async () => account.stop());
+    // Deletions a stopped node (or a vector store outage) left half done: finished in the background.
+    account.start();
     registerRoutes(router, {
+      account,
+      sessionList: new SessionList(pool),
       auth,
       chat,
       memory: memoryRuntime.memory,
@@ -225,18 +251,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 }
 
 /** Usernames for presence events of users this node has not seen (bounded cache; names never change). */
-function usernames(users: PgUserStore): (userId: string) => Promise<string> {
-  const cache = new Map<string, string>();
-  return async (userId) => {
-    const hit = cache.get(userId);
-    if (hit !== undefined) return hit;
-    const u = await users.findById(userId);
-    if (cache.size > 10_000) cache.clear();
-    cache.set(userId, u?.username ?? "");
-    return u?.username ?? "";
-  };
-}
-
 /** At start-up the database may still be booting (docker-compose): retry for a while. */
 async function withStartupRetry<T>(fn: () => Promise<T>, log: Logger, attempts = 30): Promise<T> {
   for (let i = 1; ; i++) {

@@ -39,6 +39,8 @@ const envSchema = z.object({
   JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
   /** Lifetime of an access token, in seconds. */
   JWT_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+  /** How long a node trusts what it read of a user's account state (exists, disabled, token version): logout-all and deletion reach every node within it. */
+  AUTH_CACHE_MS: int(0, 60_000).default(5_000),
   /** scrypt cost (N, a power of two): memory is 128 * N * 8 bytes per hash (16 MiB at 16384). */
   PASSWORD_SCRYPT_N: int(1024, 1 << 20)
     .refine((n) => (n & (n - 1)) === 0, "PASSWORD_SCRYPT_N must be a power of two")
@@ -133,6 +135,9 @@ const envSchema = z.object({
   RATE_CONNECT_PER_SEC: z.coerce.number().positive().default(200),
   RATE_LOGIN_BURST: z.coerce.number().positive().default(50),
   RATE_LOGIN_PER_SEC: z.coerce.number().positive().default(10),
+  /** Account operations (logout-all, export, deletion), per user. */
+  RATE_ACCOUNT_BURST: z.coerce.number().positive().default(10),
+  RATE_ACCOUNT_PER_SEC: z.coerce.number().positive().default(0.2),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -142,7 +147,7 @@ export interface Config {
   host: string;
   dataDir: string;
   database: { url: string | undefined; embeddedPort: number; poolSize: number; sendBatchMax: number; sendBatchInFlight: number };
-  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number };
+  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number; cacheMs: number };
   limits: { maxMessageChars: number; maxPayloadBytes: number; historyPageSize: number; historyPageMax: number };
   corsOrigin: string | string[];
   shutdownTimeoutMs: number;
@@ -193,7 +198,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_PG_PORT, poolSize: e.DB_POOL_SIZE, sendBatchMax: e.SEND_BATCH_MAX, sendBatchInFlight: e.SEND_BATCH_IN_FLIGHT },
-    auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N },
+    auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N, cacheMs: e.AUTH_CACHE_MS },
     limits: {
       maxMessageChars: e.MAX_MESSAGE_CHARS,
       maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
@@ -250,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         turn: { capacity: e.RATE_TURN_BURST, refillPerSecond: e.RATE_TURN_PER_SEC },
         connect: { capacity: e.RATE_CONNECT_BURST, refillPerSecond: e.RATE_CONNECT_PER_SEC },
         login: { capacity: e.RATE_LOGIN_BURST, refillPerSecond: e.RATE_LOGIN_PER_SEC },
+        account: { capacity: e.RATE_ACCOUNT_BURST, refillPerSecond: e.RATE_ACCOUNT_PER_SEC },
       },
     },
   };

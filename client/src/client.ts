@@ -6,7 +6,7 @@
 import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
-import type { Calls, MemoryHit, Session, User } from "./protocol.js";
+import type { Calls, InvitationPayload, MemoryHit, SessionSummary, User } from "./protocol.js";
 import { ChatSession } from "./session.js";
 import { defaultStorage, type KeyValueStorage } from "./storage.js";
 import { type ConnectionState, Transport, type TransportOptions } from "./transport.js";
@@ -40,6 +40,8 @@ export interface ClientEvents {
   outbox: { sessionId: string };
   /** An outbox item failed for good (refused, or out of attempts): retry or discard it. */
   sendFailed: OutboxItem;
+  /** Someone invited you to a session: acceptInvitation() or declineInvitation(). */
+  invitation: InvitationPayload;
 }
 
 export interface AuthResult {
@@ -117,6 +119,7 @@ export class ChatClient extends Emitter<ClientEvents> {
       this.emit("unauthenticated", e);
     });
     this.transport.on("connect", ({ first }) => void this.onConnect(first));
+    this.transport.listen("session:invitation", (e) => this.emit("invitation", e.invitation));
   }
 
   get token(): string {
@@ -160,9 +163,27 @@ export class ChatClient extends Emitter<ClientEvents> {
     return this.join(session.id);
   }
 
-  /** The sessions you own or were invited to, most recently active first. */
-  listSessions(): Promise<Session[]> {
-    return rest<{ sessions: Session[] }>(this.url, "/api/sessions", { token: this.currentToken }).then((r) => r.sessions);
+  /** One page of your sessions, most recently active first; pass the previous page's nextCursor for the next. */
+  listSessions(opts: { cursor?: string | null; limit?: number } = {}): Promise<{ sessions: SessionSummary[]; nextCursor: string | null }> {
+    const q = new URLSearchParams();
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.cursor) q.set("cursor", opts.cursor);
+    return rest(this.url, `/api/sessions${q.size ? `?${q}` : ""}`, { token: this.currentToken });
+  }
+
+  /** Your pending invitations, newest first. */
+  invitations(): Promise<InvitationPayload[]> {
+    return this.transport.call("invitation:list", {}).then((r) => r.invitations);
+  }
+
+  /** Accepts an invitation (you become a member) and joins the session. */
+  async acceptInvitation(sessionId: string): Promise<ChatSession> {
+    await this.transport.call("invitation:accept", { sessionId });
+    return this.join(sessionId);
+  }
+
+  declineInvitation(sessionId: string): Promise<boolean> {
+    return this.transport.call("invitation:decline", { sessionId }).then((r) => r.declined);
   }
 
   memorySearch(query: string, opts: { sessionId?: string; limit?: number; mode?: "hybrid" | "vector" | "lexical" } = {}): Promise<Calls["memory:search"]["output"] & { hits: MemoryHit[] }> {

@@ -10,11 +10,14 @@ import type {
   ContextEntryPayload,
   FeedbackPayload,
   HistoryResult,
+  InvitationPayload,
+  MemberPayload,
   MemoryHitPayload,
+  RemovalReason,
   ServerToClientEvents,
   SessionJoinResult,
 } from "../../src/protocol/events.js";
-import type { Message, MessageStatus, PresenceEntry, Role, Session, User } from "../../src/protocol/types.js";
+import type { Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User } from "../../src/protocol/types.js";
 
 export type {
   Ack,
@@ -24,12 +27,16 @@ export type {
   ErrorCode,
   FeedbackPayload,
   HistoryResult,
+  InvitationPayload,
+  MemberPayload,
   Message,
   MessageStatus,
   PresenceEntry,
+  RemovalReason,
   Role,
   Session,
   SessionJoinResult,
+  SessionSummary,
   User,
 };
 export type MemoryHit = MemoryHitPayload;

@@ -7,7 +7,7 @@
 import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import type { Outbox } from "./outbox.js";
-import type { Calls, Events, HistoryResult, Message, Session, SessionJoinResult, User } from "./protocol.js";
+import type { Calls, Events, HistoryResult, MemberPayload, Message, Session, SessionJoinResult, User } from "./protocol.js";
 import { ReplyStream } from "./reply-stream.js";
 import type { Transport } from "./transport.js";
 
@@ -19,11 +19,13 @@ export interface SessionEvents {
   presence: { userId: string; username?: string; present: boolean };
   typing: { userId: string; username: string; isTyping: boolean };
   updated: { title: string; updatedAt: string };
+  /** Someone became a member (accepted an invitation), or stopped being one. */
+  member: { member: MemberPayload; joined: boolean; reason?: "left" | "removed" };
   /** Every (re)join, with what the server answered. */
   joined: SessionJoinResult & { resumed: boolean };
   /** Too much was missed to resume: the session was joined afresh, older messages may be missing in between. */
   reset: SessionJoinResult;
-  /** The session is gone or the user was removed from it; the handle is closed. */
+  /** The session is gone, or you left it or were removed (code FORBIDDEN or NOT_FOUND); the handle is closed. */
   lost: MemchatError;
   /** The handle is closed: left, lost, or the client closed. */
   closed: { reason: "left" | "lost" | "client closed" };
@@ -90,7 +92,7 @@ export class ChatSession extends Emitter<SessionEvents> {
    * Resolves with the stored message.
    */
   send(content: string, opts: { assistant?: boolean; clientMessageId?: string } = {}): Promise<Message> {
-    this.assertOpen();
+    if (this.closed) return Promise.reject(new MemchatError("CLOSED", "This session handle was left or lost."));
     return this.d.outbox.add({ sessionId: this.id, content, assistant: opts.assistant, clientMessageId: opts.clientMessageId }).stored;
   }
 
@@ -171,8 +173,19 @@ export class ChatSession extends Emitter<SessionEvents> {
     return this.d.transport.call("session:rename", { sessionId: this.id, title }).then((r) => (this.info = r.session));
   }
 
-  invite(username: string): Promise<{ userId: string; username: string }> {
-    return this.d.transport.call("session:invite", { sessionId: this.id, username }).then((r) => r.member);
+  /** Owner only: invites a user, who becomes a member on accepting (`pending` is false if they are one already). */
+  invite(username: string): Promise<Calls["session:invite"]["output"]> {
+    return this.d.transport.call("session:invite", { sessionId: this.id, username });
+  }
+
+  /** Owner only: takes a member out of the session (or withdraws their invitation). */
+  removeMember(userId: string): Promise<boolean> {
+    return this.d.transport.call("member:remove", { sessionId: this.id, userId }).then((r) => r.removed);
+  }
+
+  /** Stops being a member (the owner cannot); the handle closes with "lost" when the server confirms. */
+  quit(): Promise<boolean> {
+    return this.d.transport.call("member:leave", { sessionId: this.id }).then((r) => r.left);
   }
 
   /** Leaves the room; pending sends of this session stay in the outbox. */
@@ -254,6 +267,13 @@ export class ChatSession extends Emitter<SessionEvents> {
         this.info = { ...this.info, title: e.title, updatedAt: e.updatedAt };
         this.emit("updated", { title: e.title, updatedAt: e.updatedAt });
       }),
+      t.listen("session:removed", (e) => {
+        if (!mine(e)) return;
+        const why = { left: "You left this session.", removed: "You were removed from this session.", deleted: "This session was deleted." }[e.reason];
+        this.lose(new MemchatError(e.reason === "deleted" ? "NOT_FOUND" : "FORBIDDEN", why));
+      }),
+      t.listen("member:joined", (e) => mine(e) && this.emit("member", { member: e.member, joined: true })),
+      t.listen("member:left", (e) => mine(e) && this.emit("member", { member: e.member, joined: false, reason: e.reason })),
       t.listen("presence:join", (e) => {
         if (!mine(e)) return;
         this.present.add(e.userId);

@@ -81,7 +81,7 @@ export function setup() {
   for (let r = 0; r < ROOMS; r++) {
     const members = users.slice(r * ROOM_SIZE, (r + 1) * ROOM_SIZE);
     const sessionId = createSessions(BASE_URL, members[0].token, [`loadtest ${id} chat room ${r}`])[0];
-    for (let m = 1; m < members.length; m++) invites.push({ sessionId, ownerToken: members[0].token, username: members[m].username });
+    for (let m = 1; m < members.length; m++) invites.push({ sessionId, ownerToken: members[0].token, username: members[m].username, memberToken: members[m].token });
     rooms.push({ sessionId, ownerToken: members[0].token, tokens: members.map((u) => u.token) });
   }
   inviteMembers(BASE_URL, invites);

@@ -108,7 +108,7 @@ export function setup() {
     for (let k = 0; k < SESSIONS_PER_CLIENT; k++) {
       const room = rooms[(i + k) % ROOMS];
       sessionIds.push(room.sessionId);
-      invites.push({ sessionId: room.sessionId, ownerToken: room.ownerToken, username: u.username });
+      invites.push({ sessionId: room.sessionId, ownerToken: room.ownerToken, username: u.username, memberToken: u.token });
     }
     return { token: u.token, sessionIds };
   });

@@ -175,6 +175,15 @@ export class AssistantService {
     return { cancelled: true };
   }
 
+  /**
+   * Cancels replies whose session or member is gone, wherever they stream.
+   * Their rows may already be deleted: such a turn ends without a word to
+   * the room (see `stream`).
+   */
+  async cancelReplies(messageIds: readonly number[]): Promise<void> {
+    await Promise.all(messageIds.map((id) => this.d.cancelBus.publish(id)));
+  }
+
   /** Every reply streaming in the session, oldest first, with the text its stream buffer holds so far. */
   async activeStreams(sessionId: string, userId: string): Promise<ActiveStream[]> {
     const replies = await this.d.store.activeReplies(sessionId, userId);
@@ -298,6 +307,9 @@ export class AssistantService {
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
     this.d.metrics?.onTurnEnd(status);
+    // No streaming row was left to complete: the session was deleted (its
+    // members have left the room) or the sweeper already ended the reply and told the room.
+    if (stored === null) return;
     this.d.onReplyStored?.();
     const message = stored ?? { ...reply, content: text, status };
     if (failure) {
@@ -332,15 +344,22 @@ export class AssistantService {
     return { ...(model ? { model } : {}), temperature: config.temperature, maxTokens: config.maxTokens };
   }
 
-  /** The reply's final state must reach the row; PostgreSQL may be briefly away. */
-  private async completeWithRetry(id: number, c: Parameters<PgAssistantStore["complete"]>[1], used: Parameters<PgAssistantStore["complete"]>[2]) {
+  /**
+   * The reply's final state must reach the row; PostgreSQL may be briefly
+   * away. Null: no streaming row to complete; undefined: it could not be stored.
+   */
+  private async completeWithRetry(
+    id: number,
+    c: Parameters<PgAssistantStore["complete"]>[1],
+    used: Parameters<PgAssistantStore["complete"]>[2],
+  ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.d.store.complete(id, c, used);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");
-          return null;
+          return undefined;
         }
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
       }

@@ -29,12 +29,6 @@ export interface MessageStore {
   listSessions(userId: string, limit: number): Promise<Session[]>;
   /** Renames the session when `userId` owns it. */
   renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden">;
-  /** Deletes the session when `userId` owns it. */
-  deleteSession(sessionId: string, userId: string): Promise<"deleted" | "not_found" | "forbidden">;
-  addMember(sessionId: string, ownerId: string, username: string): Promise<
-    { kind: "added"; member: { userId: string; username: string } } | { kind: "not_found" } | { kind: "forbidden" } | { kind: "no_user" }
-  >;
-  removeMember(sessionId: string, ownerId: string, memberId: string): Promise<"removed" | "not_found" | "forbidden">;
   /**
    * Stores a user message with the next seq of its session. Idempotent on
    * (sessionId, clientMessageId); seqs are gap-free under any concurrency.
@@ -48,10 +42,77 @@ export interface MessageStore {
   listMessagesBefore(sessionId: string, userId: string, beforeSeq: number | undefined, limit: number): Promise<Message[]>;
 }
 
+export interface MemberRef {
+  userId: string;
+  username: string;
+}
+
+/** An owner's invitation into a session, pending until the invitee accepts or declines it. */
+export interface Invitation {
+  sessionId: string;
+  sessionTitle: string;
+  inviter: MemberRef;
+  invitee: MemberRef;
+  createdAt: string;
+}
+
+export type InviteResult =
+  | { kind: "invited"; invitation: Invitation }
+  /** Already a member: nothing changed. */
+  | { kind: "member"; member: MemberRef }
+  | { kind: "not_found" }
+  | { kind: "forbidden" }
+  | { kind: "no_user" };
+
+export type AcceptResult = { kind: "accepted"; session: Session; member: MemberRef } | { kind: "not_found" };
+
+export type RemoveResult =
+  /** A membership ended; the removed user's replies still streaming there are listed. */
+  | { kind: "removed"; member: MemberRef; streamingReplyIds: number[] }
+  /** A pending invitation was withdrawn. */
+  | { kind: "revoked" }
+  /** The owner tried to leave their own session. */
+  | { kind: "owner" }
+  | { kind: "forbidden" }
+  | { kind: "not_found" };
+
+export type DeleteResult =
+  | { kind: "deleted"; memberIds: string[]; streamingReplyIds: number[] }
+  | { kind: "forbidden" }
+  | { kind: "not_found" };
+
+/**
+ * Membership by consent. Only the owner invites; an invitation is pending
+ * until its invitee accepts. Any member but the owner may leave; the owner
+ * may remove anyone else and withdraw invitations; only the owner deletes.
+ */
+export interface MembershipStore {
+  invite(sessionId: string, ownerId: string, username: string): Promise<InviteResult>;
+  /** The user's pending invitations, newest first. */
+  invitations(userId: string, limit: number): Promise<Invitation[]>;
+  accept(sessionId: string, userId: string): Promise<AcceptResult>;
+  /** False when there was no such invitation. */
+  decline(sessionId: string, userId: string): Promise<boolean>;
+  /** `actorId` ends `memberId`'s membership (themselves: leaving) or withdraws their invitation. */
+  removeMember(sessionId: string, actorId: string, memberId: string): Promise<RemoveResult>;
+  /** Deletes the session when `userId` owns it, returning who was in it and what was streaming. */
+  deleteSession(sessionId: string, userId: string): Promise<DeleteResult>;
+}
+
+/** What every token check reads of an account (see sql/008_account_state.sql). */
+export interface AccountState {
+  tokenVersion: number;
+  disabled: boolean;
+}
+
 export interface UserStore {
   create(username: string, passwordHash: string): Promise<User | null>;
-  findByUsername(username: string): Promise<(User & { passwordHash: string }) | null>;
+  findByUsername(username: string): Promise<(User & AccountState & { passwordHash: string }) | null>;
   findById(id: string): Promise<User | null>;
+  /** Null when the user does not exist (deleted). */
+  accountState(id: string): Promise<AccountState | null>;
+  /** Raises the token version, revoking every token issued before; null for an unknown or disabled user. */
+  revokeTokens(id: string): Promise<number | null>;
 }
 
 /** Who is in which session: per user, not per socket (three tabs are one presence). */

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { AppError } from "../protocol/errors.js";
 import type { RateLimiter, RateRule } from "./ports.js";
 
-export type LimitName = "message" | "turn" | "connect" | "login";
+export type LimitName = "message" | "turn" | "connect" | "login" | "account";
 
 export interface RateLimitPolicy {
   enabled: boolean;

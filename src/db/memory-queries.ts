@@ -15,6 +15,7 @@ export interface LexicalHit {
   content: string;
   score: number;
   createdAt: Date;
+  authorId: string | null;
 }
 
 /**
@@ -64,11 +65,11 @@ export class PgMemoryQueries {
   ): Promise<LexicalHit[]> {
     if (sessionIds?.length === 0 || limit <= 0) return [];
     // Not a named statement: a generic plan cannot see the query's words, and runs several times slower.
-    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date }>({
+    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date; user_id: string | null }>({
       text: `WITH q AS (
          SELECT nullif(replace(plainto_tsquery('english', $3)::text, '&', '|'), '')::tsquery AS query
        )
-       SELECT m.id, m.session_id, m.role, m.content, ts_rank_cd(m.content_tsv, q.query, 1) AS score, m.created_at
+       SELECT m.id, m.session_id, m.role, m.content, ts_rank_cd(m.content_tsv, q.query, 1) AS score, m.created_at, m.user_id
          FROM chat_messages m, q
         WHERE q.query IS NOT NULL
           AND ($2::uuid[] IS NULL OR m.session_id = ANY($2::uuid[]))
@@ -82,6 +83,6 @@ export class PgMemoryQueries {
         LIMIT $4`,
       values: [userId, sessionIds, query, limit, excludeIds, audienceSessionId ?? null],
     });
-    return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at }));
+    return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at, authorId: r.user_id }));
   }
 }

@@ -8,7 +8,7 @@ import type { InsertResult, MessageStore, NewUserMessage } from "../chat/ports.j
 import type { Message, Session } from "../protocol/types.js";
 import { isDatabaseUnavailable, isUniqueViolation } from "./errors.js";
 import { GroupCommit, type GroupCommitOptions, type Settled } from "./group-commit.js";
-import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession } from "./rows.js";
+import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession, VISIBLE_SESSION } from "./rows.js";
 
 const CREATE_SESSION = `
 WITH s AS (
@@ -33,20 +33,6 @@ SELECT ${SESSION_COLUMNS}, mem.role AS member_role
  ORDER BY s.updated_at DESC, s.id
  LIMIT $2`;
 
-/** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */
-const VISIBLE_SESSION = `visible AS (
-  SELECT s.id, s.owner_id FROM chat_sessions s
-    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
-   WHERE s.id = $1
-)`;
-
-// One statement: the owner check and the delete see the same snapshot.
-const DELETE_SESSION = `
-WITH ${VISIBLE_SESSION}, del AS (
-  DELETE FROM chat_sessions WHERE id IN (SELECT id FROM visible WHERE owner_id = $2) RETURNING id
-)
-SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM del)::int AS deleted`;
-
 // One statement: the owner check and the update see the same snapshot.
 const RENAME_SESSION = `
 WITH ${VISIBLE_SESSION}, upd AS (
@@ -55,30 +41,6 @@ WITH ${VISIBLE_SESSION}, upd AS (
   RETURNING ${SESSION_COLUMNS}
 )
 SELECT (SELECT count(*) FROM visible)::int AS visible, upd.*, 'owner' AS member_role FROM (SELECT 1) one LEFT JOIN upd ON true`;
-
-const ADD_MEMBER = `
-WITH owned AS (
-  SELECT s.id FROM chat_sessions s WHERE s.id = $1 AND s.owner_id = $2
-), visible AS (
-  SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2
-), invitee AS (
-  SELECT id, username FROM users WHERE lower(username) = lower($3)
-), ins AS (
-  INSERT INTO chat_session_members (session_id, user_id, role)
-  SELECT owned.id, invitee.id, 'member' FROM owned, invitee
-  ON CONFLICT (session_id, user_id) DO NOTHING
-)
-SELECT EXISTS (SELECT 1 FROM visible) AS visible, EXISTS (SELECT 1 FROM owned) AS owned,
-       (SELECT id FROM invitee) AS user_id, (SELECT username FROM invitee) AS username`;
-
-const REMOVE_MEMBER = `
-WITH ${VISIBLE_SESSION}, del AS (
-  DELETE FROM chat_session_members
-   WHERE session_id IN (SELECT id FROM visible WHERE owner_id = $2) AND user_id = $3 AND role <> 'owner'
-  RETURNING user_id
-)
-SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM visible WHERE owner_id = $2)::int AS owned,
-       (SELECT count(*) FROM del)::int AS deleted`;
 
 /*
  * The hot path. Sends go through group commit (src/db/group-commit.ts). A
@@ -208,42 +170,11 @@ export class PgMessageStore implements MessageStore {
     return rows.map(toSession);
   }
 
-  async deleteSession(sessionId: string, userId: string): Promise<"deleted" | "not_found" | "forbidden"> {
-    const { rows } = await this.pool.query<{ visible: number; deleted: number }>(DELETE_SESSION, [sessionId, userId]);
-    const r = rows[0]!;
-    if (r.deleted > 0) return "deleted";
-    return r.visible > 0 ? "forbidden" : "not_found";
-  }
-
   async renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden"> {
     const { rows } = await this.pool.query<SessionRow & { visible: number }>(RENAME_SESSION, [sessionId, userId, title]);
     const r = rows[0]!;
     if (r.id) return toSession(r);
     return r.visible > 0 ? "forbidden" : "not_found";
-  }
-
-  async addMember(sessionId: string, ownerId: string, username: string) {
-    const { rows } = await this.pool.query<{ visible: boolean; owned: boolean; user_id: string | null; username: string | null }>(
-      ADD_MEMBER,
-      [sessionId, ownerId, username],
-    );
-    const r = rows[0]!;
-    if (!r.visible) return { kind: "not_found" as const };
-    if (!r.owned) return { kind: "forbidden" as const };
-    if (!r.user_id || !r.username) return { kind: "no_user" as const };
-    return { kind: "added" as const, member: { userId: r.user_id, username: r.username } };
-  }
-
-  async removeMember(sessionId: string, ownerId: string, memberId: string): Promise<"removed" | "not_found" | "forbidden"> {
-    const { rows } = await this.pool.query<{ visible: number; owned: number; deleted: number }>(REMOVE_MEMBER, [
-      sessionId,
-      ownerId,
-      memberId,
-    ]);
-    const r = rows[0]!;
-    if (r.visible === 0) return "not_found";
-    if (r.owned === 0) return "forbidden";
-    return r.deleted > 0 ? "removed" : "not_found";
   }
 
   insertUserMessage(m: NewUserMessage): Promise<InsertResult> {

@@ -50,3 +50,10 @@ export const toSession = (r: SessionRow): Session => ({
   createdAt: r.created_at.toISOString(),
   updatedAt: r.updated_at.toISOString(),
 });
+
+/** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */
+export const VISIBLE_SESSION = `visible AS (
+  SELECT s.id, s.owner_id FROM chat_sessions s
+    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+   WHERE s.id = $1
+)`;

@@ -3,6 +3,8 @@
  * with a size cap, errors as `{error: {code, message}}`.
  */
 import type http from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import type { ZodTypeAny, z } from "zod";
 import { describeZodError, toErrorBody } from "../error-body.js";
@@ -23,6 +25,8 @@ export interface Reply {
   body?: unknown;
   contentType?: string;
   headers?: Record<string, string>;
+  /** A body produced piece by piece (a large download); sent instead of `body`. */
+  stream?: AsyncIterable<string>;
 }
 
 type RouteHandler = (ctx: RequestContext) => Promise<Reply> | Reply;
@@ -154,6 +158,12 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
 
 function send(res: http.ServerResponse, status: number, reply: Reply): void {
   if (res.headersSent || res.destroyed) return;
+  if (reply.stream) {
+    res.writeHead(status, { "content-type": reply.contentType ?? "application/json; charset=utf-8", "cache-control": "no-store", ...reply.headers });
+    // With backpressure; a failure midway aborts the response, so a client never takes a cut-off body for a whole one.
+    pipeline(Readable.from(reply.stream), res).catch(() => res.destroy());
+    return;
+  }
   const isJson = reply.contentType === undefined;
   const payload = reply.body === undefined ? "" : Buffer.isBuffer(reply.body) ? reply.body : isJson ? JSON.stringify(reply.body) : String(reply.body);
   res.writeHead(status, {

@@ -1,7 +1,9 @@
 /** REST routes: thin, like the socket handlers (parse, one domain call, map). */
+import type { AccountService } from "../account/account-service.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
+import { type SessionList, sessionListQuery } from "../chat/session-list.js";
 import { clientAddress } from "./client-address.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
@@ -26,6 +28,8 @@ export interface RouteDeps {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   rateLimits: RateLimits;
+  account: AccountService;
+  sessionList: SessionList;
   trustProxy: boolean;
   isDraining(): boolean;
 }
@@ -59,7 +63,29 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
     })
     .add("GET", "/api/sessions", async (ctx) => {
       const user = await requireUser(ctx, auth);
-      return { body: { sessions: await chat.listSessions(user) } };
+      const q = parseWith(sessionListQuery, Object.fromEntries(ctx.query));
+      return { body: await deps.sessionList.page(user, q) };
+    })
+    .add("POST", "/api/auth/logout-all", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      await deps.rateLimits.check("account", user.id);
+      await deps.account.logoutAll(user);
+      return { status: 204 };
+    })
+    .add("DELETE", "/api/me", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      await deps.rateLimits.check("account", user.id);
+      const outcome = await deps.account.deleteAccount(user);
+      // 202: the account is locked and its data is still being deleted in the background.
+      return outcome === "deleted" ? { status: 204 } : { status: 202, body: { status: "deleting" } };
+    })
+    .add("GET", "/api/me/export", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      await deps.rateLimits.check("account", user.id);
+      return {
+        stream: await deps.account.exportData(user),
+        headers: { "content-disposition": `attachment; filename="memchat-export-${user.id}.json"` },
+      };
     })
     .add("PATCH", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, auth);
@@ -88,6 +114,18 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       const user = await requireUser(ctx, auth);
       await chat.removeMember(user, sessionIdParam(ctx), parseWith(uuid, ctx.params.userId));
       return { status: 204 };
+    })
+    .add("GET", "/api/invitations", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: { invitations: await chat.invitations(user) } };
+    })
+    .add("POST", "/api/invitations/:id/accept", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await chat.acceptInvitation({ user, connectionId: "rest" }, sessionIdParam(ctx)) };
+    })
+    .add("POST", "/api/invitations/:id/decline", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await chat.declineInvitation(user, sessionIdParam(ctx)) };
     })
     .add("GET", "/api/memory/search", async (ctx) => {
       const user = await requireUser(ctx, auth);

@@ -20,6 +20,8 @@ export interface MemoryHit {
   content: string;
   /** Which retriever(s) found it. */
   source: "vector" | "lexical" | "hybrid";
+  /** Who wrote it (for a reply: whose turn it was), when the retriever knows; null for a deleted user. */
+  authorId?: string | null;
 }
 
 export interface MemoryQuery {

@@ -82,6 +82,13 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
       })
       .strict(),
     inviteBody: z.object({ username }).strict(),
+    "invitation:list": z.object({}).strict(),
+    "invitation:accept": z.object({ sessionId: uuid }).strict(),
+    "invitation:decline": z.object({ sessionId: uuid }).strict(),
+    /** Ends the caller's own membership (the owner cannot leave: they delete). */
+    "member:leave": z.object({ sessionId: uuid }).strict(),
+    /** Owner only: ends another member's membership, or withdraws their pending invitation. */
+    "member:remove": z.object({ sessionId: uuid, userId: uuid }).strict(),
   } as const;
 }
 

@@ -28,6 +28,14 @@ export interface Session {
   updatedAt: string;
 }
 
+/** A session as GET /api/sessions lists it. */
+export interface SessionSummary extends Session {
+  /** Rows in the session, assistant replies included. */
+  messageCount: number;
+  lastMessageAt: string | null;
+  archived: boolean;
+}
+
 export interface User {
   id: string;
   username: string;

@@ -11,11 +11,20 @@ import { clientAddress } from "../http/client-address.js";
 import type { RoomEvents } from "../chat/room-events.js";
 import type { Config } from "../config.js";
 import type { Metrics } from "../http/metrics.js";
-import { type ClientToServerEvents, roomOf, ROOM_PREFIX, type ServerToClientEvents, type SocketData } from "../protocol/events.js";
+import {
+  type ClientToServerEvents,
+  type InterServerEvents,
+  roomOf,
+  ROOM_PREFIX,
+  type ServerToClientEvents,
+  type SocketData,
+} from "../protocol/events.js";
 import type { ProtocolSchemas } from "../protocol/schemas.js";
 import { type HandlerDeps, type InFlight, on } from "./handlers.js";
+import type { SocketMemberEvents } from "./member-events.js";
+import { userRoom, userVersionRoom } from "./user-rooms.js";
 
-export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 export interface SocketServerDeps {
   config: Config;
@@ -28,6 +37,7 @@ export interface SocketServerDeps {
   memory: MemoryService;
   schemas: ProtocolSchemas;
   rateLimits: RateLimits;
+  members: SocketMemberEvents;
 }
 
 const KNOWN_EVENTS = new Set<string>([
@@ -36,6 +46,11 @@ const KNOWN_EVENTS = new Set<string>([
   "session:leave",
   "session:rename",
   "session:invite",
+  "invitation:list",
+  "invitation:accept",
+  "invitation:decline",
+  "member:leave",
+  "member:remove",
   "message:send",
   "message:history",
   "typing",
@@ -73,7 +88,8 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
   nsp.use(async (socket, next) => {
     try {
       await deps.rateLimits.check("connect", clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], deps.config.trustProxy));
-      const user = await auth.authenticate(socket.handshake.auth?.token);
+      const claims = await auth.authenticateClaims(socket.handshake.auth?.token);
+      const user = claims?.user;
       if (!user) {
         metrics.authFailures.inc();
         const err = new Error("UNAUTHENTICATED") as Error & { data?: unknown };
@@ -81,6 +97,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
         return next(err);
       }
       socket.data.user = user;
+      socket.data.tokenVersion = claims.tokenVersion;
       next();
     } catch (err) {
       if (err instanceof AppError) {
@@ -93,6 +110,10 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     }
   });
 
+  deps.members.bind(async (socket, sessionId) => {
+    await chat.leaveSession({ user: socket.data.user, connectionId: socket.id }, sessionId, () => socket.leave(roomOf(sessionId)));
+  });
+
   nsp.on("connection", (socket) => {
     const user = socket.data.user;
     const slog = log.child({ socketId: socket.id, userId: user.id });
@@ -100,15 +121,33 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     const actor = { user, connectionId: socket.id };
     metrics.socketsConnected.inc();
     slog.debug("socket connected");
+    // Invitations, evictions, logout-all and account deletion reach this connection from any node.
+    void socket.join([userRoom(user.id), userVersionRoom(user.id, socket.data.tokenVersion ?? 0)]);
+    chat
+      .invitations(user)
+      .then((invitations) => {
+        if (invitations.length > 0) socket.emit("session:invitations", { invitations });
+      })
+      .catch((err) => slog.warn({ err: (err as Error).message }, "could not list pending invitations"));
 
     on(socket, "session:create", schemas["session:create"], h, (input) => chat.createSession(actor, input));
     on(socket, "session:join", schemas["session:join"], h, (input) =>
-      chat.joinSession(actor, input, () => socket.join(roomOf(input.sessionId))),
+      chat.joinSession(
+        actor,
+        input,
+        () => socket.join(roomOf(input.sessionId)),
+        () => socket.leave(roomOf(input.sessionId)),
+      ),
     );
     on(socket, "session:leave", schemas["session:leave"], h, (input) =>
       chat.leaveSession(actor, input.sessionId, () => socket.leave(roomOf(input.sessionId))),
     );
     on(socket, "session:invite", schemas["session:invite"], h, (input) => chat.invite(actor, input));
+    on(socket, "invitation:list", schemas["invitation:list"], h, async () => ({ invitations: await chat.invitations(user) }));
+    on(socket, "invitation:accept", schemas["invitation:accept"], h, (input) => chat.acceptInvitation(actor, input.sessionId));
+    on(socket, "invitation:decline", schemas["invitation:decline"], h, (input) => chat.declineInvitation(user, input.sessionId));
+    on(socket, "member:leave", schemas["member:leave"], h, async (input) => ({ left: (await chat.removeMember(user, input.sessionId, user.id)).removed }));
+    on(socket, "member:remove", schemas["member:remove"], h, (input) => chat.removeMember(user, input.sessionId, input.userId));
     on(socket, "session:rename", schemas["session:rename"], h, (input) => chat.renameSession(actor, input));
     on(socket, "message:send", schemas["message:send"], h, async (input) => {
       const { message, duplicate } = await chat.sendMessage(actor, input);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { call, connect, ok, register, type TestUser } from "../support/client.js";
+import { addMember, call, connect, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
@@ -173,7 +173,7 @@ describe("memory in a shared session", () => {
     const { session: privateA } = await ok(sa, "session:create", { assistant: false });
     await ok(sa, "message:send", { sessionId: privateA.id, clientMessageId: "pin", content: "My bank PIN is 8812 keep it secret" });
     const { session: shared } = await ok(sa, "session:create", { title: "team" });
-    await ok(sa, "session:invite", { sessionId: shared.id, username: b.user.username });
+    await addMember(server.url, sa, shared.id, b);
     await ok(sa, "message:send", { sessionId: shared.id, clientMessageId: "team", content: "Team offsite is in Porto next month", assistant: false });
     await ok(sa, "session:join", { sessionId: shared.id });
     llm.enqueue({ tokens: ["no"] });

@@ -115,10 +115,15 @@ describe("two clients", () => {
     const a = await client(alice);
     const b = await client(bob);
     const sa = await a.createSession({ title: "two clients", assistant: false });
-    await sa.invite(bob.user.username);
+    const invited = next(b, "invitation");
+    expect(await sa.invite(bob.user.username)).toMatchObject({ pending: true, member: { userId: bob.user.id } });
+    expect(await invited).toMatchObject({ sessionId: sa.id, inviter: { userId: alice.user.id } });
+    expect((await b.invitations()).map((i) => i.sessionId)).toEqual([sa.id]);
 
+    const bobMember = next(sa, "member", (m) => m.joined);
     const bobHere = next(sa, "presence", (p) => p.userId === bob.user.id && p.present);
-    const sb = await b.join(sa.id);
+    const sb = await b.acceptInvitation(sa.id);
+    expect((await bobMember).member.userId).toBe(bob.user.id);
     expect((await bobHere).username).toBe(bob.user.username);
     expect(sa.present.has(bob.user.id)).toBe(true);
     expect(sb.present).toEqual(new Set([alice.user.id, bob.user.id]));
@@ -143,6 +148,14 @@ describe("two clients", () => {
     await sb.leave();
     await bobGone;
     expect(sa.present.has(bob.user.id)).toBe(false);
+
+    // Removed by the owner: bob's handle (joined again) closes with FORBIDDEN, and he cannot come back.
+    const again = await b.join(sa.id);
+    const lost = next(again, "lost");
+    expect(await sa.removeMember(bob.user.id)).toBe(true);
+    expect((await lost).code).toBe("FORBIDDEN");
+    await expect(again.send("still here?")).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(b.join(sa.id)).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
   it("an outsider cannot join, and the handle reports why", async () => {

@@ -79,3 +79,11 @@ export async function api(baseUrl: string, path: string, init: { method?: string
   }
   return { status: res.status, body: json, headers: res.headers };
 }
+
+/** Makes `member` a member the way users do: the owner invites over the socket, the member accepts over REST. */
+export async function addMember(baseUrl: string, owner: Socket, sessionId: string, member: TestUser): Promise<void> {
+  const r = await ok(owner, "session:invite", { sessionId, username: member.user.username });
+  if (!r.pending) return;
+  const accepted = await api(baseUrl, `/api/invitations/${sessionId}/accept`, { method: "POST", token: member.token });
+  if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+}

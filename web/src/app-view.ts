@@ -4,10 +4,12 @@
  * conversation.
  */
 import { api, type Auth, lastSession, RequestError, rememberSession } from "./api.js";
+import { accountMenu } from "./account-menu.js";
 import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
+import { InvitationsPanel } from "./invitations.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
 
@@ -32,6 +34,11 @@ export class ChatApp {
   private readonly searchResults: HTMLDivElement;
   private readonly newTitle: HTMLInputElement;
   private listLoaded = false;
+  /** Where the next page of the session list starts; null when everything is loaded. */
+  private nextCursor: string | null = null;
+  private pagedBeyondFirst = false;
+  private loadingMore = false;
+  private readonly moreObserver: IntersectionObserver;
 
   constructor(
     private readonly auth: Auth,
@@ -80,6 +87,7 @@ export class ChatApp {
         { class: "user" },
         h("span", { class: "avatar", "aria-hidden": "true" }, auth.user.username.slice(0, 1).toUpperCase()),
         h("span", { class: "username", "data-testid": "username" }, auth.user.username),
+        accountMenu(auth, { signOut: (notice) => this.signOut(notice), toast: (m) => this.toast(m) }),
         h(
           "button",
           { type: "button", class: "btn btn-ghost icon-only", "aria-label": "Log out", title: "Log out", onclick: () => this.signOut() },
@@ -107,6 +115,13 @@ export class ChatApp {
       h("div", { class: "search-row" }, query, h("button", { type: "submit", class: "btn btn-ghost icon-only", "aria-label": "Search" }, icon("search"))),
     );
 
+    const invitations = new InvitationsPanel(this.conn, {
+      joined: (session) => {
+        this.sessions = [session, ...this.sessions.filter((s) => s.id !== session.id)];
+        this.open(session);
+      },
+      toast: (m) => this.toast(m),
+    });
     this.sidebar = h(
       "aside",
       { id: "sidebar", class: "sidebar", "aria-label": "Sessions and memory search" },
@@ -117,6 +132,7 @@ export class ChatApp {
         newForm,
         this.sessionList,
       ),
+      invitations.el,
       h("section", { class: "memory", "aria-labelledby": "memory-heading" }, h("h2", { id: "memory-heading", class: "section-title" }, "Memory"), searchForm, this.searchResults),
     );
     this.backdrop = h("div", { class: "backdrop", hidden: true, onclick: () => this.setDrawer(false) });
@@ -141,6 +157,20 @@ export class ChatApp {
     window.addEventListener("focus", this.onWindowFocus);
     // Another tab or the owner renamed a session this tab shows.
     this.conn.on("session:updated", (e) => this.retitle(e.sessionId, e.title, e.updatedAt));
+    // This user left, was removed, or the session was deleted (by this tab, another, or the owner).
+    this.conn.on("session:removed", (e) => {
+      const known = this.sessions.some((s) => s.id === e.sessionId);
+      if (known && e.reason !== "left") {
+        const title = this.sessions.find((s) => s.id === e.sessionId)?.title || "Untitled session";
+        this.toast(e.reason === "deleted" ? `“${title}” was deleted by its owner.` : `You were removed from “${title}”.`);
+      }
+      if (known) this.removeSession(e.sessionId);
+    });
+    // The end of the session list scrolled into view: load the next page.
+    this.moreObserver = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && void this.loadMore(), {
+      root: this.sidebar,
+      rootMargin: "200px",
+    });
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -148,6 +178,7 @@ export class ChatApp {
 
   dispose(): void {
     this.conversation?.dispose();
+    this.moreObserver.disconnect();
     this.conn.close();
     NARROW.removeEventListener("change", this.onWidthChange);
     window.removeEventListener("focus", this.onWindowFocus);
@@ -165,7 +196,11 @@ export class ChatApp {
 
   private async refreshSessions(): Promise<void> {
     try {
-      this.sessions = await api.listSessions(this.auth.token);
+      const page = await api.listSessions(this.auth.token);
+      // Pages loaded further down stay; the first page brings what changed at the top.
+      const fresh = new Set(page.sessions.map((s) => s.id));
+      this.sessions = [...page.sessions, ...(this.pagedBeyondFirst ? this.sessions.filter((s) => !fresh.has(s.id)) : [])];
+      if (!this.pagedBeyondFirst) this.nextCursor = page.nextCursor;
       this.listLoaded = true;
       this.renderSessions();
     } catch (err) {
@@ -175,6 +210,24 @@ export class ChatApp {
       }
       this.toast(`Could not load your sessions: ${describe(err)}`);
     }
+  }
+
+  private async loadMore(): Promise<void> {
+    if (!this.nextCursor || this.loadingMore) return;
+    this.loadingMore = true;
+    try {
+      const page = await api.listSessions(this.auth.token, this.nextCursor);
+      const have = new Set(this.sessions.map((s) => s.id));
+      this.sessions = [...this.sessions, ...page.sessions.filter((s) => !have.has(s.id))];
+      this.nextCursor = page.nextCursor;
+      this.pagedBeyondFirst = true;
+    } catch (err) {
+      this.toast(`Could not load more sessions: ${describe(err)}`);
+      return;
+    } finally {
+      this.loadingMore = false;
+    }
+    this.renderSessions();
   }
 
   private async createSession(): Promise<void> {
@@ -197,6 +250,19 @@ export class ChatApp {
     } catch (err) {
       if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
         this.toast(`Could not delete the session: ${describe(err)}`);
+        return;
+      }
+    }
+    this.removeSession(s.id);
+  }
+
+  private async leaveSession(s: Session): Promise<void> {
+    if (!window.confirm(`Leave “${s.title || "Untitled session"}”? You will need a new invitation to come back.`)) return;
+    try {
+      await this.conn.call("member:leave", { sessionId: s.id });
+    } catch (err) {
+      if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
+        this.toast(`Could not leave the session: ${describe(err)}`);
         return;
       }
     }
@@ -364,8 +430,15 @@ export class ChatApp {
           ),
           s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
           s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
+          s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),
       );
+    }
+    this.moreObserver.disconnect();
+    if (this.nextCursor) {
+      const more = h("li", { class: "muted more", "data-testid": "sessions-more" }, "Loading more…");
+      append(this.sessionList, more);
+      this.moreObserver.observe(more);
     }
   }
 
@@ -426,12 +499,12 @@ export class ChatApp {
 
   private readonly onWidthChange = () => this.setDrawer(false);
 
-  /** Invitations have no event yet: coming back to the tab is a good moment to look. */
+  /** Another tab may have joined or left sessions: coming back to this one is a good moment to look. */
   private readonly onWindowFocus = () => void this.refreshSessions();
 }
 
-/** An owner-only button on a session in the list: `Rename session <title>`, `Delete session <title>`. */
-function ownerAction(verb: "Rename" | "Delete", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
+/** A button on a session in the list: `Rename session <title>`, `Delete session <title>` (owner), `Leave session <title>` (member). */
+function ownerAction(verb: "Rename" | "Delete" | "Leave", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
   return h(
     "button",
     { type: "button", class: `btn btn-ghost icon-only session-${verb.toLowerCase()}`, "aria-label": `${verb} session ${sessionTitle}`, title: `${verb} session`, onclick },

@@ -14,11 +14,13 @@ export type {
   EventName,
   Events,
   HistoryResult,
+  InvitationPayload,
   MemoryHit,
   Message,
   MessageStatus,
   PresenceEntry,
   Session,
+  SessionSummary,
   User,
 } from "@memchat/client";
 
