@@ -297,6 +297,33 @@ describe("web client", () => {
     expect((await storedMessages(token, sessionId)).map((m) => m.seq)).toEqual([1, 2, 3]);
   });
 
+  it("keeps a message typed offline when the tab is closed, and sends it once when the app is opened again", async () => {
+    const page = await newPage();
+    await signUp(page, server.url, uniqueName("web"));
+    await createSessionInUi(page, "Closed while offline");
+    await assistantOff(page);
+    const token = await storedToken(page);
+    const sessionId = await openSessionId(page);
+    const context = page.context();
+
+    await context.setOffline(true);
+    await eventually(async () => expect(await page.getByTestId("connection").getAttribute("data-state")).not.toBe("online"));
+    await sendInUi(page, "typed, then the tab closed");
+    await page.getByTestId("pending-message").filter({ hasText: "Waiting for connection" }).waitFor();
+    await page.close();
+    expect(await storedMessages(token, sessionId)).toEqual([]);
+
+    await context.setOffline(false);
+    const again = await context.newPage();
+    again.on("pageerror", (err) => pageErrors.push(err.message));
+    await again.goto(server.url);
+    await eventually(async () => {
+      expect((await shownMessages(again)).map((m) => [m.text, m.status])).toEqual([["typed, then the tab closed", "complete"]]);
+      expect(await again.getByTestId("pending-message").count()).toBe(0);
+    });
+    expect((await storedMessages(token, sessionId)).map((m) => m.content)).toEqual(["typed, then the tab closed"]);
+  });
+
   it("never shows one user's sessions or memories to another", async () => {
     const alice = await newPage();
     const bob = await newPage();

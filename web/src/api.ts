@@ -1,17 +1,12 @@
 /** REST calls (DESIGN.md section 5) and where the signed-in user is kept. */
+import { MemchatError as RequestError } from "@memchat/client";
 import type { ErrorBody, SessionSummary, User } from "./protocol.js";
 
-/** A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side. */
-export class RequestError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "RequestError";
-  }
-}
+/**
+ * A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side.
+ * The client library's error, so REST and socket failures are told apart by code alone.
+ */
+export { RequestError };
 
 export interface Auth {
   token: string;
