@@ -50,6 +50,8 @@ const env = () => ({
   SHUTDOWN_TIMEOUT_MS: "2000",
   // The history test seeds pages of messages faster than a person types.
   RATE_MESSAGE_BURST: "1000",
+  // The session list test seeds more sessions than a burst of session changes allows.
+  RATE_SESSION_BURST: "1000",
 });
 
 async function start(): Promise<ServerProcess> {
