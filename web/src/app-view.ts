@@ -195,11 +195,14 @@ export class ChatApp {
   // ---- sessions ----------------------------------------------------------------
 
   private async refreshSessions(): Promise<void> {
+    const known = new Set(this.sessions.map((s) => s.id));
     try {
       const page = await api.listSessions(this.auth.token);
       // Pages loaded further down stay; the first page brings what changed at the top.
       const fresh = new Set(page.sessions.map((s) => s.id));
-      this.sessions = [...page.sessions, ...(this.pagedBeyondFirst ? this.sessions.filter((s) => !fresh.has(s.id)) : [])];
+      // Sessions this tab created or joined while the page was on its way may be missing from it: they stay, on top.
+      const addedMeanwhile = this.sessions.filter((s) => !known.has(s.id) && !fresh.has(s.id));
+      this.sessions = [...addedMeanwhile, ...page.sessions, ...(this.pagedBeyondFirst ? this.sessions.filter((s) => !fresh.has(s.id) && known.has(s.id)) : [])];
       if (!this.pagedBeyondFirst) this.nextCursor = page.nextCursor;
       this.listLoaded = true;
       this.renderSessions();
