@@ -1,6 +1,8 @@
 /**
  * Memory search: vector, lexical, or both fused. Scope is always the
- * caller's membership: one session they belong to, or all of them. Vector
+ * caller's membership: one session they belong to, or all of them, and
+ * outside the session the search is in, only what the caller wrote or was
+ * answered in (the memory scoping rule, README "Memory"). Vector
  * searches run per tenant (session owner) with both the tenant and the
  * session filter, so a store query can never reach another user's points.
  */
@@ -8,6 +10,7 @@ import type { Logger } from "pino";
 import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
 import { AppError } from "../protocol/errors.js";
 import { reciprocalRankFusion } from "./fusion.js";
+import { relatedWords, timeWindow } from "./query-terms.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
 
 export type RetrievalMode = "hybrid" | "vector" | "lexical";
@@ -37,6 +40,13 @@ export interface MemoryQuery {
    * session): only sessions all of them may read are searched.
    */
   audienceSessionId?: string;
+  /**
+   * The session the turn is in (the assistant's context builder). With
+   * `sessionId` given, that session is the home. The memory scoping rule:
+   * in the home session, any message the user may read; in their other
+   * sessions, only what they wrote or were answered in.
+   */
+  homeSessionId?: string;
 }
 
 export interface MemoryDeps {
@@ -59,7 +69,16 @@ export class MemoryService {
     const depth = Math.max(q.limit * 3, 20);
     const wantVector = mode !== "lexical";
     const wantLexical = mode !== "vector";
-    const lexicalScope = q.sessionId ? [q.sessionId] : null; // the SQL checks membership itself
+    const lexical0 = {
+      userId: q.userId,
+      sessionIds: q.sessionId ? [q.sessionId] : null, // the SQL checks membership itself
+      query: q.query,
+      excludeIds: exclude,
+      audienceSessionId: q.audienceSessionId,
+      homeSessionId: q.sessionId ?? q.homeSessionId,
+      related: relatedWords(q.query),
+      window: timeWindow(q.query, new Date()),
+    };
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
     const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     // The query's embedding needs no scope either: it is computed while the scopes are read.
@@ -67,12 +86,12 @@ export class MemoryService {
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
-      wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude, q.audienceSessionId) : Promise.resolve(null),
+      wantLexical ? this.d.queries.search({ ...lexical0, limit: depth }) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude, q.audienceSessionId));
+      const lex = lexical ?? (await this.d.queries.search({ ...lexical0, limit: q.limit }));
       return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));
@@ -108,9 +127,11 @@ export class MemoryService {
       const byTenant = new Map<string, string[]>();
       for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);
       const skip = new Set(exclude);
+      const home = q.sessionId ?? q.homeSessionId;
+      const authorScope = { authorId: q.userId, anyAuthorSessionIds: home ? [home] : [] };
       const min = q.minSimilarity ?? this.d.defaultMinSimilarity;
       const lists = await Promise.all(
-        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds }, depth + skip.size)),
+        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds, authorScope }, depth + skip.size)),
       );
       return lists
         .flat()
