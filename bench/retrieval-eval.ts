@@ -36,6 +36,9 @@ const arg = (name: string, dflt: string) => {
 const embedders = arg("embedders", "hash,minilm-shape").split(",");
 const serverRoot = arg("server-root", "");
 const jsonOut = arg("json", "");
+/** Also write each question's 30 best lexical and vector hits with scores (for studying fusion). */
+const dumpOut = arg("dump", "");
+const dump: Record<string, { q: string; category: string; keys: string[]; lexical: [string, number][]; vector: [string, number][] }[]> = {};
 const data = JSON.parse(await readFile(fileURLToPath(new URL("./data/memory-eval.json", import.meta.url)), "utf8")) as MemoryEval;
 const CATEGORIES: Category[] = ["single", "distractor", "paraphrase", "multihop", "temporal"];
 const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
@@ -159,6 +162,14 @@ for (const embedder of embedders) {
       }
       rows.push({ embedder, mode, byCategory: score((q) => results.get(q.q)!) });
     }
+    if (dumpOut) {
+      dump[embedder] = [];
+      for (const q of questions) {
+        const legs = await Promise.all((["lexical", "vector"] as const).map((mode) => ok(socket, "memory:search", { query: q.q, mode, limit: 30 })));
+        const pairs = (r: { hits: { messageId: number; score: number }[] }) => r.hits.map((h) => [keyOf.get(h.messageId) ?? "?", h.score] as [string, number]);
+        dump[embedder].push({ q: q.q, category: q.category, keys: q.keys, lexical: pairs(legs[0]), vector: pairs(legs[1]) });
+      }
+    }
     socket.close();
   } finally {
     await server.stop();
@@ -174,3 +185,4 @@ const cell = (s: Scores | undefined) => (s ? `${s.r5.toFixed(2)} / ${s.r10.toFix
 console.log("recall@5 / recall@10 / MRR@10\n");
 console.log(table(["embedder", "mode", "all", ...CATEGORIES], rows.map((r) => [r.embedder, r.mode, cell(r.byCategory.all), ...CATEGORIES.map((c) => cell(r.byCategory[c]))])));
 if (jsonOut) await writeFile(jsonOut, JSON.stringify(rows, null, 2));
+if (dumpOut) await writeFile(dumpOut, JSON.stringify(dump));
