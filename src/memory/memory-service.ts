@@ -7,11 +7,14 @@
  * session filter, so a store query can never reach another user's points.
  */
 import type { Logger } from "pino";
-import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import type { LexicalHit, LexicalSearch, PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
 import { AppError } from "../protocol/errors.js";
-import { reciprocalRankFusion } from "./fusion.js";
-import { relatedWords, timeWindow } from "./query-terms.js";
+import { marginFusion } from "./fusion.js";
+import { hopWords, relatedWords, timeWindow } from "./query-terms.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
+
+/** How many of the first lexical hits lend their names to the second hop. */
+const HOP_FROM = 2;
 
 export type RetrievalMode = "hybrid" | "vector" | "lexical";
 
@@ -86,12 +89,12 @@ export class MemoryService {
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
-      wantLexical ? this.d.queries.search({ ...lexical0, limit: depth }) : Promise.resolve(null),
+      wantLexical ? this.lexicalSearch(lexical0, depth) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.d.queries.search({ ...lexical0, limit: q.limit }));
+      const lex = lexical ?? (await this.lexicalSearch(lexical0, q.limit));
       return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));
@@ -99,11 +102,24 @@ export class MemoryService {
     if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false };
     const vectorIds = new Set(vector.map((h) => h.messageId));
     const lexIds = new Set(lexHits.map((h) => h.messageId));
-    const fused = reciprocalRankFusion<MemoryHit>([vector, lexHits], q.limit).map((h) => ({
+    const fused = marginFusion<MemoryHit>(lexHits, vector, q.limit).map((h) => ({
       ...h,
       source: vectorIds.has(h.messageId) && lexIds.has(h.messageId) ? ("hybrid" as const) : h.source,
     }));
     return { hits: fused, mode, degraded: false };
+  }
+
+  /**
+   * The lexical leg, in two hops: the names and codes of the two best hits
+   * (hopWords) join the related words of a second search, so a question
+   * about "the city where my niece lives" also reaches what was said about
+   * that city. Without such words the first search stands.
+   */
+  private async lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
+    const first = await this.d.queries.search({ ...s, limit });
+    const hop = hopWords(s.query, first.slice(0, HOP_FROM));
+    if (hop.length === 0) return first;
+    return this.d.queries.search({ ...s, limit, related: `${s.related ?? ""} ${hop}` });
   }
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */
