@@ -30,6 +30,12 @@ const AUDIENCE_CAN_READ = (sessionExpr: string, param: string) => `(${param}::uu
 
 /** Weight of a related word (query-terms.ts) against a word of the question itself. */
 const RELATED_WEIGHT = 0.4;
+/**
+ * How much of a message's score depends on the share of the question's
+ * weight (its terms' IDF) it holds: a message repeating two common words of
+ * the question does not outrank the one holding its rare word and a common one.
+ */
+const COVERAGE_WEIGHT = 0.5;
 /** Score factor for a message inside the time window a question names. */
 const TIME_BOOST = 2;
 
@@ -73,7 +79,8 @@ export class PgMemoryQueries {
    * Candidates are the messages in scope holding any query term (GIN index);
    * each term's document frequency is counted over those candidates, which
    * makes it exact for the scope, and the scope's message count and average
-   * length come from lexical_doc_stats (sql/009). Related words (see
+   * length come from lexical_doc_stats (sql/009). The BM25 score is scaled
+   * by how much of the question's IDF weight the message covers. Related words (see
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
    *
@@ -119,15 +126,18 @@ export class PgMemoryQueries {
           WHERE u.lexeme IN (SELECT lexeme FROM terms)
        ), df AS (
          SELECT lexeme, count(*)::float8 AS df FROM tf GROUP BY lexeme
+       ), idf AS (
+         SELECT df.lexeme, terms.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi
+           FROM df JOIN terms USING (lexeme) CROSS JOIN stats s
        ), scored AS (
          SELECT tf.id,
-                sum(terms.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5))
-                    * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl))) AS score
-           FROM tf JOIN df USING (lexeme) JOIN terms USING (lexeme) CROSS JOIN stats s
+                sum(idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl))) AS bm25,
+                sum(idf.wi) / (SELECT sum(wi) FROM idf) AS coverage
+           FROM tf JOIN idf USING (lexeme) CROSS JOIN stats s
           GROUP BY tf.id
        )
        SELECT c.id, c.session_id, c.role, c.content, c.created_at,
-              sc.score * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
+              sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * sc.coverage) * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
          FROM scored sc JOIN cand c USING (id)
         WHERE NOT (c.id = ANY($5::bigint[]))
         ORDER BY score DESC, c.id DESC
