@@ -238,9 +238,11 @@ for (let i = 0; i < 20; i++) {
   const b = plant(`Apparently ${c} hosts a famous ${fest} every summer.`);
   ask("multihop", `What happens every summer in the city where my ${rel} ${n} lives?`, a, b);
 }
+// One person per role, so each question has one answer.
+const ROLES = pool(["manager", "landlord", "accountant", "dentist", "mentor", "physio", "driving instructor", "piano teacher", "lawyer", "vet", "tutor", "plumber", "estate agent", "personal trainer", "bank adviser", "tax adviser", "editor", "football coach", "architect", "notary"]);
 for (let i = 0; i < 20; i++) {
   const n = NAMES(), proj = pick(["budget", "migration", "hiring", "audit", "launch", "pricing", "security"]), code = CODES();
-  const role = pick(["manager", "landlord", "accountant", "dentist", "mentor"]);
+  const role = ROLES();
   const a = plant(`My new ${role} is ${n}, seems nice so far.`);
   const b = plant(`${n} wants the ${proj} paperwork by Friday, reference ${code}.`);
   ask("multihop", `What paperwork does my ${role} want and what is its reference?`, a, b);
