@@ -275,7 +275,8 @@ for (const [topic, lines] of TOPICS) {
 }
 for (let i = 0; i < 40; i++) {
   const [topic] = TOPICS[i % TOPICS.length]!;
-  const m = (i * 5 + Math.floor(i / TOPICS.length)) % 12;
+  // Month 0 is not asked about: its name is also the current month's, which "in <month>" means.
+  const m = 1 + ((i * 5 + Math.floor(i / TOPICS.length)) % 11);
   const form = pick([`What did I say about the ${topic} in {month:${m}}?`, `How was the ${topic} going in {month:${m}}?`, `What happened with the ${topic} back in {month:${m}}?`]);
   ask("temporal", form, ...temporalByTopic.get(topic)![m]!);
 }

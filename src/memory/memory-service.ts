@@ -113,13 +113,18 @@ export class MemoryService {
    * The lexical leg, in two hops: the names and codes of the two best hits
    * (hopWords) join the related words of a second search, so a question
    * about "the city where my niece lives" also reaches what was said about
-   * that city. Without such words the first search stands.
+   * that city. The two hits keep their places at the top. Without such
+   * words the first search stands.
    */
   private async lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
     const first = await this.d.queries.search({ ...s, limit });
-    const hop = hopWords(s.query, first.slice(0, HOP_FROM));
+    const anchors = first.slice(0, HOP_FROM);
+    const hop = hopWords(s.query, anchors);
     if (hop.length === 0) return first;
-    return this.d.queries.search({ ...s, limit, related: `${s.related ?? ""} ${hop}` });
+    const second = await this.d.queries.search({ ...s, limit, related: `${s.related ?? ""} ${hop}` });
+    // The hits the names came from stay first: the second search ranks what they lead to.
+    const kept = new Set(anchors.map((h) => h.messageId));
+    return [...anchors, ...second.filter((h) => !kept.has(h.messageId))].slice(0, limit);
   }
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */
