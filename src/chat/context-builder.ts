@@ -63,6 +63,8 @@ export class ContextBuilder {
             ...(input.excludeIds ? { excludeIds: input.excludeIds } : {}),
             // Everyone in this session will read the reply: never draw on a session one of them cannot read.
             audienceSessionId: input.sessionId,
+            // Other members' text is memory only here, in the session they share with the user.
+            homeSessionId: input.sessionId,
           })
         : Promise.resolve({ hits: [] as MemoryHit[] }),
     ]);

@@ -6,7 +6,7 @@ import type { ChatService } from "../chat/chat-service.js";
 import type { LimitName, RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
 import { clientAddress } from "./client-address.js";
-import type { MemoryService } from "../memory/memory-service.js";
+import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
 import * as out from "../protocol/output-schemas.js";
@@ -246,7 +246,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       const user = await requireUser(ctx, "search");
       const q = parseWith(schemas.memoryQuery, Object.fromEntries(ctx.query));
       const r = await memory.search({ userId: user.id, query: q.q, sessionId: q.sessionId, limit: q.limit ?? 10, mode: q.mode });
-      return { body: { hits: r.hits, mode: r.mode, degraded: r.degraded } };
+      return { body: { hits: r.hits.map(publicHit), mode: r.mode, degraded: r.degraded } };
     }, {
       summary: "Search the caller's earlier messages (vector, lexical or hybrid)",
       tag: "memory",

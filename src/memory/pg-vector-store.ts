@@ -44,14 +44,15 @@ export class PgVectorStore implements VectorStore {
       });
       await this.pool.query({
         name: "vector_upsert",
-        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding)
+        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, author_id)
          SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts,
-                substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int)
-           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY
-             AS u(point_id, message_id, session_id, user_id, role, content, ts, i)
+                substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int), u.author_id
+           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $11::uuid[]) WITH ORDINALITY
+             AS u(point_id, message_id, session_id, user_id, role, content, ts, author_id, i)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
-           role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding`,
+           role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding,
+           author_id = EXCLUDED.author_id`,
         values: [
           this.collection,
           batch.map((p) => p.id),
@@ -63,6 +64,7 @@ export class PgVectorStore implements VectorStore {
           batch.map((p) => p.payload.timestamp),
           vectors,
           width,
+          batch.map((p) => p.payload.authorId),
         ],
       });
     }
@@ -80,8 +82,13 @@ export class PgVectorStore implements VectorStore {
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
-          AND ($4::text[] IS NULL OR role = ANY($4::text[]))`,
-      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax],
+          AND ($4::text[] IS NULL OR role = ANY($4::text[]))
+          -- The memory scoping rule (VectorFilter.authorScope).
+          AND ($6::uuid IS NULL OR author_id = $6::uuid OR session_id = ANY($7::uuid[]))`,
+      values: [
+        this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax,
+        filter.authorScope?.authorId ?? null, filter.authorScope?.anyAuthorSessionIds ?? [],
+      ],
     });
     const query = unit(vector);
     const top: { row: (typeof rows)[number]; score: number }[] = [];

@@ -5,7 +5,7 @@ import type { AuthService } from "../auth/auth-service.js";
 import type { AssistantService } from "../chat/assistant-service.js";
 import type { ChatService } from "../chat/chat-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
-import type { MemoryService } from "../memory/memory-service.js";
+import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError, type ErrorBody } from "../protocol/errors.js";
 import { clientAddress } from "../http/client-address.js";
 import type { RoomEvents } from "../chat/room-events.js";
@@ -176,7 +176,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     on(socket, "message:context", "read", schemas["message:context"], h, (input) => assistant.context(actor, input.messageId));
     on(socket, "memory:search", "search", schemas["memory:search"], h, async (input) => {
       const r = await memory.search({ userId: user.id, query: input.query, sessionId: input.sessionId, limit: input.limit ?? 10, mode: input.mode });
-      return { hits: r.hits, mode: r.mode, degraded: r.degraded };
+      return { hits: r.hits.map(publicHit), mode: r.mode, degraded: r.degraded };
     });
 
     socket.onAny((event: string, ...args: unknown[]) => {

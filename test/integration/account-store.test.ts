@@ -278,7 +278,7 @@ describe("Qdrant vector purge", () => {
         [doomed, doomed, kept].map((sessionId, i) => ({
           id: pointIdForMessage(i + 1),
           vector: Float32Array.from({ length: v.dims }, (_, k) => (k === i % v.dims ? 1 : 0.1)),
-          payload: { sessionId, userId: randomUUID(), messageId: i + 1, role: "user" as const, content: "x", timestamp: new Date().toISOString(), timestampUnix: 0 },
+          payload: { sessionId, userId: randomUUID(), messageId: i + 1, role: "user" as const, content: "x", authorId: null, timestamp: new Date().toISOString(), timestampUnix: 0 },
         })),
       );
     }
