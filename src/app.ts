@@ -10,6 +10,7 @@ import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { LifecycleService } from "./chat/lifecycle-service.js";
 import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
@@ -18,6 +19,8 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedde
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
+import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
@@ -27,6 +30,11 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
+import { vectorPurger } from "./memory/vector-purge.js";
+import { archivalJob } from "./maintenance/archival-job.js";
+import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
+import { retentionJob } from "./maintenance/retention-job.js";
+import { MaintenanceScheduler } from "./maintenance/scheduler.js";
 import { Router } from "./http/router.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
@@ -130,6 +138,22 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     });
     await assistant.start();
 
+    const lifecycleStore = new PgLifecycleStore(pool);
+    const lifecycle = new LifecycleService({
+      store: lifecycleStore,
+      rooms,
+      members,
+      vectors: vectorPurger(
+        lifecycleStore,
+        config.qdrant.url ? { url: config.qdrant.url, apiKey: config.qdrant.apiKey, dimensions: config.embedding.dimensions } : undefined,
+        config.lifecycle.batchSize,
+        log.child({ component: "retention" }),
+      ),
+      cancelReplies: (ids) => assistant.cancelReplies(ids),
+      rateLimits,
+      log: log.child({ component: "lifecycle" }),
+      opts: config.lifecycle,
+    });
     const chat = new ChatService({
       store: messageStore,
       membership: new PgMembershipStore(pool),
@@ -141,8 +165,23 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       onMessageStored: () => memoryRuntime.messageStored(),
       memory: memoryRuntime.memory,
       rateLimits,
+      onSent: (message, reply) => lifecycle.messageStored(message, reply),
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle });
+
+    // Periodic work, one node at a time across the cluster (src/maintenance/).
+    let scheduler: MaintenanceScheduler | undefined;
+    const onRun = maintenanceMetrics(metrics.registry, () => scheduler);
+    if (config.maintenance.enabled) {
+      scheduler = new MaintenanceScheduler(new PgMaintenanceStore(pool), { nodeId: config.nodeId, leaseMs: config.maintenance.leaseMs, onRun }, log.child({ component: "maintenance" }));
+      if (config.lifecycle.archiveIdleDays !== undefined || config.lifecycle.sessionMaxMessages !== undefined) {
+        scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
+      }
+      if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      scheduler.start();
+      const running = scheduler;
+      cleanups.push(() => running.stop());
+    }
     coordination.start(rooms, usernameOf);
 
     const readiness: ReadinessCheck[] = [
@@ -180,6 +219,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     registerRoutes(router, {
       auth,
       chat,
+      lifecycle,
       memory: memoryRuntime.memory,
       schemas,
       metrics,

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { AppError } from "../protocol/errors.js";
 import type { RateLimiter, RateRule } from "./ports.js";
 
-export type LimitName = "message" | "turn" | "connect" | "login";
+export type LimitName = "message" | "turn" | "connect" | "login" | "session";
 
 export interface RateLimitPolicy {
   enabled: boolean;
@@ -42,7 +42,7 @@ export class RateLimits {
     }
     if (!decision.allowed) {
       this.onRefused?.(limit);
-      throw new AppError("RATE_LIMITED", `too many ${limit === "turn" ? "assistant turns" : `${limit}s`}, slow down`, Math.max(1, Math.ceil(decision.retryAfterMs)));
+      throw new AppError("RATE_LIMITED", `too many ${limit === "turn" ? "assistant turns" : limit === "session" ? "session changes" : `${limit}s`}, slow down`, Math.max(1, Math.ceil(decision.retryAfterMs)));
     }
   }
 }

@@ -1,6 +1,7 @@
 /** REST routes: thin, like the socket handlers (parse, one domain call, map). */
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
 import { clientAddress } from "./client-address.js";
 import type { MemoryService } from "../memory/memory-service.js";
@@ -21,6 +22,7 @@ export interface ReadinessCheck {
 export interface RouteDeps {
   auth: AuthService;
   chat: ChatService;
+  lifecycle: LifecycleService;
   memory: MemoryService;
   schemas: ProtocolSchemas;
   metrics: Metrics;
@@ -59,7 +61,17 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
     })
     .add("GET", "/api/sessions", async (ctx) => {
       const user = await requireUser(ctx, auth);
-      return { body: { sessions: await chat.listSessions(user) } };
+      const { archived } = parseWith(schemas.sessionListQuery, Object.fromEntries(ctx.query));
+      const filter = archived === "true" ? "archived" : archived === "all" ? "all" : "active";
+      return { body: { sessions: await chat.listSessions(user, 100, filter) } };
+    })
+    .add("POST", "/api/sessions/:id/archive", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await deps.lifecycle.setArchived(user, sessionIdParam(ctx), true) };
+    })
+    .add("POST", "/api/sessions/:id/unarchive", async (ctx) => {
+      const user = await requireUser(ctx, auth);
+      return { body: await deps.lifecycle.setArchived(user, sessionIdParam(ctx), false) };
     })
     .add("PATCH", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, auth);
