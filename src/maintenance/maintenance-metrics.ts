@@ -5,6 +5,7 @@
  * node's own.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
+import type { JobStatus } from "../db/pg-maintenance-store.js";
 import type { MaintenanceScheduler, RunRecord } from "./scheduler.js";
 
 export function maintenanceMetrics(registry: Registry, scheduler: () => MaintenanceScheduler | undefined): (r: RunRecord) => void {
@@ -14,38 +15,31 @@ export function maintenanceMetrics(registry: Registry, scheduler: () => Maintena
     labelNames: ["job", "outcome"] as const,
     registers: [registry],
   });
-  // Registered first, so its collect fills the two gauges below before they are read.
-  const lastRun: Gauge<"job"> = new Gauge({
-    name: "chat_maintenance_last_run_timestamp_seconds",
-    help: "When each maintenance job last ran, on any node",
-    labelNames: ["job"] as const,
-    registers: [registry],
-    async collect() {
-      const s = scheduler();
-      if (!s) return;
-      try {
-        for (const j of await s.statuses()) {
-          if (!j.lastRunAt) continue;
-          lastRun.set({ job: j.name }, j.lastRunAt.getTime() / 1000);
-          lastDuration.set({ job: j.name }, (j.lastDurationMs ?? 0) / 1000);
-          lastSuccess.set({ job: j.name }, j.lastOutcome === "ok" ? 1 : 0);
-        }
-      } catch {
-        // database down: keep the last values
-      }
-    },
-  });
-  const lastDuration = new Gauge({
-    name: "chat_maintenance_last_duration_seconds",
-    help: "How long each maintenance job's last run took",
-    labelNames: ["job"] as const,
-    registers: [registry],
-  });
-  const lastSuccess = new Gauge({
-    name: "chat_maintenance_last_success",
-    help: "1 when each maintenance job's last run succeeded, 0 when it failed",
-    labelNames: ["job"] as const,
-    registers: [registry],
-  });
+  // The three gauges are collected side by side: one read of the table serves a scrape.
+  let pending: Promise<JobStatus[]> | undefined;
+  const statuses = async (): Promise<JobStatus[]> => {
+    const s = scheduler();
+    if (!s) return [];
+    pending ??= s.statuses().finally(() => setTimeout(() => (pending = undefined), 0));
+    try {
+      return await pending;
+    } catch {
+      return []; // database down: keep the last values
+    }
+  };
+  const gauge = (name: string, help: string, value: (j: JobStatus) => number) => {
+    const g: Gauge<"job"> = new Gauge({
+      name,
+      help,
+      labelNames: ["job"] as const,
+      registers: [registry],
+      async collect() {
+        for (const j of await statuses()) if (j.lastRunAt) g.set({ job: j.name }, value(j));
+      },
+    });
+  };
+  gauge("chat_maintenance_last_run_timestamp_seconds", "When each maintenance job last ran, on any node", (j) => j.lastRunAt!.getTime() / 1000);
+  gauge("chat_maintenance_last_duration_seconds", "How long each maintenance job's last run took", (j) => (j.lastDurationMs ?? 0) / 1000);
+  gauge("chat_maintenance_last_success", "1 when each maintenance job's last run succeeded, 0 when it failed", (j) => (j.lastOutcome === "ok" ? 1 : 0));
   return (r) => runs.inc({ job: r.job, outcome: r.outcome });
 }
