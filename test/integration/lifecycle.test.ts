@@ -17,7 +17,7 @@ let carol: User;
 const DAY = 24 * 3600 * 1000;
 const mkUser = async (prefix: string) => (await users.create(`${prefix}_${randomUUID().slice(0, 8)}`, "x"))!;
 const count = async (sql: string, ...values: unknown[]) => (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`, values)).rows[0]!.n;
-const send = (sessionId: string, userId: string, clientMessageId = randomUUID(), content = "hello") =>
+const send = (sessionId: string, userId: string, clientMessageId: string = randomUUID(), content = "hello") =>
   store.insertUserMessage({ sessionId, userId, clientMessageId, content });
 const code = (p: Promise<unknown>) => p.then(() => "ok", (e: unknown) => (e instanceof AppError ? e.code : String(e)));
 
