@@ -35,7 +35,6 @@ const server = await startServer({
   RATE_LIMITS_ENABLED: "false",
   RETENTION_ARCHIVED_DAYS: "30",
   MAINTENANCE_INTERVAL_MS: "1000",
-  LOG_LEVEL: "warn",
   ...benchServerEnv(),
 });
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();

@@ -51,7 +51,8 @@ export const api = {
   register: (username: string, password: string) =>
     request<Auth>("/api/auth/register", { method: "POST", body: { username, password } }),
   login: (username: string, password: string) => request<Auth>("/api/auth/login", { method: "POST", body: { username, password } }),
-  listSessions: (token: string) => request<{ sessions: Session[] }>("/api/sessions", { token }).then((r) => r.sessions),
+  listSessions: (token: string, archived: "true" | "false" = "false") =>
+    request<{ sessions: Session[] }>(`/api/sessions?archived=${archived}`, { token }).then((r) => r.sessions),
   deleteSession: (token: string, sessionId: string) =>
     request<void>(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token }),
 };

@@ -8,6 +8,7 @@ import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
+import { ArchiveControls } from "./archive.js";
 import { InvitationsPanel } from "./invitations.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
@@ -33,6 +34,17 @@ export class ChatApp {
   private readonly searchResults: HTMLDivElement;
   private readonly newTitle: HTMLInputElement;
   private listLoaded = false;
+  private readonly archive = new ArchiveControls({
+    conn: () => this.conn,
+    sessions: () => this.sessions,
+    setSessions: (list) => {
+      this.sessions = list;
+      this.renderSessions();
+    },
+    conversation: () => this.conversation,
+    refresh: () => this.refreshSessions(),
+    toast: (m) => this.toast(m),
+  });
 
   constructor(
     private readonly auth: Auth,
@@ -123,6 +135,7 @@ export class ChatApp {
         { class: "sessions", "aria-labelledby": "sessions-heading" },
         h("h2", { id: "sessions-heading", class: "section-title" }, "Sessions"),
         newForm,
+        this.archive.filter,
         this.sessionList,
       ),
       invitations.el,
@@ -159,6 +172,7 @@ export class ChatApp {
       }
       if (known) this.removeSession(e.sessionId);
     });
+    this.archive.listen();
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -183,7 +197,7 @@ export class ChatApp {
 
   private async refreshSessions(): Promise<void> {
     try {
-      this.sessions = await api.listSessions(this.auth.token);
+      this.sessions = await api.listSessions(this.auth.token, this.archive.showing ? "true" : "false");
       this.listLoaded = true;
       this.renderSessions();
     } catch (err) {
@@ -391,9 +405,10 @@ export class ChatApp {
             "button",
             { type: "button", class: "session-open", "aria-current": active ? "page" : false, onclick: () => this.open(s) },
             h("span", { class: "session-title" }, title),
-            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : ""),
+            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : "", s.archived ? " · archived" : ""),
           ),
           s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
+          s.role === "owner" ? this.archive.action(s, title) : null,
           s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
           s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),
