@@ -96,9 +96,17 @@ try {
     await raw.query("UPDATE chat_sessions SET last_seq = $2, message_count = $2 WHERE id = $1", [d.id, per]);
   }
   await raw.query("VACUUM ANALYZE");
+  // Messages, then sessions: the sweep ends when the last session row (deleted after its vectors) is gone.
   const remaining = async () =>
-    Number((await raw.query<{ n: string }>("SELECT count(*) AS n FROM chat_messages WHERE session_id = ANY($1::uuid[])", [doomed.map((d) => d.id)])).rows[0]!.n);
-  console.log(`prepared ${await remaining()} messages in ${SESSIONS} archived sessions`);
+    Number(
+      (
+        await raw.query<{ n: string }>(
+          "SELECT (SELECT count(*) FROM chat_messages WHERE session_id = ANY($1::uuid[])) + (SELECT count(*) FROM chat_sessions WHERE id = ANY($1::uuid[])) AS n",
+          [doomed.map((d) => d.id)],
+        )
+      ).rows[0]!.n,
+    );
+  console.log(`prepared ${(await remaining()) - SESSIONS} messages in ${SESSIONS} archived sessions`);
 
   await sendLoad(clients, "warm", sleep(1000));
   const idle = await sendLoad(clients, "idle", sleep(DURATION));
