@@ -194,3 +194,52 @@ it("backs up a populated server under live writes, and a wiped database restored
   expect(message.id).toBeGreaterThan(Math.max(...(before[`history0/${trip.id}`] as { id: number }[]).map((m) => m.id)));
   expect((await api(server.url, `/api/sessions/${work.id}/messages`, { token: alice.token })).body.messages).toHaveLength(1);
 });
+
+it("backs up the embedded profile while its server runs, and restores into an empty data directory", async () => {
+  const source = await mkdtemp(path.join(tmpdir(), "memchat-backup-emb-"));
+  const target = await mkdtemp(path.join(tmpdir(), "memchat-restore-emb-"));
+  const secret = "embedded-backup-secret-0123456789-0123456";
+  const embeddedScript = async (name: "backup" | "restore", dataDirOf: string, ...args: string[]) => {
+    try {
+      const r = await run(process.execPath, ["--import", "tsx", `scripts/${name}.ts`, ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDirOf, LOG_LEVEL: "info" },
+      });
+      return { code: 0, out: r.stdout + r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, out: e.stdout + e.stderr };
+    }
+  };
+  let running: ServerProcess | undefined;
+  try {
+    running = await startServer({ DATA_DIR: source, JWT_SECRET: secret, EMBEDDER: "hash", INDEXER_POLL_MS: "100" });
+    const user = await register(running.url);
+    const s = await connect(running.url, user.token);
+    sockets.push(s);
+    const { session } = await ok(s, "session:create", { title: "embedded", assistant: false });
+    await ok(s, "message:send", { sessionId: session.id, clientMessageId: "e1", content: "kept across the restore" });
+    const dir = path.join(source, "backup");
+    const backup = await embeddedScript("backup", source, dir);
+    expect(backup.out).toContain("embedded (running server)");
+    expect(backup.code).toBe(0);
+    s.close();
+    await running.stop();
+    running = undefined;
+
+    const restored = await embeddedScript("restore", target, dir);
+    expect(restored.out).toContain("embedded (started for this command)");
+    expect(restored.code).toBe(0);
+    running = await startServer({ DATA_DIR: target, JWT_SECRET: secret, EMBEDDER: "hash", INDEXER_POLL_MS: "100" });
+    const history = await api(running.url, `/api/sessions/${session.id}/messages`, { token: user.token });
+    expect(history.body.messages.map((m: { content: string }) => m.content)).toEqual(["kept across the restore"]);
+    // the vectors come back: the indexer rebuilds them from the restored messages
+    await expect
+      .poll(async () => (await api(running!.url, "/api/memory/search?q=kept%20restore&mode=vector", { token: user.token })).body.hits.length, { timeout: 20_000 })
+      .toBe(1);
+  } finally {
+    await running?.stop();
+    await rm(source, { recursive: true, force: true });
+    await rm(target, { recursive: true, force: true });
+  }
+});
