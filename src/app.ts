@@ -11,6 +11,7 @@ import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { LifecycleService } from "./chat/lifecycle-service.js";
 import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
@@ -20,6 +21,8 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedde
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
+import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
@@ -29,7 +32,11 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
-import { PgVectorPurge, QdrantVectorPurge } from "./memory/vector-purge.js";
+import { PgVectorPurge, QdrantVectorPurge, vectorPurger } from "./memory/vector-purge.js";
+import { archivalJob } from "./maintenance/archival-job.js";
+import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
+import { retentionJob } from "./maintenance/retention-job.js";
+import { MaintenanceScheduler } from "./maintenance/scheduler.js";
 import { Router } from "./http/router.js";
 import { registerApiDocs } from "./http/api-docs.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
@@ -134,6 +141,18 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     });
     await assistant.start();
 
+    const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
+    const lifecycleStore = new PgLifecycleStore(pool);
+    const lifecycle = new LifecycleService({
+      store: lifecycleStore,
+      rooms,
+      members,
+      vectors: vectorPurger(lifecycleStore, qdrantPurge, config.lifecycle.batchSize),
+      cancelReplies: (ids) => assistant.cancelReplies(ids),
+      rateLimits,
+      log: log.child({ component: "lifecycle" }),
+      opts: config.lifecycle,
+    });
     const chat = new ChatService({
       store: messageStore,
       membership: new PgMembershipStore(pool),
@@ -145,8 +164,23 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       onMessageStored: () => memoryRuntime.messageStored(),
       memory: memoryRuntime.memory,
       rateLimits,
+      onSent: (message, reply) => lifecycle.messageStored(message, reply),
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle });
+
+    // Periodic work, one node at a time across the cluster (src/maintenance/).
+    let scheduler: MaintenanceScheduler | undefined;
+    const onRun = maintenanceMetrics(metrics.registry, () => scheduler);
+    if (config.maintenance.enabled) {
+      scheduler = new MaintenanceScheduler(new PgMaintenanceStore(pool), { nodeId: config.nodeId, leaseMs: config.maintenance.leaseMs, onRun }, log.child({ component: "maintenance" }));
+      if (config.lifecycle.archiveIdleDays !== undefined || config.lifecycle.sessionMaxMessages !== undefined) {
+        scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
+      }
+      if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      scheduler.start();
+      const running = scheduler;
+      cleanups.push(() => running.stop());
+    }
     coordination.start(rooms, usernameOf);
 
     const readiness: ReadinessCheck[] = [
@@ -184,9 +218,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const account = new AccountService({
       pool,
       auth,
-      vectors: config.qdrant.url
-        ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "account" }))
-        : new PgVectorPurge(pool),
+      vectors: qdrantPurge ?? new PgVectorPurge(pool),
       sockets: userSockets(io),
       members,
       cancelReplies: (ids) => assistant.cancelReplies(ids),
@@ -201,6 +233,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       sessionList: new SessionList(pool),
       auth,
       chat,
+      lifecycle,
       memory: memoryRuntime.memory,
       schemas,
       metrics,

@@ -132,6 +132,22 @@ const envSchema = z.object({
   AUTH_TIMEOUT_MS: int(100, 600_000).default(10_000),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
+
+  /** Archive sessions without a message for this many days. Unset: never. */
+  ARCHIVE_IDLE_DAYS: z.coerce.number().positive().optional(),
+  /** A session that reaches this many messages is archived and continued in a new session with the same members. Unset: never. */
+  SESSION_MAX_MESSAGES: int(10, 100_000_000).optional(),
+  /** Delete archived sessions (messages, vectors, everything) this many days after they were archived. Unset: never. */
+  RETENTION_ARCHIVED_DAYS: z.coerce.number().positive().optional(),
+  /** Rows per statement when retention deletes, and sessions per archival statement. */
+  RETENTION_BATCH_SIZE: int(10, 100_000).default(1000),
+  /** Pause between two retention statements, so sends get the database in between. */
+  RETENTION_BATCH_PAUSE_MS: int(0, 60_000).default(20),
+  /** How often each maintenance job (archival, retention) runs, cluster-wide. */
+  MAINTENANCE_INTERVAL_MS: int(1000, 7 * 24 * 3600 * 1000).default(600_000),
+  /** How long a node holds a maintenance job's lease without renewing it (a crashed node's job runs elsewhere after this). */
+  MAINTENANCE_LEASE_MS: int(1000, 24 * 3600 * 1000).default(120_000),
+  MAINTENANCE_ENABLED: bool.default("true"),
 });
 
 /**
@@ -205,6 +221,14 @@ export interface Config {
   rateLimits: RateLimitPolicy;
   authTimeoutMs: number;
   metricsToken: string | undefined;
+  lifecycle: {
+    archiveIdleDays: number | undefined;
+    sessionMaxMessages: number | undefined;
+    retentionArchivedDays: number | undefined;
+    batchSize: number;
+    batchPauseMs: number;
+  };
+  maintenance: { enabled: boolean; intervalMs: number; leaseMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -289,5 +313,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ]),
       ) as RateLimitPolicy["rules"],
     },
+    lifecycle: {
+      archiveIdleDays: e.ARCHIVE_IDLE_DAYS,
+      sessionMaxMessages: e.SESSION_MAX_MESSAGES,
+      retentionArchivedDays: e.RETENTION_ARCHIVED_DAYS,
+      batchSize: e.RETENTION_BATCH_SIZE,
+      batchPauseMs: e.RETENTION_BATCH_PAUSE_MS,
+    },
+    maintenance: { enabled: e.MAINTENANCE_ENABLED, intervalMs: e.MAINTENANCE_INTERVAL_MS, leaseMs: e.MAINTENANCE_LEASE_MS },
   };
 }

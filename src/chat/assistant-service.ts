@@ -160,6 +160,7 @@ export class AssistantService {
     const target = await this.d.store.findTurnTarget(input.sessionId, actor.user.id, input.messageId);
     if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
     if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
+    if (target.archived) throw new AppError("ARCHIVED", "this session is archived: it takes no new replies (its owner can unarchive it)");
     const reply = await this.startTurn(actor, target.message, performance.now());
     if (!reply) throw busyError();
     return { message: reply };

@@ -8,7 +8,7 @@ import type { Input } from "../protocol/schemas.js";
 import type { Message, Session, User } from "../protocol/types.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { type AssistantService, busyError } from "./assistant-service.js";
-import type { MembershipStore, MessageStore, Presence } from "./ports.js";
+import type { ArchiveFilter, MembershipStore, MessageStore, Presence } from "./ports.js";
 import type { RateLimits } from "./rate-limits.js";
 import type { MemberEvents, RoomEvents } from "./room-events.js";
 
@@ -25,6 +25,7 @@ export interface ChatLimits {
 }
 
 const notFound = () => new AppError("NOT_FOUND", "session not found");
+export const archivedError = () => new AppError("ARCHIVED", "this session is archived: it takes no new messages (its owner can unarchive it)");
 
 /** Most pending invitations listed at once (newest first); older ones wait until these are answered. */
 export const INVITATIONS_LISTED = 100;
@@ -41,6 +42,8 @@ export interface ChatDeps {
   onMessageStored?: () => void;
   memory?: MemoryService;
   rateLimits?: RateLimits;
+  /** A user message (and its reply row) was stored: the lifecycle checks the session's size. */
+  onSent?: (message: Message, reply: Message | null) => void;
 }
 
 export class ChatService {
@@ -54,6 +57,7 @@ export class ChatService {
   private readonly onMessageStored: (() => void) | undefined;
   private readonly memory: MemoryService | undefined;
   private readonly rateLimits: RateLimits | undefined;
+  private readonly onSent: ChatDeps["onSent"];
 
   constructor(d: ChatDeps) {
     this.store = d.store;
@@ -66,14 +70,15 @@ export class ChatService {
     this.onMessageStored = d.onMessageStored;
     this.memory = d.memory;
     this.rateLimits = d.rateLimits;
+    this.onSent = d.onSent;
   }
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
     return { session: await this.store.createSession(actor.user.id, input.title ?? "", input.assistant ?? true) };
   }
 
-  listSessions(user: User, limit = 100): Promise<Session[]> {
-    return this.store.listSessions(user.id, limit);
+  listSessions(user: User, limit = 100, archived: ArchiveFilter = "active"): Promise<Session[]> {
+    return this.store.listSessions(user.id, limit, archived);
   }
 
   /**
@@ -235,9 +240,11 @@ export class ChatService {
     });
     if (r.kind === "not_found") throw notFound();
     if (r.kind === "busy") throw busyError();
+    if (r.kind === "archived") throw archivedError();
     if (r.kind === "duplicate") return { message: r.message, duplicate: true };
     this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
     this.onMessageStored?.();
+    this.onSent?.(r.message, r.reply);
     if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt, prefetched);
     return { message: r.message, duplicate: false };
   }

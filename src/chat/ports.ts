@@ -20,13 +20,18 @@ export type InsertResult =
   /** The same clientMessageId was stored before: the earlier row, unchanged. */
   | { kind: "duplicate"; message: Message }
   /** The session does not exist or the user is not a member. */
-  | { kind: "not_found" };
+  | { kind: "not_found" }
+  /** The session is archived: it takes no new messages. Nothing was written. */
+  | { kind: "archived" };
+
+/** Which sessions a list shows: not archived (the default), archived only, or both. */
+export type ArchiveFilter = "active" | "archived" | "all";
 
 export interface MessageStore {
   createSession(ownerId: string, title: string, assistantEnabled: boolean): Promise<Session>;
   /** The session as `userId` sees it, or null when it does not exist or they are not a member. */
   getSession(sessionId: string, userId: string): Promise<Session | null>;
-  listSessions(userId: string, limit: number): Promise<Session[]>;
+  listSessions(userId: string, limit: number, archived?: ArchiveFilter): Promise<Session[]>;
   /** Renames the session when `userId` owns it. */
   renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden">;
   /**
@@ -169,4 +174,42 @@ export interface CancelBus {
   /** Registers the handler; returns an unsubscribe function. */
   subscribe(handler: (messageId: number) => void): Promise<() => void>;
   close(): Promise<void>;
+}
+
+export type SetArchivedResult =
+  | { kind: "changed"; session: Session }
+  /** Already archived (or already live): nothing changed. */
+  | { kind: "unchanged"; session: Session }
+  | { kind: "forbidden" }
+  | { kind: "not_found" };
+
+export interface RolloverResult {
+  /** The full session, now archived. */
+  sessionId: string;
+  archivedAt: string;
+  /** Its successor, as its owner sees it. */
+  successor: Session;
+  members: { userId: string; role: Session["role"] }[];
+  /** The system message that ends the full session. */
+  notice: Message;
+}
+
+/** Sessions over time: archiving, successors of full sessions, retention's batched deletion. */
+export interface LifecycleStore {
+  setArchived(sessionId: string, userId: string, archived: boolean): Promise<SetArchivedResult>;
+  /** Archives up to `limit` live sessions without a message since `idleSince`. */
+  archiveIdle(idleSince: Date, now: Date, limit: number): Promise<{ sessionId: string; archivedAt: string }[]>;
+  fullSessions(maxMessages: number, limit: number): Promise<string[]>;
+  rollover(sessionId: string, maxMessages: number, notice: (successorId: string) => string): Promise<RolloverResult | null>;
+  /** Archived before `archivedBefore`, or already being deleted. */
+  expiredSessions(archivedBefore: Date, limit: number): Promise<string[]>;
+  /** Ends every membership and marks the session as being deleted; null when it is not due (any more). */
+  beginPurge(sessionId: string, archivedBefore: Date, now: Date): Promise<{ memberIds: string[]; streamingReplyIds: number[] } | null>;
+  /** Deletes up to `limit` of a purging session's messages; how many went. */
+  purgeMessages(sessionId: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` of the session's vectors in PostgreSQL (every collection). */
+  purgeLocalVectors(sessionId: string, limit: number): Promise<number>;
+  collections(): Promise<string[]>;
+  /** Deletes the emptied session row. */
+  finishPurge(sessionId: string): Promise<boolean>;
 }

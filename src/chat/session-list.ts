@@ -40,7 +40,9 @@ const cursor = z
 export const sessionListQuery = z.object({
   cursor: cursor.optional(),
   limit: z.coerce.number().int().min(1).max(SESSION_PAGE_MAX).optional(),
-});
+  /** Default false: the active sessions; true: the archived ones; all: both. */
+  archived: z.enum(["true", "false", "all"]).optional(),
+}).strict();
 
 const encode = (c: SessionCursor): string => Buffer.from(JSON.stringify({ t: c.updatedAt, i: c.id })).toString("base64url");
 
@@ -48,7 +50,8 @@ export class SessionList {
   constructor(private readonly pool: pg.Pool) {}
 
   async page(user: User, q: z.infer<typeof sessionListQuery>): Promise<{ sessions: SessionSummary[]; nextCursor: string | null }> {
-    const r = await listSessionsPage(this.pool, user.id, q.cursor ?? null, q.limit ?? SESSION_PAGE_DEFAULT);
+    const archived = q.archived === "all" ? null : q.archived === "true";
+    const r = await listSessionsPage(this.pool, user.id, q.cursor ?? null, q.limit ?? SESSION_PAGE_DEFAULT, archived);
     return { sessions: r.sessions, nextCursor: r.next ? encode(r.next) : null };
   }
 }

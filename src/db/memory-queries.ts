@@ -6,6 +6,7 @@ export interface SessionScope {
   sessionId: string;
   /** The tenant under which the session's vectors are stored. */
   ownerId: string;
+  archived: boolean;
 }
 
 export interface LexicalHit {
@@ -64,15 +65,15 @@ export class PgMemoryQueries {
    * that session may read: what is retrieved will be shown to all of them.
    */
   async scopes(userId: string, sessionId?: string, audienceSessionId?: string): Promise<SessionScope[]> {
-    const { rows } = await this.pool.query<{ session_id: string; owner_id: string }>({
+    const { rows } = await this.pool.query<{ session_id: string; owner_id: string; archived: boolean }>({
       name: "memory_scopes",
-      text: `SELECT s.id AS session_id, s.owner_id FROM chat_session_members mem
+      text: `SELECT s.id AS session_id, s.owner_id, s.archived FROM chat_session_members mem
          JOIN chat_sessions s ON s.id = mem.session_id
         WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)
           AND ${AUDIENCE_CAN_READ("s.id", "$3")}`,
       values: [userId, sessionId ?? null, audienceSessionId ?? null],
     });
-    return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id }));
+    return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id, archived: r.archived }));
   }
 
   /**

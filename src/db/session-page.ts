@@ -25,6 +25,7 @@ SELECT ${SESSION_COLUMNS}, mem.role AS member_role,
   JOIN chat_sessions s ON s.id = mem.session_id
  WHERE mem.user_id = $1
    AND ($2::timestamptz IS NULL OR s.updated_at < $2 OR (s.updated_at = $2 AND s.id > $3))
+   AND ($5::boolean IS NULL OR s.archived = $5)
  ORDER BY s.updated_at DESC, s.id
  LIMIT $4`;
 
@@ -35,12 +36,14 @@ export async function listSessionsPage(
   userId: string,
   cursor: SessionCursor | null,
   limit: number,
+  /** True: archived only; false: active only; null: both. */
+  archived: boolean | null = false,
 ): Promise<{ sessions: SessionSummary[]; next: SessionCursor | null }> {
   // One extra row tells whether another page exists.
   const { rows } = await pool.query<PageRow>({
     name: "list_sessions_page",
     text: LIST_SESSIONS_PAGE,
-    values: [userId, cursor?.updatedAt ?? null, cursor?.id ?? null, limit + 1],
+    values: [userId, cursor?.updatedAt ?? null, cursor?.id ?? null, limit + 1, archived],
   });
   const more = rows.length > limit;
   const page = more ? rows.slice(0, limit) : rows;

@@ -3,6 +3,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { AccountService } from "../account/account-service.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { LimitName, RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
 import { clientAddress } from "./client-address.js";
@@ -26,6 +27,7 @@ export interface ReadinessCheck {
 export interface RouteDeps {
   auth: AuthService;
   chat: ChatService;
+  lifecycle: LifecycleService;
   memory: MemoryService;
   schemas: ProtocolSchemas;
   metrics: Metrics;
@@ -143,6 +145,28 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       auth: true,
       responses: { 200: { description: "profile, sessions, the caller's messages and the replies to them", body: out.accountExport } },
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
+    })
+    .add("POST", "/api/sessions/:id/archive", async (ctx) => {
+      const user = await requireUser(ctx, "session");
+      return { body: await deps.lifecycle.setArchived(user, sessionIdParam(ctx), true) };
+    }, {
+      summary: "Archive a session (owner only): read-only, out of the default list, still searchable",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      responses: { 200: { description: "archived", body: z.object({ session: out.session }) } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "RATE_LIMITED", "UNAVAILABLE"],
+    })
+    .add("POST", "/api/sessions/:id/unarchive", async (ctx) => {
+      const user = await requireUser(ctx, "session");
+      return { body: await deps.lifecycle.setArchived(user, sessionIdParam(ctx), false) };
+    }, {
+      summary: "Unarchive a session (owner only)",
+      tag: "sessions",
+      auth: true,
+      params: sessionParams,
+      responses: { 200: { description: "unarchived", body: z.object({ session: out.session }) } },
+      errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("PATCH", "/api/sessions/:id", async (ctx) => {
       const user = await requireUser(ctx, "session");

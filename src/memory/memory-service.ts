@@ -29,7 +29,12 @@ export interface MemoryHit {
   source: "vector" | "lexical" | "hybrid";
   /** Who wrote it (for a reply: whose turn it was), when the retriever knows; null for a deleted user. */
   authorId?: string | null;
+  /** The hit's session is archived (set on what search returns). */
+  archived?: boolean;
 }
+
+/** A hit as search returns it. */
+export type SearchHit = MemoryHit & { archived: boolean };
 
 export interface MemoryQuery {
   userId: string;
@@ -84,12 +89,19 @@ export const publicHit = (h: MemoryHit): MemoryHitPayload => ({
   role: h.role,
   content: h.content,
   source: h.source,
+  archived: h.archived ?? false,
 });
 
 export class MemoryService {
   constructor(private readonly d: MemoryDeps) {}
 
-  async search(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean }> {
+  async search(q: MemoryQuery): Promise<{ hits: SearchHit[]; mode: RetrievalMode; degraded: boolean }> {
+    const r = await this.searchUnmarked(q);
+    const archived = new Set(r.scopes.filter((s) => s.archived).map((s) => s.sessionId));
+    return { hits: r.hits.map((h) => ({ ...h, archived: archived.has(h.sessionId) })), mode: r.mode, degraded: r.degraded };
+  }
+
+  private async searchUnmarked(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean; scopes: SessionScope[] }> {
     const mode = q.mode ?? this.d.defaultMode;
     const exclude = q.excludeIds ?? [];
     // Candidates per retriever: more than asked, so fusion has something to fuse.
@@ -119,18 +131,18 @@ export class MemoryService {
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
       const lex = lexical ?? (await this.lexicalSearch(lexical0, q.limit));
-      return { hits: lex.slice(0, q.limit).map(lexicalHit), mode: "lexical", degraded: wantVector };
+      return { hits: lex.slice(0, q.limit).map(lexicalHit), mode: "lexical", degraded: wantVector, scopes };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map(lexicalHit);
-    if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false };
-    if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false };
+    if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false, scopes };
+    if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false, scopes };
     const vectorIds = new Set(vector.map((h) => h.messageId));
     const lexIds = new Set(lexHits.map((h) => h.messageId));
     const fused = marginFusion<MemoryHit>(lexHits, vector, q.limit).map((h) => ({
       ...h,
       source: vectorIds.has(h.messageId) && lexIds.has(h.messageId) ? ("hybrid" as const) : h.source,
     }));
-    return { hits: fused, mode, degraded: false };
+    return { hits: fused, mode, degraded: false, scopes };
   }
 
   /**

@@ -1,10 +1,13 @@
 /**
  * Deletes the vectors of whole sessions from every collection of every
- * embedding version, not only the one in use: an account deletion must not
- * leave points behind in a collection an older model filled.
+ * embedding version, not only the one in use: an account deletion or a
+ * retention sweep must not leave points behind in a collection an older
+ * model filled. Retention removes a session row only after this succeeded,
+ * and tries again on its next run when it did not.
  */
 import type pg from "pg";
 import type { Logger } from "pino";
+import type { LifecycleStore } from "../chat/ports.js";
 import { allCollections } from "../db/embedding-versions.js";
 import { QdrantVectorStore, VectorStoreRequestError } from "./qdrant-vector-store.js";
 
@@ -57,4 +60,23 @@ export class QdrantVectorPurge implements VectorPurge {
     }
     return s;
   }
+}
+
+/** One session at a time, for retention. */
+export interface VectorPurger {
+  purgeSession(sessionId: string): Promise<void>;
+}
+
+/**
+ * Retention's purge: on the PostgreSQL store in batches of `batchSize` rows
+ * (a session's vectors may be many; each batch holds its locks briefly), on
+ * Qdrant through `qdrant` (every collection).
+ */
+export function vectorPurger(store: LifecycleStore, qdrant: VectorPurge | undefined, batchSize: number): VectorPurger {
+  if (qdrant) return { purgeSession: (sessionId) => qdrant.deleteSessions([sessionId]) };
+  return {
+    async purgeSession(sessionId) {
+      while ((await store.purgeLocalVectors(sessionId, batchSize)) >= batchSize);
+    },
+  };
 }

@@ -5,6 +5,8 @@ export const ERROR_CODES = [
   "FORBIDDEN",
   "NOT_FOUND",
   "CONFLICT",
+  /** The session is archived: readable, but it takes no new messages until its owner unarchives it. */
+  "ARCHIVED",
   "RATE_LIMITED",
   "UNAVAILABLE",
   "INTERNAL",
@@ -47,6 +49,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  ARCHIVED: 409,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,

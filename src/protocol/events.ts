@@ -31,6 +31,8 @@ export interface MemoryHitPayload {
   role: Role;
   content: string;
   source: "vector" | "lexical" | "hybrid";
+  /** The hit's session is archived. */
+  archived: boolean;
 }
 
 export interface FeedbackPayload {
@@ -63,6 +65,8 @@ export interface ClientToServerEvents {
   "invitation:decline": Handler<Input<"invitation:decline">, { declined: boolean }>;
   "member:leave": Handler<Input<"member:leave">, { left: boolean }>;
   "member:remove": Handler<Input<"member:remove">, { removed: boolean }>;
+  /** Owner only: archived true archives, false unarchives. The room hears session:archived. */
+  "session:archive": Handler<Input<"session:archive">, { session: Session }>;
   "message:send": Handler<Input<"message:send">, { message: Message }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
   typing: Handler<Input<"typing">, { sent: boolean }>;
@@ -113,6 +117,10 @@ export interface ServerToClientEvents {
   /** To the room: a member left or was removed. */
   "member:left": (e: { sessionId: string; member: MemberPayload; reason: Exclude<RemovalReason, "deleted"> }) => void;
   "message:new": (e: { message: Message }) => void;
+  /** To the room: the session was archived (it refuses messages) or unarchived; successorId names the session continuing a full one. */
+  "session:archived": (e: { sessionId: string; archived: boolean; archivedAt: string | null; successorId: string | null }) => void;
+  /** To every socket of each member: a full session continues in `successor`, of which they are members already. */
+  "session:continued": (e: { sessionId: string; successor: Session }) => void;
   "session:updated": (e: { sessionId: string; title: string; updatedAt: string }) => void;
   "presence:join": (e: { sessionId: string; userId: string; username: string }) => void;
   "presence:leave": (e: { sessionId: string; userId: string; username: string }) => void;

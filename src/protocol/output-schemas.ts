@@ -43,6 +43,9 @@ export const session = z
     lastSeq: int,
     createdAt: timestamp,
     updatedAt: timestamp,
+    archived: z.boolean().describe("An archived session is read-only and out of the default list."),
+    archivedAt: timestamp.nullable(),
+    successorId: id.nullable().describe("The session continuing this one, when it was archived full."),
   })
   .openapi("Session");
 
@@ -118,7 +121,15 @@ export const sessionJoinResult = z
 export const historyResult = z.object({ messages: z.array(message), nextBeforeSeq: int.nullable() }).openapi("HistoryResult");
 
 export const memoryHit = z
-  .object({ messageId: int, sessionId: id, score: z.number(), role, content: z.string(), source: z.enum(["vector", "lexical", "hybrid"]) })
+  .object({
+    messageId: int,
+    sessionId: id,
+    score: z.number(),
+    role,
+    content: z.string(),
+    source: z.enum(["vector", "lexical", "hybrid"]),
+    archived: z.boolean().describe("The hit's session is archived."),
+  })
   .openapi("MemoryHit");
 export const memorySearchResult = z
   .object({ hits: z.array(memoryHit), mode: retrievalMode, degraded: z.boolean().describe("True when vector search was wanted but unavailable.") })
@@ -155,6 +166,7 @@ export const ackDataSchemas = {
   "session:leave": z.object({ left: z.boolean() }),
   "session:rename": z.object({ session }),
   "session:invite": inviteResult,
+  "session:archive": z.object({ session }),
   "invitation:list": z.object({ invitations: z.array(invitation) }),
   "invitation:accept": z.object({ session }),
   "invitation:decline": z.object({ declined: z.boolean() }),
@@ -176,6 +188,8 @@ const presenceChange = z.object({ sessionId: id, userId: id, username: z.string(
 export const serverEventSchemas = {
   "message:new": z.object({ message }),
   "session:invitation": z.object({ invitation }),
+  "session:archived": z.object({ sessionId: id, archived: z.boolean(), archivedAt: timestamp.nullable(), successorId: id.nullable() }),
+  "session:continued": z.object({ sessionId: id, successor: session }),
   "session:invitations": z.object({ invitations: z.array(invitation) }),
   "session:removed": z.object({ sessionId: id, reason: removalReason }),
   "member:joined": z.object({ sessionId: id, member }),

@@ -56,6 +56,10 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST body of PATCH /api/sessions/:id. */
     renameBody: z.object({ title: sessionTitle }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
+    /** Owner only: true archives the session, false unarchives it. */
+    "session:archive": z.object({ sessionId: uuid, archived: z.boolean() }).strict(),
+    /** REST query of GET /api/sessions: archived=false (default) lists live sessions, true archived ones, all both. */
+    sessionListQuery: z.object({ archived: z.enum(["true", "false", "all"]).optional() }).strict(),
     "message:send": z
       .object({
         sessionId: uuid,

@@ -26,6 +26,11 @@ export interface Session {
   lastSeq: number;
   createdAt: string;
   updatedAt: string;
+  /** Archived: readable and searchable, but it takes no new messages. */
+  archived: boolean;
+  archivedAt: string | null;
+  /** The session that continues this one (it reached SESSION_MAX_MESSAGES), when there is one. */
+  successorId: string | null;
 }
 
 /** A session as GET /api/sessions lists it. */

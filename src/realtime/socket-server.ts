@@ -4,6 +4,7 @@ import { Server } from "socket.io";
 import type { AuthService } from "../auth/auth-service.js";
 import type { AssistantService } from "../chat/assistant-service.js";
 import type { ChatService } from "../chat/chat-service.js";
+import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError, type ErrorBody } from "../protocol/errors.js";
@@ -38,6 +39,7 @@ export interface SocketServerDeps {
   schemas: ProtocolSchemas;
   rateLimits: RateLimits;
   members: SocketMemberEvents;
+  lifecycle: LifecycleService;
 }
 
 export const KNOWN_EVENTS = new Set<string>([
@@ -46,6 +48,7 @@ export const KNOWN_EVENTS = new Set<string>([
   "session:leave",
   "session:rename",
   "session:invite",
+  "session:archive",
   "invitation:list",
   "invitation:accept",
   "invitation:decline",
@@ -163,6 +166,7 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     on(socket, "member:leave", "session", schemas["member:leave"], h, async (input) => ({ left: (await chat.removeMember(user, input.sessionId, user.id)).removed }));
     on(socket, "member:remove", "session", schemas["member:remove"], h, (input) => chat.removeMember(user, input.sessionId, input.userId));
     on(socket, "session:rename", "session", schemas["session:rename"], h, (input) => chat.renameSession(actor, input));
+    on(socket, "session:archive", "session", schemas["session:archive"], h, (input) => deps.lifecycle.setArchived(user, input.sessionId, input.archived));
     on(socket, "message:send", "message", schemas["message:send"], h, async (input) => {
       const { message, duplicate } = await chat.sendMessage(actor, input);
       if (!duplicate) metrics.messagesAccepted.inc();

@@ -45,6 +45,7 @@ function buildRouter(): Router {
     memory: unreachable("memory"),
     account: unreachable("account"),
     sessionList: unreachable("sessionList"),
+    lifecycle: unreachable("lifecycle"),
     schemas,
     metrics: new Metrics(),
     readiness: [],

@@ -48,9 +48,9 @@ export const api = {
     request<Auth>("/api/auth/register", { method: "POST", body: { username, password } }),
   login: (username: string, password: string) => request<Auth>("/api/auth/login", { method: "POST", body: { username, password } }),
   /** One page of the session list; pass the previous page's nextCursor for the next. */
-  listSessions: (token: string, cursor?: string | null, limit = 50) =>
+  listSessions: (token: string, cursor?: string | null, archived: "true" | "false" = "false", limit = 50) =>
     request<{ sessions: SessionSummary[]; nextCursor: string | null }>(
-      `/api/sessions?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      `/api/sessions?limit=${limit}&archived=${archived}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
       { token },
     ),
   logoutAll: (token: string) => request<void>("/api/auth/logout-all", { method: "POST", token }),

@@ -9,6 +9,7 @@ import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
+import { ArchiveControls } from "./archive.js";
 import { InvitationsPanel } from "./invitations.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
@@ -39,6 +40,23 @@ export class ChatApp {
   private pagedBeyondFirst = false;
   private loadingMore = false;
   private readonly moreObserver: IntersectionObserver;
+  private readonly archive = new ArchiveControls({
+    conn: () => this.conn,
+    sessions: () => this.sessions,
+    setSessions: (list) => {
+      this.sessions = list;
+      this.renderSessions();
+    },
+    conversation: () => this.conversation,
+    // The filter changed: start the list over.
+    refresh: () => {
+      this.sessions = [];
+      this.pagedBeyondFirst = false;
+      this.nextCursor = null;
+      return this.refreshSessions();
+    },
+    toast: (m) => this.toast(m),
+  });
 
   constructor(
     private readonly auth: Auth,
@@ -130,6 +148,7 @@ export class ChatApp {
         { class: "sessions", "aria-labelledby": "sessions-heading" },
         h("h2", { id: "sessions-heading", class: "section-title" }, "Sessions"),
         newForm,
+        this.archive.filter,
         this.sessionList,
       ),
       invitations.el,
@@ -171,6 +190,7 @@ export class ChatApp {
       root: this.sidebar,
       rootMargin: "200px",
     });
+    this.archive.listen();
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -197,7 +217,7 @@ export class ChatApp {
   private async refreshSessions(): Promise<void> {
     const known = new Set(this.sessions.map((s) => s.id));
     try {
-      const page = await api.listSessions(this.auth.token);
+      const page = await api.listSessions(this.auth.token, null, this.archive.showing ? "true" : "false");
       // Pages loaded further down stay; the first page brings what changed at the top.
       const fresh = new Set(page.sessions.map((s) => s.id));
       // Sessions this tab created or joined while the page was on its way may be missing from it: they stay, on top.
@@ -219,7 +239,7 @@ export class ChatApp {
     if (!this.nextCursor || this.loadingMore) return;
     this.loadingMore = true;
     try {
-      const page = await api.listSessions(this.auth.token, this.nextCursor);
+      const page = await api.listSessions(this.auth.token, this.nextCursor, this.archive.showing ? "true" : "false");
       const have = new Set(this.sessions.map((s) => s.id));
       this.sessions = [...this.sessions, ...page.sessions.filter((s) => !have.has(s.id))];
       this.nextCursor = page.nextCursor;
@@ -429,9 +449,10 @@ export class ChatApp {
             "button",
             { type: "button", class: "session-open", "aria-current": active ? "page" : false, onclick: () => this.open(s) },
             h("span", { class: "session-title" }, title),
-            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : ""),
+            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : "", s.archived ? " · archived" : ""),
           ),
           s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
+          s.role === "owner" ? this.archive.action(s, title) : null,
           s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
           s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),

@@ -80,6 +80,7 @@ export class Conversation {
   private readonly assistantToggle: HTMLInputElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly stopButton: HTMLButtonElement;
+  private readonly archivedNote: HTMLParagraphElement;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly present = new Set<string>();
   private readonly typers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -151,12 +152,14 @@ export class Conversation {
       ),
     );
 
+    this.archivedNote = h("p", { class: "archived-note", "data-testid": "archived-note", role: "status", hidden: true });
     this.el = h(
       "section",
       { class: "conversation", "aria-labelledby": "conversation-title" },
       h("header", { class: "conv-header" }, h("div", { class: "conv-heading" }, this.title, this.presenceEl), this.inviteArea),
       h("div", { class: "scroll-wrap" }, this.scroller, this.jumpButton),
       this.typingEl,
+      this.archivedNote,
       composer,
       this.announcer,
     );
@@ -164,6 +167,7 @@ export class Conversation {
     this.renderTop();
     this.renderOutbox();
     this.subscribe();
+    this.setArchived(session.archived);
     // A phone keyboard opening or a window resize must not lose the reader's place at the bottom.
     this.resizeObserver = new ResizeObserver(() => {
       if (this.pinned) this.scrollToBottom();
@@ -732,6 +736,18 @@ export class Conversation {
   }
 
   /** The session was renamed (here, in another tab, or by its owner). */
+  /** An archived session is read-only here: the server refuses its messages (ARCHIVED). */
+  setArchived(archived: boolean): void {
+    this.session = { ...this.session, archived };
+    this.input.disabled = archived;
+    this.sendButton.disabled = archived;
+    this.assistantToggle.disabled = archived;
+    this.archivedNote.hidden = !archived;
+    this.archivedNote.textContent = archived
+      ? `This session is archived: you can read and search it, but not write in it${this.session.role === "owner" ? " unless you unarchive it" : ""}.`
+      : "";
+  }
+
   retitle(title: string): void {
     this.session = { ...this.session, title };
     this.renderHeader();
