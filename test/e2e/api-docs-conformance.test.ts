@@ -217,6 +217,9 @@ describe("the running server answers as its documents say", () => {
     expect((await rest("POST", "/api/invitations/{id}/accept", { id: sessionId }, { token: bob.token })).status).toBe(200);
     expect((await rest("GET", "/api/sessions", {}, { token: t, query: "limit=1" })).body.nextCursor).not.toBeNull();
     expect((await rest("GET", "/api/me/export", {}, { token: bob.token })).status).toBe(200);
+    expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: t })).status).toBe(200);
+    expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: bob.token })).status).toBe(403);
+    expect((await rest("POST", "/api/sessions/{id}/unarchive", { id: sessionId }, { token: t })).status).toBe(200);
     const search = await rest("GET", "/api/memory/search", {}, { token: t, query: "q=hello&mode=lexical" });
     expect(search.body.hits.length, "a hit to check the hit schema on").toBeGreaterThan(0);
     expect((await rest("DELETE", "/api/sessions/{id}", { id: sessionId }, { token: t })).status).toBe(204);

@@ -117,7 +117,7 @@ describe("session page keyset", () => {
       const client = await db.pool.connect();
       try {
         await client.query("PREPARE p AS " + LIST_SESSIONS_PAGE);
-        const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE p('${userId}', NULL, NULL, 101)`);
+        const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE p('${userId}', NULL, NULL, 101, false)`);
         await client.query("DEALLOCATE p");
         return rows[0]["QUERY PLAN"][0];
       } finally {
