@@ -25,7 +25,7 @@ const UPSERT_BATCH = 200;
 export interface PgVectorStoreOptions {
   /** Score every filtered vector instead of prefiltering by code. Default false. */
   exact?: boolean;
-  /** Candidates reranked exactly per search (at least 4x the limit). Default 400. */
+  /** Candidates reranked exactly per search (at least the limit). Default 400. */
   rerankDepth?: number;
   /** Codes kept in memory over all users; the least recently searched user goes first. Default 1,000,000. */
   cacheMaxPoints?: number;
@@ -183,7 +183,7 @@ export class PgVectorStore implements VectorStore {
     if (this.exact) return this.searchExact(vector, filter, limit);
     const codes = await this.codesOf(filter.userId);
     const query = unit(vector);
-    const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit * 4));
+    const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
     const { rows } = await this.pool.query<{ embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string }>({
