@@ -162,6 +162,10 @@ try {
   console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH}; load average ${loadavg()[0]!.toFixed(1)}\n`);
   console.log(table(["filter", "candidates", "exact p50 ms", "exact p99 ms", "prefilter p50 ms", "prefilter p99 ms", "recall@10", "p50 speed-up"], rows));
   console.log(`\nfirst search after a start (loads the user's ${N} codes): ${coldMs.toFixed(0)} ms; codes in memory: ${heapMb} MB`);
+  // What sql/010 spends per row when it upgrades a populated database: the code computed in SQL.
+  t0 = performance.now();
+  await pool.query("SELECT count(message_vector_code(embedding)) FROM message_vectors WHERE collection = 'bench' AND user_id = $1", [userId]);
+  console.log(`codes computed in SQL (as sql/010 does for existing rows): ${N} in ${(ms(t0) / 1000).toFixed(1)} s`);
 } finally {
   await pool.end();
   await postgres.stop();
