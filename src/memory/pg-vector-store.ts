@@ -216,21 +216,17 @@ export class PgVectorStore implements VectorStore {
     return e.codes!;
   }
 
-  private async sync(entry: UserEntry, userId: string): Promise<void> {
-    const full = entry.codes === undefined;
+  /** Catches `entry` up; `full` (or a first look) reads all the user's codes into a new copy. */
+  private async sync(entry: UserEntry, userId: string, full = entry.codes === undefined): Promise<void> {
     const { rows } = await this.pool.query<{ horizon: string; pruned: string; gone: Buffer; n: number; ids: Buffer; sessions: Buffer; roles: Buffer; codes: Buffer }>({
       name: "vector_codes_sync",
       text: SYNC_SQL,
       values: [this.collection, userId, full ? "0" : entry.horizon.toString(), full],
     });
     const r = rows[0]!;
-    if (!full && BigInt(r.pruned) >= entry.horizon) {
-      // Deletions this copy has not seen may be pruned already: start again from the table.
-      entry.codes = undefined;
-      entry.horizon = 0n;
-      return this.sync(entry, userId);
-    }
-    const codes = entry.codes ?? new UserCodes(codeBytes(this.dimensions));
+    // Deletions this copy has not seen may be pruned already: start again from the table.
+    if (!full && BigInt(r.pruned) >= entry.horizon) return this.sync(entry, userId, true);
+    const codes = full ? new UserCodes(codeBytes(this.dimensions)) : entry.codes!;
     codes.remove(r.gone);
     codes.apply(r);
     entry.codes = codes;
@@ -240,7 +236,7 @@ export class PgVectorStore implements VectorStore {
 
   private async searchExact(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
-    // trip for a typical history); past INLINE_PAYLOADS_MAX, pass 2 fetches only the winners' payloads.
+    // trip for a typical history); past inlinePayloadsMax, pass 2 fetches only the winners' payloads.
     const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>({
       name: "vector_search",
       text: `SELECT point_id, embedding,
