@@ -139,9 +139,22 @@ export class UserCodes {
         dist[slot] = skip;
         continue;
       }
+      // Popcount by bytes, summed across words before the one multiply that adds the bytes up:
+      // a byte holds at most 8 per word, so 31 words fit before it must be flushed.
       let d = 0;
+      let bytes = 0;
       const base = slot * words;
-      for (let w = 0; w < words; w++) d += popcount(codes[base + w]! ^ q[w]!);
+      for (let w = 0; w < words; w++) {
+        let x = codes[base + w]! ^ q[w]!;
+        x -= (x >>> 1) & 0x55555555;
+        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+        bytes += (x + (x >>> 4)) & 0x0f0f0f0f;
+        if (w % 31 === 30) {
+          d += Math.imul(bytes, 0x01010101) >>> 24;
+          bytes = 0;
+        }
+      }
+      d += Math.imul(bytes, 0x01010101) >>> 24;
       dist[slot] = d;
       histogram[d]!++;
       passing++;
@@ -236,13 +249,6 @@ export class CodeCache<T extends { readonly slots: number }> {
       total -= e.slots;
     }
   }
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
 }
 
 /** The 16 bytes of a uuid as a latin1 string: compact map keys. */
