@@ -39,6 +39,9 @@ const DELETIONS_KEPT = "1 day";
 /**
  * The filter every search applies, over $1 collection, $2 user, $3 sessions
  * and $4 roles. One place, so a further condition on candidates is one line.
+ * The in-memory prefilter applies sessions and roles before it cuts to the
+ * rerank depth (UserCodes.nearest); a further condition that rules out many
+ * points belongs there too (its column in SYNC_SQL), or they take rerank slots.
  */
 const CANDIDATE_FILTER = `collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
           AND ($4::text[] IS NULL OR role = ANY($4::text[]))`;
