@@ -116,18 +116,9 @@ try {
   const allSessions: VectorFilter = { userId, sessionIds: sessions };
 
   // The first search after a start loads the user's codes from the table.
-  // Memory the codes take: heap and buffers after a full collection, before and after (needs --expose-gc).
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const held = () => {
-    gc?.();
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
-  const heapBefore = held();
   t0 = performance.now();
   await indexed.search(queries[0]!, allSessions, 10);
   const coldMs = ms(t0);
-  const heapMb = gc ? ((held() - heapBefore) / 2 ** 20).toFixed(1) : "? (run with --expose-gc)";
 
   const rows: (string | number)[][] = [];
   const run = async (label: string, filter: (q: number) => VectorFilter, during?: () => Promise<void>) => {
@@ -161,7 +152,7 @@ try {
 
   console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH}; load average ${loadavg()[0]!.toFixed(1)}\n`);
   console.log(table(["filter", "candidates", "exact p50 ms", "exact p99 ms", "prefilter p50 ms", "prefilter p99 ms", "recall@10", "p50 speed-up"], rows));
-  console.log(`\nfirst search after a start (loads the user's ${N} codes): ${coldMs.toFixed(0)} ms; codes in memory: ${heapMb} MB`);
+  console.log(`\nfirst search after a start (loads the user's ${N} codes): ${coldMs.toFixed(0)} ms`);
   // What sql/010 spends per row when it upgrades a populated database: the code computed in SQL.
   t0 = performance.now();
   await pool.query("SELECT count(message_vector_code(embedding)) FROM message_vectors WHERE collection = 'bench' AND user_id = $1", [userId]);
