@@ -9,14 +9,14 @@
  * keeps writing.
  *
  * Data (--data):
- *   clustered  random unit vectors with cluster structure: 1,000 centres
+ *   clustered  random unit vectors with cluster structure: 1,000 centres (--centres)
  *              scattered around one shared direction (sentence embeddings have
  *              one), each vector a centre plus Gaussian noise; queries drawn
  *              the same way (default)
  *   hash       the feature-hashing embedder over bench/corpus.ts chat messages
  *              (sparse vectors, many near-duplicates)
  *
- * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --data clustered]
+ * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --data clustered --centres 1000]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -42,6 +42,8 @@ const SESSIONS = Number(arg("sessions", "200"));
 const QUERIES = Number(arg("queries", "30"));
 const DEPTH = Number(arg("depth", "400"));
 const DATA = arg("data", "clustered");
+/** Fewer points per centre make the true top 10 span several clusters: harder for the codes. */
+const CENTRES = Number(arg("centres", "1000"));
 const D = 384;
 const OTHER_USERS_VECTORS = 10_000;
 
@@ -64,7 +66,7 @@ function vectorSource(): () => Float32Array {
     return () => embedder.embedOne(corpus[i++ % corpus.length]!);
   }
   const shared = Float32Array.from({ length: D }, gauss);
-  const centres = Array.from({ length: 1000 }, () => Float32Array.from({ length: D }, (_, k) => shared[k]! * 0.7 + gauss()));
+  const centres = Array.from({ length: CENTRES }, () => Float32Array.from({ length: D }, (_, k) => shared[k]! * 0.7 + gauss()));
   return () => {
     const c = centres[Math.floor(rand() * centres.length)]!;
     return Float32Array.from({ length: D }, (_, k) => c[k]! + gauss() * 0.9);
@@ -108,7 +110,7 @@ try {
   // Other users' vectors in the same table, as in a real database.
   for (let i = 0; i < OTHER_USERS_VECTORS; i += 2000) await writer.upsert(points(randomUUID(), [randomUUID()], 2000, next));
   await pool.query("VACUUM ANALYZE message_vectors");
-  console.log(`filled ${N} vectors of one user over ${SESSIONS} sessions in ${fillS.toFixed(1)} s (${Math.round(N / fillS)}/s), data: ${DATA}; load average ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`filled ${N} vectors of one user over ${SESSIONS} sessions in ${fillS.toFixed(1)} s (${Math.round(N / fillS)}/s), data: ${DATA}${DATA === "clustered" ? ` (${CENTRES} centres)` : ""}; load average ${loadavg()[0]!.toFixed(1)}`);
 
   const exact = new PgVectorStore(pool, "bench", D, { exact: true });
   const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH });
