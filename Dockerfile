@@ -13,6 +13,7 @@ FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY web ./web
+COPY client ./client
 RUN npm run build && (npm run build:web --if-present)
 
 FROM deps AS prod-deps

@@ -112,7 +112,11 @@ async function memchatRun(urls: string[], n: number): Promise<Run> {
     const members = tokens.slice(r * ROOM, (r + 1) * ROOM);
     const sockets = await Promise.all(members.map((m, j) => connectTo(urls[(r * ROOM + j) % urls.length]!, m.token)));
     const { session } = await ack(sockets[0]!, "session:create", { title: "fanout", assistant: false });
-    for (const m of members.slice(1)) await ack(sockets[0]!, "session:invite", { sessionId: session.id, username: m.name });
+    for (const [j, m] of members.entries()) {
+      if (j === 0) continue;
+      await ack(sockets[0]!, "session:invite", { sessionId: session.id, username: m.name });
+      await ack(sockets[j]!, "invitation:accept", { sessionId: session.id });
+    }
     await Promise.all(sockets.map((s) => ack(s, "session:join", { sessionId: session.id })));
     for (const s of sockets) clients.push({ socket: s, sessionId: session.id });
   }

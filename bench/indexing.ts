@@ -87,7 +87,7 @@ try {
       const points = Array.from({ length: Math.min(2000, size - i) }, (_, j) => {
         const v = new Float32Array(384);
         for (let k = 0; k < 384; k++) v[k] = Math.random() - 0.5;
-        return { id: randomUUID(), vector: v, payload: { sessionId, userId, messageId: i + j + 1, role: "user" as const, content: `m${i + j}`, timestamp: new Date().toISOString(), timestampUnix: 0 } };
+        return { id: randomUUID(), vector: v, payload: { sessionId, userId, authorId: userId, messageId: i + j + 1, role: "user" as const, content: `m${i + j}`, timestamp: new Date().toISOString(), timestampUnix: 0 } };
       });
       await exact.upsert(points);
     }

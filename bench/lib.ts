@@ -23,6 +23,8 @@ export async function closedLoop(
   durationMs: number,
   warmupMs: number,
   op: (worker: number, i: number) => Promise<void>,
+  /** Called when the measured window opens and closes (after the warm-up). */
+  window: { onStart?: () => void; onEnd?: () => void } = {},
 ): Promise<LoopResult> {
   const latencies: number[] = [];
   let errors = 0;
@@ -41,9 +43,11 @@ export async function closedLoop(
   });
   await new Promise((r) => setTimeout(r, warmupMs));
   measuring = true;
+  window.onStart?.();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, durationMs));
   measuring = false;
+  window.onEnd?.();
   const elapsed = performance.now() - t0;
   stop = true;
   await Promise.all(loops);

@@ -3,7 +3,13 @@
  * concurrent clients on the embedded profile, side by side with raw
  * parameterised INSERTs through `pg` into the same table from as many
  * concurrent callers. Usage: npm run bench:send [-- --duration 5000]
+ * [--clients 100] [--rate-limits] (limits on, with buckets too large to
+ * refuse, so the run measures the cost of the checks themselves). "server
+ * CPU µs/msg" is the server process's CPU time over the measured window per
+ * accepted message (Linux): on a shared machine it moves much less than the
+ * throughput does.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -20,16 +26,27 @@ const arg = (name: string, dflt: number) => {
 };
 const DURATION = arg("duration", 5000);
 const WARMUP = arg("warmup", 1000);
-const LEVELS = [1, 10, 100];
+const LEVELS = process.argv.includes("--clients") ? [arg("clients", 100)] : [1, 10, 100];
+const RATE_LIMITS = process.argv.includes("--rate-limits");
 const POOL = 20; // the server's default DB_POOL_SIZE; the baseline gets the same
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-"));
 const pgPort = await freePort();
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false" });
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: String(RATE_LIMITS), RATE_MESSAGE_BURST: "1e9", RATE_MESSAGE_PER_SEC: "1e9", RATE_CONNECT_BURST: "1e9", RATE_LOGIN_BURST: "1e9" });
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
 // The embedded PostgreSQL stops at the end while this pool may still hold sockets.
 raw.on("error", () => undefined);
+
+/** The server process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
+function serverCpuMs(): number {
+  try {
+    const fields = readFileSync(`/proc/${server.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ ticks (100/s)
+  } catch {
+    return Number.NaN;
+  }
+}
 
 const rows: (string | number)[][] = [];
 try {
@@ -42,8 +59,14 @@ try {
       const { session } = await ok(socket, "session:create", { title: `bench ${c}/${i}` });
       clients.push({ socket, sessionId: session.id });
     }
-    const serverRun = await closedLoop(c, DURATION, WARMUP, (w, i) =>
-      ok(clients[w]!.socket, "message:send", { sessionId: clients[w]!.sessionId, clientMessageId: `b${c}-${w}-${i}`, content: `benchmark message ${i} from client ${w}`, assistant: false }).then(() => undefined),
+    let cpu = 0;
+    const serverRun = await closedLoop(
+      c,
+      DURATION,
+      WARMUP,
+      (w, i) =>
+        ok(clients[w]!.socket, "message:send", { sessionId: clients[w]!.sessionId, clientMessageId: `b${c}-${w}-${i}`, content: `benchmark message ${i} from client ${w}`, assistant: false }).then(() => undefined),
+      { onStart: () => (cpu = serverCpuMs()), onEnd: () => (cpu = serverCpuMs() - cpu) },
     );
     for (const cl of clients) cl.socket.close();
 
@@ -59,7 +82,7 @@ try {
         [sess[w]!.id, ++seqs[w]!, sess[w]!.owner_id, `benchmark message ${i} from client ${w}`, `r${c}-${w}-${i}`],
       );
     });
-    rows.push([c, serverRun.perSecond, serverRun.p50, serverRun.p99, serverRun.errors, rawRun.perSecond, rawRun.p50, rawRun.p99, `${(serverRun.perSecond / rawRun.perSecond).toFixed(2)}x`]);
+    rows.push([c, serverRun.perSecond, serverRun.p50, serverRun.p99, serverRun.errors, (cpu * 1000) / serverRun.count, rawRun.perSecond, rawRun.p50, rawRun.p99, `${(serverRun.perSecond / rawRun.perSecond).toFixed(2)}x`]);
   }
 } finally {
   await raw.end();
@@ -70,7 +93,7 @@ try {
 console.log(`\nmessage:send on the embedded profile vs raw INSERT (${DURATION} ms per run, pool ${POOL}, ${process.platform} ${(await import("node:os")).cpus().length} cores)\n`);
 console.log(
   table(
-    ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],
+    ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "server CPU µs/msg", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],
     rows,
   ),
 );

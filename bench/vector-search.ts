@@ -80,7 +80,7 @@ function points(userId: string, sessions: string[], count: number, next: () => F
     return {
       id: randomUUID(),
       vector: next(),
-      payload: { sessionId: sessions[j % sessions.length]!, userId, messageId, role: "user", content: `message ${messageId}`, timestamp: new Date().toISOString(), timestampUnix: 0 },
+      payload: { sessionId: sessions[j % sessions.length]!, userId, messageId, role: "user", content: `message ${messageId}`, authorId: userId, timestamp: new Date().toISOString(), timestampUnix: 0 },
     };
   });
 }

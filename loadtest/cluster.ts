@@ -33,7 +33,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const cleanups: (() => Promise<void>)[] = [async () => rm(dir, { recursive: true, force: true })];
   // --expose-gc lets the harness measure retained memory (SIGUSR2: full GC, then a log line).
   const nodeArgs = ["--expose-gc", ...(opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
-  // All load comes from one address here: per-address limits (connects, logins) would measure the limiter, not the server.
+  // All load comes from one address here: per-address limits (connects, logins, REST) would measure the limiter, not the server.
   const base = {
     EMBEDDER: "hash",
     LOG_LEVEL: "info",
@@ -42,6 +42,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     RATE_CONNECT_PER_SEC: "1000000",
     RATE_LOGIN_BURST: "1000000",
     RATE_LOGIN_PER_SEC: "1000000",
+    RATE_REST_BURST: "1000000",
+    RATE_REST_PER_SEC: "1000000",
     ...opts.env,
   };
   try {

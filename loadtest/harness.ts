@@ -8,11 +8,17 @@
  * scenarios: connect-storm, chat, assistant, reconnect-storm (or all)
  * options:   --clients N  --room-size N  --interval-ms N  --duration-s N  --ramp-s N
  *            --turns N  --allow-remote  --cpu-prof DIR (profile the spawned server)
+ *
+ * The chat and assistant scenarios are apps' traffic, so their clients are
+ * the client library's (@memchat/client), as an app's would be. The storms
+ * time bare connects and joins on raw sockets: the library's reconnect
+ * backoff would be measured instead of the server.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { type ChatClient, type ChatSession, connect } from "@memchat/client";
 import { io, type Socket } from "socket.io-client";
 import { percentile, table } from "../bench/lib.js";
 import type { ServerProcess } from "../test/support/server-process.js";
@@ -208,8 +214,17 @@ async function connectStorm(t: Target, args: Args) {
 }
 
 interface Member {
-  socket: Socket;
-  sessionId: string;
+  chat: ChatClient;
+  session: ChatSession;
+}
+
+/**
+ * A library client as the load generator needs it: websocket only, its own
+ * connection, and one attempt per send, so an ack time is one round trip and
+ * a refused send counts as an error instead of being retried.
+ */
+function libraryClient(url: string, token: string): Promise<ChatClient> {
+  return connect({ url, token, maxSendAttempts: 1, callTimeoutMs: 20_000, connectTimeoutMs: 30_000, socket: { transports: ["websocket"], forceNew: true, timeout: 20_000 } });
 }
 
 async function joinRooms(t: Target, n: number, roomSize: number, runId: string): Promise<{ members: Member[]; sessions: string[]; users: { token: string; userId: string }[] }> {
@@ -219,8 +234,8 @@ async function joinRooms(t: Target, n: number, roomSize: number, runId: string):
   const sessions: string[] = [];
   for (let r = 0; r * roomSize < n; r++) {
     const group = users.slice(r * roomSize, (r + 1) * roomSize);
-    const owner = await open(urls[(r * roomSize) % urls.length]!, group[0]!.token);
-    const { session } = await ack<{ session: { id: string } }>(owner, "session:create", { title: `load ${runId} ${r}`, assistant: false });
+    const owner = await libraryClient(urls[(r * roomSize) % urls.length]!, group[0]!.token);
+    const session = await owner.createSession({ title: `load ${runId} ${r}`, assistant: false });
     sessions.push(session.id);
     for (const u of group.slice(1)) {
       const res = await fetch(`${t.url}/api/sessions/${session.id}/members`, {
@@ -229,16 +244,17 @@ async function joinRooms(t: Target, n: number, roomSize: number, runId: string):
         body: JSON.stringify({ username: `lt_${runId}_${users.indexOf(u)}` }),
       });
       if (res.status !== 201) throw new Error(`invite failed: ${res.status}`);
+      const accepted = await fetch(`${t.url}/api/invitations/${session.id}/accept`, { method: "POST", headers: { authorization: `Bearer ${u.token}` } });
+      if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status}`);
     }
-    members.push({ socket: owner, sessionId: session.id });
+    members.push({ chat: owner, session });
     await Promise.all(
       group.slice(1).map(async (u, j) => {
-        const s = await open(urls[(r * roomSize + j + 1) % urls.length]!, u.token);
-        members.push({ socket: s, sessionId: session.id });
+        const chat = await libraryClient(urls[(r * roomSize + j + 1) % urls.length]!, u.token);
+        members.push({ chat, session: await chat.join(session.id) });
       }),
     );
   }
-  await Promise.all(members.map((m) => ack(m.socket, "session:join", { sessionId: m.sessionId })));
   return { members, sessions, users };
 }
 
@@ -259,8 +275,11 @@ async function chat(t: Target, args: Args) {
   let errors = 0;
   let delivered = 0;
   for (const m of members) {
-    m.socket.on("message:new", (e: { message: { clientMessageId: string } }) => {
-      const t0 = sentAt.get(e.message.clientMessageId);
+    const me = m.chat.user?.id;
+    m.session.on("message", (msg) => {
+      // The library reports the sender's own message too (from its ack): not a delivery.
+      if (msg.userId === me) return;
+      const t0 = msg.clientMessageId === null ? undefined : sentAt.get(msg.clientMessageId);
       if (t0 !== undefined) fanout.push(performance.now() - t0);
       delivered++;
     });
@@ -273,7 +292,7 @@ async function chat(t: Target, args: Args) {
       const t0 = performance.now();
       sentAt.set(id, t0);
       try {
-        await ack(m.socket, "message:send", { sessionId: m.sessionId, clientMessageId: id, content: `load message ${k} from ${i}`, assistant: false });
+        await m.session.send(`load message ${k} from ${i}`, { assistant: false, clientMessageId: id });
         acks.push(performance.now() - t0);
       } catch {
         errors++;
@@ -288,7 +307,7 @@ async function chat(t: Target, args: Args) {
   await Promise.all(loops);
   await new Promise((r) => setTimeout(r, 500)); // let the last fan-outs arrive
   const elapsed = (performance.now() - t0) / 1000;
-  for (const m of members) m.socket.close();
+  for (const m of members) m.chat.close();
   await deleteSessions(t.url, sessions, sessions.map((_, r) => users[r * roomSize]!.token));
   const a = ms(acks);
   const f = ms(fanout);
@@ -311,43 +330,31 @@ async function assistant(t: Target, args: Args) {
   const sessions: string[] = [];
   await Promise.all(
     users.map(async (u, i) => {
-      const s = await open(urls[i % urls.length]!, u.token);
-      const { session } = await ack<{ session: { id: string } }>(s, "session:create", { title: "load assistant" });
+      const chat = await libraryClient(urls[i % urls.length]!, u.token);
+      const session = await chat.createSession({ title: "load assistant" });
       sessions.push(session.id);
-      await ack(s, "session:join", { sessionId: session.id });
       await new Promise((r) => setTimeout(r, Math.random() * 1000));
       for (let k = 0; k < turns; k++) {
         const t0 = performance.now();
         let first = -1;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         try {
-          await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error("reply timeout")), 60_000);
-            const onDelta = (e: { sessionId: string }) => {
-              if (e.sessionId === session.id && first < 0) first = performance.now() - t0;
-            };
-            const done = (e: { sessionId: string }, failed: boolean) => {
-              if (e.sessionId !== session.id) return;
-              clearTimeout(timer);
-              s.off("assistant:delta", onDelta);
-              s.off("assistant:end", onEnd);
-              s.off("assistant:error", onErr);
-              if (failed) reject(new Error("assistant:error"));
-              else resolve();
-            };
-            const onEnd = (e: { sessionId: string }) => done(e, false);
-            const onErr = (e: { sessionId: string }) => done(e, true);
-            s.on("assistant:delta", onDelta);
-            s.on("assistant:end", onEnd);
-            s.on("assistant:error", onErr);
-            ack(s, "message:send", { sessionId: session.id, clientMessageId: `${runId}-${i}-${k}`, content: `question ${k}: what did I say before about topic ${i}?` }).catch(reject);
-          });
+          const turn = (async () => {
+            const question = await session.send(`question ${k}: what did I say before about topic ${i}?`, { clientMessageId: `${runId}-${i}-${k}` });
+            const reply = await session.replyTo(question.id);
+            for await (const _ of reply) if (first < 0) first = performance.now() - t0;
+            await reply.result();
+          })();
+          await Promise.race([turn, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("reply timeout")), 60_000)))]);
           ttft.push(first);
           full.push(performance.now() - t0);
         } catch {
           errors++;
+        } finally {
+          clearTimeout(timer);
         }
       }
-      s.close();
+      chat.close();
     }),
   );
   await deleteSessions(t.url, sessions, users.map((u) => u.token));
@@ -368,11 +375,11 @@ async function reconnectStorm(t: Target, args: Args) {
   // Some traffic, so each client has something to catch up on.
   await Promise.all(
     sessions.map((sessionId, r) =>
-      ack(members.find((m) => m.sessionId === sessionId)!.socket, "message:send", { sessionId, clientMessageId: `${runId}-pre-${r}`, content: "before the storm", assistant: false }),
+      members.find((m) => m.session.id === sessionId)!.session.send("before the storm", { assistant: false, clientMessageId: `${runId}-pre-${r}` }),
     ),
   );
   const lastSeq = new Map<string, number>(sessions.map((id) => [id, 1]));
-  for (const m of members) m.socket.close();
+  for (const m of members) m.chat.close();
   // Messages sent while everyone is away: one per room.
   const senders = await Promise.all(sessions.map((_, r) => open(t.url, users[r * roomSize]!.token)));
   await Promise.all(senders.map((s, r) => ack(s, "message:send", { sessionId: sessions[r]!, clientMessageId: `${runId}-away-${r}`, content: "while you were away", assistant: false })));
@@ -386,7 +393,7 @@ async function reconnectStorm(t: Target, args: Args) {
     members.map(async (m, i) => {
       try {
         const s = await open(urls[i % urls.length]!, users[i]!.token);
-        const joined = await ack<{ messages: { content: string }[] }>(s, "session:join", { sessionId: m.sessionId, afterSeq: lastSeq.get(m.sessionId) });
+        const joined = await ack<{ messages: { content: string }[] }>(s, "session:join", { sessionId: m.session.id, afterSeq: lastSeq.get(m.session.id) });
         if (!joined.messages.some((x) => x.content === "while you were away")) missed++;
         times.push(performance.now() - t0);
         return s;

@@ -26,7 +26,8 @@ async function buildIsStale(): Promise<boolean> {
   const built = await stat(path.join(WEB_DIST, "index.html")).catch(() => null);
   if (!built) return true;
   const sources = Math.max(
-    ...(await Promise.all(["src", "index.html", "vite.config.ts"].map((p) => newestMtime(path.join(WEB_DIR, p))))),
+    // ../client/src: the client library (@memchat/client) is bundled into the build.
+    ...(await Promise.all(["src", "index.html", "vite.config.ts", "../client/src"].map((p) => newestMtime(path.join(WEB_DIR, p))))),
   );
   return sources > built.mtimeMs;
 }

@@ -6,17 +6,24 @@ import http from "node:http";
 import path from "node:path";
 import type pg from "pg";
 import type { Logger } from "pino";
+import { AccountService } from "./account/account-service.js";
 import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { LifecycleService } from "./chat/lifecycle-service.js";
+import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
+import { SessionList } from "./chat/session-list.js";
 import type { Config } from "./config.js";
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
+import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
+import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
 import { createPool } from "./db/pool.js";
@@ -25,13 +32,21 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
+import { PgVectorPurge, QdrantVectorPurge, vectorPurger } from "./memory/vector-purge.js";
+import { archivalJob } from "./maintenance/archival-job.js";
+import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
+import { retentionJob } from "./maintenance/retention-job.js";
+import { MaintenanceScheduler } from "./maintenance/scheduler.js";
 import { Router } from "./http/router.js";
+import { registerApiDocs } from "./http/api-docs.js";
 import { type ReadinessCheck, registerRoutes } from "./http/routes.js";
 import { registerStaticFiles } from "./http/static-files.js";
 import { protocolSchemas } from "./protocol/schemas.js";
 import { createInFlight } from "./realtime/handlers.js";
 import { createCoordination } from "./realtime/coordination.js";
+import { SocketMemberEvents } from "./realtime/member-events.js";
 import { attachChatNamespace, createSocketServer, socketRoomEvents } from "./realtime/socket-server.js";
+import { userSockets } from "./realtime/user-sockets.js";
 
 export interface RunningApp {
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
@@ -68,21 +83,23 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const metrics = new Metrics();
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
     const users = new PgUserStore(pool);
-    const auth = new AuthService(users, tokens, config.auth.scryptN);
+    const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs);
+    const usernameOf = usernames(users);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();
 
-    const router = new Router(log, metrics, config.limits.maxPayloadBytes);
+    const router = new Router(log, metrics, config.limits.maxPayloadBytes, { corsOrigin: config.corsOrigin });
     const httpServer = http.createServer(router.handle);
     httpServer.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
-    const io = createSocketServer(httpServer, config);
     const coordination = await createCoordination(config, log);
     cleanups.push(() => coordination.stop());
-    coordination.attach(io);
-    const rooms = socketRoomEvents(io);
     const rateLimits = new RateLimits(coordination.rateLimiter, config.rateLimits, log.child({ component: "rate-limits" }), (limit) =>
       metrics.rateLimited.inc({ limit }),
     );
+    const io = createSocketServer(httpServer, config, rateLimits);
+    coordination.attach(io);
+    const rooms = socketRoomEvents(io);
+    const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
     const messageStore = new PgMessageStore(pool, { maxBatch: config.database.sendBatchMax, maxInFlight: config.database.sendBatchInFlight });
 
     const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
@@ -108,7 +125,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
-      context: new ContextBuilder(memoryRuntime.memory),
+      context: new ContextBuilder(memoryRuntime.memory, usernameOf),
       llm,
       buffer: coordination.streamBuffer,
       cancelBus: coordination.cancelBus,
@@ -121,22 +138,50 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
       },
       onReplyStored: () => memoryRuntime.messageStored(),
-      limits: rateLimits,
     });
     await assistant.start();
 
+    const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
+    const lifecycleStore = new PgLifecycleStore(pool);
+    const lifecycle = new LifecycleService({
+      store: lifecycleStore,
+      rooms,
+      members,
+      vectors: vectorPurger(lifecycleStore, qdrantPurge, config.lifecycle.batchSize),
+      cancelReplies: (ids) => assistant.cancelReplies(ids),
+      rateLimits,
+      log: log.child({ component: "lifecycle" }),
+      opts: config.lifecycle,
+    });
     const chat = new ChatService({
       store: messageStore,
+      membership: new PgMembershipStore(pool),
       presence: coordination.presence,
       rooms,
+      members,
       limits: { historyPageSize: config.limits.historyPageSize, joinBacklogMax: config.limits.historyPageMax },
       assistant,
       onMessageStored: () => memoryRuntime.messageStored(),
       memory: memoryRuntime.memory,
       rateLimits,
+      onSent: (message, reply) => lifecycle.messageStored(message, reply),
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits });
-    coordination.start(rooms, usernames(users));
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle });
+
+    // Periodic work, one node at a time across the cluster (src/maintenance/).
+    let scheduler: MaintenanceScheduler | undefined;
+    const onRun = maintenanceMetrics(metrics.registry, () => scheduler);
+    if (config.maintenance.enabled) {
+      scheduler = new MaintenanceScheduler(new PgMaintenanceStore(pool), { nodeId: config.nodeId, leaseMs: config.maintenance.leaseMs, onRun }, log.child({ component: "maintenance" }));
+      if (config.lifecycle.archiveIdleDays !== undefined || config.lifecycle.sessionMaxMessages !== undefined) {
+        scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
+      }
+      if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      scheduler.start();
+      const running = scheduler;
+      cleanups.push(() => running.stop());
+    }
+    coordination.start(rooms, usernameOf);
 
     const readiness: ReadinessCheck[] = [
       {
@@ -170,18 +215,36 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
+    const account = new AccountService({
+      pool,
+      auth,
+      vectors: qdrantPurge ?? new PgVectorPurge(pool),
+      sockets: userSockets(io),
+      members,
+      cancelReplies: (ids) => assistant.cancelReplies(ids),
+      log: log.child({ component: "account" }),
+      authCacheMs: config.auth.cacheMs,
+    });
+    cleanups.push(async () => account.stop());
+    // Deletions a stopped node (or a vector store outage) left half done: finished in the background.
+    account.start();
     registerRoutes(router, {
+      account,
+      sessionList: new SessionList(pool),
       auth,
       chat,
+      lifecycle,
       memory: memoryRuntime.memory,
       schemas,
       metrics,
       readiness,
       rateLimits,
       trustProxy: config.trustProxy,
+      metricsToken: config.metricsToken,
       isDraining: () => inFlight.draining,
     });
     registerStaticFiles(router);
+    registerApiDocs(router, schemas, log);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
@@ -225,18 +288,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
 }
 
 /** Usernames for presence events of users this node has not seen (bounded cache; names never change). */
-function usernames(users: PgUserStore): (userId: string) => Promise<string> {
-  const cache = new Map<string, string>();
-  return async (userId) => {
-    const hit = cache.get(userId);
-    if (hit !== undefined) return hit;
-    const u = await users.findById(userId);
-    if (cache.size > 10_000) cache.clear();
-    cache.set(userId, u?.username ?? "");
-    return u?.username ?? "";
-  };
-}
-
 /** At start-up the database may still be booting (docker-compose): retry for a while. */
 async function withStartupRetry<T>(fn: () => Promise<T>, log: Logger, attempts = 30): Promise<T> {
   for (let i = 1; ; i++) {

@@ -6,7 +6,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import type { RateLimitPolicy } from "./chat/rate-limits.js";
+import type { LimitName, RateLimitPolicy } from "./chat/rate-limits.js";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no", "on", "off"])
@@ -39,6 +39,8 @@ const envSchema = z.object({
   JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
   /** Lifetime of an access token, in seconds. */
   JWT_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+  /** How long a node trusts what it read of a user's account state (exists, disabled, token version): logout-all and deletion reach every node within it. */
+  AUTH_CACHE_MS: int(0, 60_000).default(5_000),
   /** scrypt cost (N, a power of two): memory is 128 * N * 8 bytes per hash (16 MiB at 16384). */
   PASSWORD_SCRYPT_N: int(1024, 1 << 20)
     .refine((n) => (n & (n - 1)) === 0, "PASSWORD_SCRYPT_N must be a power of two")
@@ -124,16 +126,60 @@ const envSchema = z.object({
   PRESENCE_TTL_MS: int(1000, 3_600_000).default(30_000),
 
   RATE_LIMITS_ENABLED: bool.default("true"),
-  /** Token buckets: burst size and sustained rate per second. Messages and turns per user; connects and logins per client address. */
-  RATE_MESSAGE_BURST: z.coerce.number().positive().default(30),
-  RATE_MESSAGE_PER_SEC: z.coerce.number().positive().default(2),
-  RATE_TURN_BURST: z.coerce.number().positive().default(10),
-  RATE_TURN_PER_SEC: z.coerce.number().positive().default(0.5),
-  RATE_CONNECT_BURST: z.coerce.number().positive().default(500),
-  RATE_CONNECT_PER_SEC: z.coerce.number().positive().default(200),
-  RATE_LOGIN_BURST: z.coerce.number().positive().default(50),
-  RATE_LOGIN_PER_SEC: z.coerce.number().positive().default(10),
+  /** RATE_<FAMILY>_BURST and RATE_<FAMILY>_PER_SEC for every family of RATE_DEFAULTS, added below. */
+
+  /** Closes a connection that has not joined /chat (authenticated) this long after it opened. */
+  AUTH_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
+
+  /** Archive sessions without a message for this many days. Unset: never. */
+  ARCHIVE_IDLE_DAYS: z.coerce.number().positive().optional(),
+  /** A session that reaches this many messages is archived and continued in a new session with the same members. Unset: never. */
+  SESSION_MAX_MESSAGES: int(10, 100_000_000).optional(),
+  /** Delete archived sessions (messages, vectors, everything) this many days after they were archived. Unset: never. */
+  RETENTION_ARCHIVED_DAYS: z.coerce.number().positive().optional(),
+  /** Rows per statement when retention deletes, and sessions per archival statement. */
+  RETENTION_BATCH_SIZE: int(10, 100_000).default(1000),
+  /** Pause between two retention statements, so sends get the database in between. */
+  RETENTION_BATCH_PAUSE_MS: int(0, 60_000).default(20),
+  /** How often each maintenance job (archival, retention) runs, cluster-wide. */
+  MAINTENANCE_INTERVAL_MS: int(1000, 7 * 24 * 3600 * 1000).default(600_000),
+  /** How long a node holds a maintenance job's lease without renewing it (a crashed node's job runs elsewhere after this). */
+  MAINTENANCE_LEASE_MS: int(1000, 24 * 3600 * 1000).default(120_000),
+  MAINTENANCE_ENABLED: bool.default("true"),
 });
+
+/**
+ * Token buckets per family of requests (src/chat/rate-limits.ts says which
+ * events and routes each covers, and whether per user or per address): burst
+ * size and sustained rate per second.
+ */
+const RATE_DEFAULTS: Record<LimitName, readonly [burst: number, perSecond: number]> = {
+  message: [30, 2],
+  turn: [10, 0.5],
+  connect: [500, 200],
+  login: [50, 10],
+  session: [60, 10],
+  invite: [20, 1],
+  typing: [30, 10],
+  read: [120, 20],
+  search: [20, 2],
+  feedback: [30, 2],
+  cancel: [30, 5],
+  rest: [600, 100],
+  // logout-all, export, deletion
+  account: [10, 0.2],
+};
+const rateVar = (name: string, part: "BURST" | "PER_SEC") => `RATE_${name.toUpperCase()}_${part}`;
+const rateSchema: z.ZodType<Record<string, number>, z.ZodTypeDef, unknown> = z.object(
+  Object.fromEntries(
+    Object.entries(RATE_DEFAULTS).flatMap(([name, [burst, perSecond]]) => [
+      [rateVar(name, "BURST"), z.coerce.number().positive().default(burst)],
+      [rateVar(name, "PER_SEC"), z.coerce.number().positive().default(perSecond)],
+    ]),
+  ),
+);
 
 export type Env = z.input<typeof envSchema>;
 
@@ -142,7 +188,7 @@ export interface Config {
   host: string;
   dataDir: string;
   database: { url: string | undefined; embeddedPort: number; poolSize: number; sendBatchMax: number; sendBatchInFlight: number };
-  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number };
+  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number; cacheMs: number };
   limits: { maxMessageChars: number; maxPayloadBytes: number; historyPageSize: number; historyPageMax: number };
   corsOrigin: string | string[];
   shutdownTimeoutMs: number;
@@ -173,6 +219,16 @@ export interface Config {
   assistant: { coalesceMs: number; checkpointMs: number; nodeStaleMs: number; sweepIntervalMs: number; streamGraceMs: number };
   redis: { url: string | undefined; presenceTtlMs: number };
   rateLimits: RateLimitPolicy;
+  authTimeoutMs: number;
+  metricsToken: string | undefined;
+  lifecycle: {
+    archiveIdleDays: number | undefined;
+    sessionMaxMessages: number | undefined;
+    retentionArchivedDays: number | undefined;
+    batchSize: number;
+    batchPauseMs: number;
+  };
+  maintenance: { enabled: boolean; intervalMs: number; leaseMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -181,11 +237,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // An empty variable (FOO= in a compose file) means "not set", not "the empty string".
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  const rates = rateSchema.safeParse(present);
+  if (!parsed.success || !rates.success) {
+    const issues = [...(parsed.success ? [] : parsed.error.issues), ...(rates.success ? [] : rates.error.issues)];
+    const lines = issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
+  const r = rates.data;
   if (e.EMBEDDER === "openai" && !e.EMBEDDING_API_URL) throw new ConfigError("invalid configuration:\n  EMBEDDER=openai needs EMBEDDING_API_URL");
   const origins = e.CORS_ORIGIN.split(",").map((s) => s.trim()).filter(Boolean);
   return {
@@ -193,7 +252,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_PG_PORT, poolSize: e.DB_POOL_SIZE, sendBatchMax: e.SEND_BATCH_MAX, sendBatchInFlight: e.SEND_BATCH_IN_FLIGHT },
-    auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N },
+    auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N, cacheMs: e.AUTH_CACHE_MS },
     limits: {
       maxMessageChars: e.MAX_MESSAGE_CHARS,
       maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
@@ -243,14 +302,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       streamGraceMs: e.STREAM_GRACE_MS,
     },
     redis: { url: e.REDIS_URL, presenceTtlMs: e.PRESENCE_TTL_MS },
+    authTimeoutMs: e.AUTH_TIMEOUT_MS,
+    metricsToken: e.METRICS_TOKEN,
     rateLimits: {
       enabled: e.RATE_LIMITS_ENABLED,
-      rules: {
-        message: { capacity: e.RATE_MESSAGE_BURST, refillPerSecond: e.RATE_MESSAGE_PER_SEC },
-        turn: { capacity: e.RATE_TURN_BURST, refillPerSecond: e.RATE_TURN_PER_SEC },
-        connect: { capacity: e.RATE_CONNECT_BURST, refillPerSecond: e.RATE_CONNECT_PER_SEC },
-        login: { capacity: e.RATE_LOGIN_BURST, refillPerSecond: e.RATE_LOGIN_PER_SEC },
-      },
+      rules: Object.fromEntries(
+        Object.keys(RATE_DEFAULTS).map((name) => [
+          name,
+          { capacity: r[rateVar(name, "BURST")]!, refillPerSecond: r[rateVar(name, "PER_SEC")]! },
+        ]),
+      ) as RateLimitPolicy["rules"],
     },
+    lifecycle: {
+      archiveIdleDays: e.ARCHIVE_IDLE_DAYS,
+      sessionMaxMessages: e.SESSION_MAX_MESSAGES,
+      retentionArchivedDays: e.RETENTION_ARCHIVED_DAYS,
+      batchSize: e.RETENTION_BATCH_SIZE,
+      batchPauseMs: e.RETENTION_BATCH_PAUSE_MS,
+    },
+    maintenance: { enabled: e.MAINTENANCE_ENABLED, intervalMs: e.MAINTENANCE_INTERVAL_MS, leaseMs: e.MAINTENANCE_LEASE_MS },
   };
 }

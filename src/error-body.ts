@@ -5,7 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { z } from "zod";
-import { isDatabaseUnavailable } from "./db/errors.js";
+import { isDatabaseUnavailable, isMissingUser } from "./db/errors.js";
 import { AppError, type ErrorBody } from "./protocol/errors.js";
 import { isRedisUnavailable } from "./redis/client.js";
 
@@ -15,6 +15,7 @@ export function toErrorBody(err: unknown, log: Logger): ErrorBody {
     log.warn({ err: (err as Error).message }, "database unavailable");
     return { code: "UNAVAILABLE", message: "storage is unavailable, try again" };
   }
+  if (isMissingUser(err)) return { code: "UNAUTHENTICATED", message: "this account no longer exists" };
   if (isRedisUnavailable(err)) {
     log.warn({ err: (err as Error).message }, "redis unavailable");
     return { code: "UNAVAILABLE", message: "coordination service is unavailable, try again" };

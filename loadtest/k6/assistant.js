@@ -12,7 +12,7 @@
 import { check } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { createSessions, runSocket } from "./lib/client.js";
+import { createSessions, runSocket, timerDelay } from "./lib/client.js";
 import { baseUrl, bool, durationMs, int, k6Duration, runId, str, thresholds } from "./lib/env.js";
 import { deleteSessions, registerUsers } from "./lib/rest.js";
 import { ackErrorCode, LOCAL_ERRORS } from "./lib/socketio.js";
@@ -112,7 +112,7 @@ export default function (data) {
           if (n !== prev) return;
           if (Date.now() >= sendUntil) conn.close();
           else nextTurn();
-        }, delayMs);
+        }, timerDelay(delayMs));
       }
 
       function finish(t, stage, code) {
@@ -155,7 +155,7 @@ export default function (data) {
           // Left running, the server's LLM call would hold the session's one reply slot into the next turn.
           if (t.messageId !== null) sio.emit("assistant:cancel", { sessionId, messageId: t.messageId }, () => {});
           finish(t, "timeout", "REPLY_TIMEOUT");
-        }, REPLY_TIMEOUT_MS);
+        }, timerDelay(REPLY_TIMEOUT_MS));
       }
 
       // One turn at a time in a session no one else writes to; replies are told apart by the message they answer.
@@ -195,7 +195,11 @@ export default function (data) {
         deltasPerReply.add(t.deltas);
         replies.add(1);
         if (e.usage && typeof e.usage.completionTokens === "number") completionTokens.add(e.usage.completionTokens);
-        if (m.status === "complete") intact.add(t.gaps === 0 && t.deltas > 0 && t.text === m.content);
+        if (m.status === "complete") {
+          const ok = t.gaps === 0 && t.deltas > 0 && t.text === m.content;
+          intact.add(ok);
+          if (!ok) console.warn(`turn ${t.n} of ${sessionId}: ${t.deltas} deltas, ${t.gaps} gaps, ${t.text.length} of ${String(m.content).length} chars streamed`);
+        }
         finish(t, "stream", m.status === "complete" ? null : `STATUS_${String(m.status).toUpperCase()}`);
       });
       sio.on("assistant:error", (e) => {

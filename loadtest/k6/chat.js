@@ -13,7 +13,7 @@
 import { check } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { createSessions, runSocket } from "./lib/client.js";
+import { createSessions, runSocket, timerDelay } from "./lib/client.js";
 import { baseUrl, bool, durationMs, int, k6Duration, runId, str, thresholds } from "./lib/env.js";
 import { deleteSessions, inviteMembers, registerUsers } from "./lib/rest.js";
 import { fetchAfter, SeqTracker } from "./lib/sessions.js";
@@ -81,7 +81,7 @@ export function setup() {
   for (let r = 0; r < ROOMS; r++) {
     const members = users.slice(r * ROOM_SIZE, (r + 1) * ROOM_SIZE);
     const sessionId = createSessions(BASE_URL, members[0].token, [`loadtest ${id} chat room ${r}`])[0];
-    for (let m = 1; m < members.length; m++) invites.push({ sessionId, ownerToken: members[0].token, username: members[m].username });
+    for (let m = 1; m < members.length; m++) invites.push({ sessionId, ownerToken: members[0].token, username: members[m].username, memberToken: members[m].token });
     rooms.push({ sessionId, ownerToken: members[0].token, tokens: members.map((u) => u.token) });
   }
   inviteMembers(BASE_URL, invites);
@@ -191,8 +191,8 @@ export default function (data) {
         conn.socket.setTimeout(() => {
           send();
           conn.socket.setInterval(send, SEND_INTERVAL_MS);
-        }, Math.max(0, sendFrom - Date.now()) + Math.floor(Math.random() * SEND_INTERVAL_MS));
-        conn.socket.setTimeout(verify, Math.max(0, verifyAt - Date.now()));
+        }, timerDelay(Math.max(0, sendFrom - Date.now()) + Math.floor(Math.random() * SEND_INTERVAL_MS)));
+        conn.socket.setTimeout(verify, timerDelay(verifyAt - Date.now()));
       });
     },
   });

@@ -7,7 +7,7 @@
  */
 import { sleep } from "k6";
 import exec from "k6/execution";
-import { runSocket } from "./lib/client.js";
+import { runSocket, timerDelay } from "./lib/client.js";
 import { baseUrl, durationMs, int, k6Duration, runId, str, thresholds, wholeSeconds } from "./lib/env.js";
 import { registerUsers } from "./lib/rest.js";
 
@@ -72,7 +72,7 @@ export default function (data) {
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     tags: { scenario_phase: Date.now() < exec.scenario.startTime + RAMP_MS ? "ramp" : "hold" },
     onConnect(sio, conn) {
-      conn.socket.setTimeout(() => conn.close(), Math.max(0, holdUntil - Date.now()));
+      conn.socket.setTimeout(() => conn.close(), timerDelay(holdUntil - Date.now()));
     },
   });
   if (!out.connected || !out.closedByScript) {

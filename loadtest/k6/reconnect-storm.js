@@ -15,7 +15,7 @@
 import { check, sleep } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { createSessions, runSocket } from "./lib/client.js";
+import { createSessions, runSocket, timerDelay } from "./lib/client.js";
 import { baseUrl, bool, durationMs, int, k6Duration, runId, str, thresholds } from "./lib/env.js";
 import { deleteSessions, inviteMembers, registerUsers } from "./lib/rest.js";
 import { checkBacklog, fetchAfter, SeqTracker } from "./lib/sessions.js";
@@ -108,7 +108,7 @@ export function setup() {
     for (let k = 0; k < SESSIONS_PER_CLIENT; k++) {
       const room = rooms[(i + k) % ROOMS];
       sessionIds.push(room.sessionId);
-      invites.push({ sessionId: room.sessionId, ownerToken: room.ownerToken, username: u.username });
+      invites.push({ sessionId: room.sessionId, ownerToken: room.ownerToken, username: u.username, memberToken: u.token });
     }
     return { token: u.token, sessionIds };
   });
@@ -145,7 +145,7 @@ export function writer(data) {
           });
         }, WRITE_INTERVAL_MS);
         // Stay past the last write so its ack lands.
-        conn.socket.setTimeout(() => conn.close(), Math.max(0, t.endAt - Date.now()));
+        conn.socket.setTimeout(() => conn.close(), timerDelay(t.endAt - Date.now()));
       },
     });
     if (!out.closedByScript) sleep(RETRY_MS / 1000);
@@ -201,7 +201,7 @@ export function stormClient(data) {
             onSchedule = true;
             conn.close();
           });
-        }, Math.max(0, closeAt - Date.now()));
+        }, timerDelay(closeAt - Date.now()));
       },
     });
 

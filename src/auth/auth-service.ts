@@ -1,27 +1,42 @@
-import type { UserStore } from "../chat/ports.js";
+import type { AccountState, UserStore } from "../chat/ports.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { AppError } from "../protocol/errors.js";
 import type { User } from "../protocol/types.js";
 import { decoyHash, hashPassword, verifyPassword } from "./passwords.js";
-import type { TokenService } from "./tokens.js";
+import type { TokenService, VerifiedToken } from "./tokens.js";
 
 export interface AuthResult {
   token: string;
   user: User;
 }
 
+interface CachedState {
+  state: Promise<AccountState | null>;
+  expiresAt: number;
+}
+
+const CACHE_MAX = 50_000;
+
 export class AuthService {
   private decoy: Promise<string> | undefined;
+  private readonly cache = new Map<string, CachedState>();
 
+  /**
+   * @param cacheMs how long an account's state read from the database is
+   *   trusted (AUTH_CACHE_MS): a connect storm reads each user once per window,
+   *   and a revocation on another node takes effect here within it.
+   */
   constructor(
     private readonly users: UserStore,
     private readonly tokens: TokenService,
     private readonly scryptN: number,
+    private readonly cacheMs = 5_000,
   ) {}
 
   async register(username: string, password: string): Promise<AuthResult> {
     const user = await this.users.create(username, await hashPassword(password, this.scryptN));
     if (!user) throw new AppError("CONFLICT", "username is taken");
-    return { token: await this.tokens.sign(user), user };
+    return { token: await this.tokens.sign(user, 0), user };
   }
 
   async login(username: string, password: string): Promise<AuthResult> {
@@ -29,12 +44,65 @@ export class AuthService {
     // Hash even for unknown users, so response time does not reveal which names exist.
     const ok = await verifyPassword(password, found?.passwordHash ?? (await (this.decoy ??= decoyHash(this.scryptN))));
     if (!found || !ok) throw new AppError("UNAUTHENTICATED", "wrong username or password");
+    if (found.disabled) throw new AppError("UNAUTHENTICATED", "this account is disabled");
     const user = { id: found.id, username: found.username };
-    return { token: await this.tokens.sign(user), user };
+    return { token: await this.tokens.sign(user, found.tokenVersion), user };
   }
 
-  /** The user a valid token names; null otherwise. No database read, so connect storms stay cheap. */
+  /**
+   * The user a valid token names, or null: a forged or expired token, or one
+   * whose account is deleted, disabled or has revoked it (token version
+   * raised). The account is read through a short cache (AUTH_CACHE_MS).
+   */
   async authenticate(token: unknown): Promise<User | null> {
-    return this.tokens.verify(token);
+    return (await this.authenticateClaims(token))?.user ?? null;
+  }
+
+  /** Like authenticate(), with the token version the token carries. */
+  async authenticateClaims(token: unknown): Promise<VerifiedToken | null> {
+    const claims = await this.tokens.verifyClaims(token);
+    if (!claims) return null;
+    const state = await this.accountState(claims.user.id);
+    if (!state || state.disabled || state.tokenVersion !== claims.tokenVersion) return null;
+    return claims;
+  }
+
+  /**
+   * Log out everywhere: every token issued so far stops working (here at
+   * once, on other nodes within AUTH_CACHE_MS). Returns the new token version.
+   */
+  async revokeAll(userId: string): Promise<number> {
+    const v = await this.users.revokeTokens(userId);
+    this.forget(userId);
+    if (v === null) throw new AppError("UNAUTHENTICATED", "no such account");
+    return v;
+  }
+
+  /** The account's current state, read from the database (not the cache). */
+  currentState(userId: string): Promise<AccountState | null> {
+    return this.users.accountState(userId);
+  }
+
+  /** Drops this node's cached state of the user, so the next check reads the database. */
+  forget(userId: string): void {
+    this.cache.delete(userId);
+  }
+
+  private accountState(userId: string): Promise<AccountState | null> {
+    const now = Date.now();
+    const hit = this.cache.get(userId);
+    if (hit && hit.expiresAt > now) return hit.state;
+    // One read per user per window, however many connects wait on it. Fails
+    // closed: while the database cannot answer, no token is accepted.
+    const state = this.users.accountState(userId).catch((err: unknown) => {
+      if (this.cache.get(userId)?.state === state) this.cache.delete(userId);
+      if (isDatabaseUnavailable(err)) throw new AppError("UNAVAILABLE", "cannot check the account right now, try again");
+      throw err;
+    });
+    if (this.cacheMs > 0) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(userId, { state, expiresAt: now + this.cacheMs });
+    }
+    return state;
   }
 }

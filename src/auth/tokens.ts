@@ -1,4 +1,9 @@
-/** Access tokens: HS256 JWTs carrying the user id and name. */
+/**
+ * Access tokens: HS256 JWTs carrying the user id, name and token version
+ * (`tv`). The signature proves who issued a token; whether its account still
+ * accepts it (exists, not disabled, same token version) is the auth
+ * service's check.
+ */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -7,7 +12,13 @@ import { z } from "zod";
 import type { User } from "../protocol/types.js";
 
 const ISSUER = "memchat";
-const claims = z.object({ sub: z.string().uuid(), name: z.string() });
+// Tokens issued before token versions existed carry no tv: they count as version 0.
+const claims = z.object({ sub: z.string().uuid(), name: z.string(), tv: z.number().int().nonnegative().default(0) });
+
+export interface VerifiedToken {
+  user: User;
+  tokenVersion: number;
+}
 
 export class TokenService {
   private readonly key: Uint8Array;
@@ -19,8 +30,8 @@ export class TokenService {
     this.key = new TextEncoder().encode(secret);
   }
 
-  sign(user: User): Promise<string> {
-    return new SignJWT({ name: user.username })
+  sign(user: User, tokenVersion = 0): Promise<string> {
+    return new SignJWT({ name: user.username, tv: tokenVersion })
       .setProtectedHeader({ alg: "HS256" })
       .setSubject(user.id)
       .setIssuer(ISSUER)
@@ -31,11 +42,16 @@ export class TokenService {
 
   /** The user the token names, or null for a missing, forged, malformed or expired token. */
   async verify(token: unknown): Promise<User | null> {
+    return (await this.verifyClaims(token))?.user ?? null;
+  }
+
+  /** The user and token version the token carries, or null like verify(). */
+  async verifyClaims(token: unknown): Promise<VerifiedToken | null> {
     if (typeof token !== "string" || token.length === 0 || token.length > 4096) return null;
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ["HS256"] });
       const c = claims.safeParse(payload);
-      return c.success ? { id: c.data.sub, username: c.data.name } : null;
+      return c.success ? { user: { id: c.data.sub, username: c.data.name }, tokenVersion: c.data.tv } : null;
     } catch (err) {
       if (err instanceof errors.JOSEError || err instanceof TypeError) return null;
       throw err;

@@ -13,7 +13,6 @@ import type { Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder, GatheredContext } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
-import type { RateLimits } from "./rate-limits.js";
 import type { RoomEvents } from "./room-events.js";
 
 export interface AssistantOptions {
@@ -70,7 +69,6 @@ export class AssistantService {
       opts: AssistantOptions;
       metrics?: AssistantMetrics;
       onReplyStored?: () => void;
-      limits?: RateLimits;
     },
   ) {}
 
@@ -162,7 +160,7 @@ export class AssistantService {
     const target = await this.d.store.findTurnTarget(input.sessionId, actor.user.id, input.messageId);
     if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
     if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
-    await this.d.limits?.check("turn", actor.user.id);
+    if (target.archived) throw new AppError("ARCHIVED", "this session is archived: it takes no new replies (its owner can unarchive it)");
     const reply = await this.startTurn(actor, target.message, performance.now());
     if (!reply) throw busyError();
     return { message: reply };
@@ -173,6 +171,15 @@ export class AssistantService {
     if (!reply) return { cancelled: false };
     await this.d.cancelBus.publish(reply.id);
     return { cancelled: true };
+  }
+
+  /**
+   * Cancels replies whose session or member is gone, wherever they stream.
+   * Their rows may already be deleted: such a turn ends without a word to
+   * the room (see `stream`).
+   */
+  async cancelReplies(messageIds: readonly number[]): Promise<void> {
+    await Promise.all(messageIds.map((id) => this.d.cancelBus.publish(id)));
   }
 
   /** Every reply streaming in the session, oldest first, with the text its stream buffer holds so far. */
@@ -298,6 +305,9 @@ export class AssistantService {
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
     this.d.metrics?.onTurnEnd(status);
+    // No streaming row was left to complete: the session was deleted (its
+    // members have left the room) or the sweeper already ended the reply and told the room.
+    if (stored === null) return;
     this.d.onReplyStored?.();
     const message = stored ?? { ...reply, content: text, status };
     if (failure) {
@@ -332,15 +342,22 @@ export class AssistantService {
     return { ...(model ? { model } : {}), temperature: config.temperature, maxTokens: config.maxTokens };
   }
 
-  /** The reply's final state must reach the row; PostgreSQL may be briefly away. */
-  private async completeWithRetry(id: number, c: Parameters<PgAssistantStore["complete"]>[1], used: Parameters<PgAssistantStore["complete"]>[2]) {
+  /**
+   * The reply's final state must reach the row; PostgreSQL may be briefly
+   * away. Null: no streaming row to complete; undefined: it could not be stored.
+   */
+  private async completeWithRetry(
+    id: number,
+    c: Parameters<PgAssistantStore["complete"]>[1],
+    used: Parameters<PgAssistantStore["complete"]>[2],
+  ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.d.store.complete(id, c, used);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");
-          return null;
+          return undefined;
         }
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
       }

@@ -3,14 +3,14 @@
  * takes the acting user and returns plain data or throws AppError.
  */
 import { AppError } from "../protocol/errors.js";
-import type { HistoryResult, SessionJoinResult } from "../protocol/events.js";
+import type { HistoryResult, InvitationPayload, MemberPayload, SessionJoinResult } from "../protocol/events.js";
 import type { Input } from "../protocol/schemas.js";
 import type { Message, Session, User } from "../protocol/types.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { type AssistantService, busyError } from "./assistant-service.js";
-import type { MessageStore, Presence } from "./ports.js";
+import type { ArchiveFilter, MembershipStore, MessageStore, Presence } from "./ports.js";
 import type { RateLimits } from "./rate-limits.js";
-import type { RoomEvents } from "./room-events.js";
+import type { MemberEvents, RoomEvents } from "./room-events.js";
 
 export interface Actor {
   user: User;
@@ -25,61 +25,87 @@ export interface ChatLimits {
 }
 
 const notFound = () => new AppError("NOT_FOUND", "session not found");
+export const archivedError = () => new AppError("ARCHIVED", "this session is archived: it takes no new messages (its owner can unarchive it)");
+
+/** Most pending invitations listed at once (newest first); older ones wait until these are answered. */
+export const INVITATIONS_LISTED = 100;
 
 export interface ChatDeps {
   store: MessageStore;
+  membership: MembershipStore;
   presence: Presence;
   rooms: RoomEvents;
+  members: MemberEvents;
   limits: ChatLimits;
   assistant?: AssistantService;
   /** A message was stored: index it soon. */
   onMessageStored?: () => void;
   memory?: MemoryService;
   rateLimits?: RateLimits;
+  /** A user message (and its reply row) was stored: the lifecycle checks the session's size. */
+  onSent?: (message: Message, reply: Message | null) => void;
 }
 
 export class ChatService {
   private readonly store: MessageStore;
+  private readonly membership: MembershipStore;
   private readonly presence: Presence;
   private readonly rooms: RoomEvents;
+  private readonly members: MemberEvents;
   private readonly limits: ChatLimits;
   private readonly assistant: AssistantService | undefined;
   private readonly onMessageStored: (() => void) | undefined;
   private readonly memory: MemoryService | undefined;
   private readonly rateLimits: RateLimits | undefined;
+  private readonly onSent: ChatDeps["onSent"];
 
   constructor(d: ChatDeps) {
     this.store = d.store;
+    this.membership = d.membership;
     this.presence = d.presence;
     this.rooms = d.rooms;
+    this.members = d.members;
     this.limits = d.limits;
     this.assistant = d.assistant;
     this.onMessageStored = d.onMessageStored;
     this.memory = d.memory;
     this.rateLimits = d.rateLimits;
+    this.onSent = d.onSent;
   }
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
     return { session: await this.store.createSession(actor.user.id, input.title ?? "", input.assistant ?? true) };
   }
 
-  listSessions(user: User, limit = 100): Promise<Session[]> {
-    return this.store.listSessions(user.id, limit);
+  listSessions(user: User, limit = 100, archived: ArchiveFilter = "active"): Promise<Session[]> {
+    return this.store.listSessions(user.id, limit, archived);
   }
 
   /**
    * `subscribe` puts the connection in the room. It runs before the backlog is
    * read, so a message stored meanwhile arrives twice (event and backlog, same
-   * seq) rather than never.
+   * seq) rather than never. A removal that committed while the membership was
+   * being read has already evicted this user's sockets from a room this one
+   * was not yet in; when one happened, the membership is read again once the
+   * connection is in the room, so a removed user never stays subscribed.
    */
   async joinSession(
     actor: Actor,
     input: Input<"session:join">,
     subscribe: () => void | Promise<void>,
+    unsubscribe: () => void | Promise<void> = () => undefined,
   ): Promise<SessionJoinResult> {
-    const session = await this.store.getSession(input.sessionId, actor.user.id);
+    const evictions = this.members.evictions();
+    let session = await this.store.getSession(input.sessionId, actor.user.id);
     if (!session) throw notFound();
     await subscribe();
+    if (this.members.evictions() !== evictions) {
+      session = await this.store.getSession(input.sessionId, actor.user.id);
+      if (!session) {
+        await unsubscribe();
+        throw notFound();
+      }
+    }
     const { first } = await this.presence.join(session.id, actor.user.id, actor.connectionId);
     if (first) {
       this.rooms.emit(session.id, "presence:join", { sessionId: session.id, userId: actor.user.id, username: actor.user.username }, actor.connectionId);
@@ -110,11 +136,15 @@ export class ChatService {
     for (const sessionId of sessionIds) await this.leaveSession(actor, sessionId, () => undefined);
   }
 
-  async invite(actor: Actor, input: Input<"session:invite">): Promise<{ member: { userId: string; username: string } }> {
-    const r = await this.store.addMember(input.sessionId, actor.user.id, input.username);
+  /** Owner only: a pending invitation, which the invitee's sockets hear about on every node. */
+  async invite(actor: Actor, input: Input<"session:invite">): Promise<{ member: MemberPayload; pending: boolean; invitation?: InvitationPayload }> {
+    const r = await this.membership.invite(input.sessionId, actor.user.id, input.username);
     switch (r.kind) {
-      case "added":
-        return { member: r.member };
+      case "invited":
+        this.members.toUser(r.invitation.invitee.userId, "session:invitation", { invitation: r.invitation });
+        return { member: r.invitation.invitee, pending: true, invitation: r.invitation };
+      case "member":
+        return { member: r.member, pending: false };
       case "not_found":
         throw notFound();
       case "forbidden":
@@ -124,10 +154,47 @@ export class ChatService {
     }
   }
 
-  async removeMember(user: User, sessionId: string, memberId: string): Promise<void> {
-    const r = await this.store.removeMember(sessionId, user.id, memberId);
-    if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can remove members");
-    if (r === "not_found") throw new AppError("NOT_FOUND", "no such member");
+  invitations(user: User): Promise<InvitationPayload[]> {
+    return this.membership.invitations(user.id, INVITATIONS_LISTED);
+  }
+
+  async acceptInvitation(actor: Actor, sessionId: string): Promise<{ session: Session }> {
+    const r = await this.membership.accept(sessionId, actor.user.id);
+    if (r.kind === "not_found") throw new AppError("NOT_FOUND", "no such invitation");
+    this.rooms.emit(sessionId, "member:joined", { sessionId, member: r.member });
+    return { session: r.session };
+  }
+
+  async declineInvitation(user: User, sessionId: string): Promise<{ declined: boolean }> {
+    if (!(await this.membership.decline(sessionId, user.id))) throw new AppError("NOT_FOUND", "no such invitation");
+    return { declined: true };
+  }
+
+  /**
+   * Ends a membership (the caller's own: leaving; another's: the owner
+   * removing them) or withdraws a pending invitation. The removed user's
+   * sockets leave the room on every node before this returns to the caller's
+   * next event, and their reply still streaming there is cancelled.
+   */
+  async removeMember(user: User, sessionId: string, memberId: string): Promise<{ removed: boolean }> {
+    const r = await this.membership.removeMember(sessionId, user.id, memberId);
+    switch (r.kind) {
+      case "removed": {
+        const reason = memberId === user.id ? "left" : "removed";
+        this.members.evict(sessionId, [memberId], reason);
+        this.rooms.emit(sessionId, "member:left", { sessionId, member: r.member, reason });
+        await this.assistant?.cancelReplies(r.streamingReplyIds);
+        return { removed: true };
+      }
+      case "revoked":
+        return { removed: true };
+      case "owner":
+        throw new AppError("FORBIDDEN", "the owner cannot leave their own session: delete it instead");
+      case "forbidden":
+        throw new AppError("FORBIDDEN", "only the session owner can remove members");
+      case "not_found":
+        throw new AppError("NOT_FOUND", "no such member");
+    }
   }
 
   async renameSession(actor: Actor, input: Input<"session:rename">): Promise<{ session: Session }> {
@@ -138,10 +205,13 @@ export class ChatService {
     return { session: r };
   }
 
+  /** Every member's sockets leave the room (and are told), and replies still streaming there are cancelled. */
   async deleteSession(user: User, sessionId: string): Promise<void> {
-    const r = await this.store.deleteSession(sessionId, user.id);
-    if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
-    if (r === "not_found") throw notFound();
+    const r = await this.membership.deleteSession(sessionId, user.id);
+    if (r.kind === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
+    if (r.kind === "not_found") throw notFound();
+    this.members.evict(sessionId, r.memberIds, "deleted");
+    await this.assistant?.cancelReplies(r.streamingReplyIds);
     await this.memory?.forgetSession(sessionId);
   }
 
@@ -157,7 +227,7 @@ export class ChatService {
     const acceptedAt = performance.now();
     // Only a session with an assistant spends the user's turn budget.
     const wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
-    await this.rateLimits?.check("message", actor.user.id);
+    // The message itself was counted by the socket handler (family "message").
     if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
     // The reply's reads need only the text: they run while the rows are written.
     const prefetched = wantsReply ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;
@@ -170,9 +240,11 @@ export class ChatService {
     });
     if (r.kind === "not_found") throw notFound();
     if (r.kind === "busy") throw busyError();
+    if (r.kind === "archived") throw archivedError();
     if (r.kind === "duplicate") return { message: r.message, duplicate: true };
     this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
     this.onMessageStored?.();
+    this.onSent?.(r.message, r.reply);
     if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt, prefetched);
     return { message: r.message, duplicate: false };
   }

@@ -3,10 +3,16 @@
  * earlier messages (this session, and the user's other sessions when the
  * configuration allows), the recent window, and the user's message, within
  * a token budget counted with a real tokenizer.
+ *
+ * Trust: only the answered user's own messages (and the assistant's replies)
+ * enter the prompt as turns. Retrieved messages go into one quoted section
+ * and other members' window messages are each quoted, attributed to their
+ * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
 import type { RagConfig } from "../db/pg-assistant-store.js";
 import { formatContextSection } from "../llm/offline-responder.js";
 import { countTokens } from "../llm/tokens.js";
+import { QUOTE_CLOSE, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
 import type { LlmMessage } from "../llm/types.js";
 import type { MemoryHit, MemoryService } from "../memory/memory-service.js";
 import type { Message } from "../protocol/types.js";
@@ -22,10 +28,19 @@ export interface BuiltContext {
 export interface GatheredContext {
   window: Message[];
   hits: MemoryHit[];
+  /** The answered user's id and the usernames of everyone whose text may be quoted. */
+  userId: string;
+  names: ReadonlyMap<string, string>;
 }
 
+/** Tokens of a quoted window message's markers and attribution. */
+const QUOTE_COST = 12;
+
 export class ContextBuilder {
-  constructor(private readonly memory: MemoryService) {}
+  constructor(
+    private readonly memory: MemoryService,
+    private readonly usernameOf: (userId: string) => Promise<string>,
+  ) {}
 
   /**
    * The reads of a turn: the recent window and retrieval, together. They need
@@ -48,10 +63,17 @@ export class ContextBuilder {
             ...(input.excludeIds ? { excludeIds: input.excludeIds } : {}),
             // Everyone in this session will read the reply: never draw on a session one of them cannot read.
             audienceSessionId: input.sessionId,
+            // Other members' text is memory only here, in the session they share with the user.
+            homeSessionId: input.sessionId,
           })
         : Promise.resolve({ hits: [] as MemoryHit[] }),
     ]);
-    return { window, hits: found.hits };
+    // Authors to name: cached after their first turn, so usually no read at all.
+    const authors = new Set<string>([input.userId]);
+    for (const m of window) if (m.userId) authors.add(m.userId);
+    for (const h of found.hits) if (h.authorId) authors.add(h.authorId);
+    const names = new Map(await Promise.all([...authors].map(async (id) => [id, (await this.usernameOf(id)) || "a former member"] as const)));
+    return { window, hits: found.hits, userId: input.userId, names };
   }
 
   assemble(gathered: GatheredContext, question: Message, config: RagConfig): BuiltContext {
@@ -71,21 +93,33 @@ export class ContextBuilder {
       usedHits.push(h);
       budget -= cost;
     }
+    const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
     const keptWindow: Message[] = [];
     for (const m of [...window].reverse()) {
-      const cost = countTokens(m.content) + 4;
+      const cost = countTokens(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
       if (cost > budget) break;
       keptWindow.unshift(m);
       budget -= cost;
     }
 
+    const nameOf = (id: string | null | undefined) => (id ? gathered.names.get(id) : undefined);
+    const section = formatContextSection(
+      usedHits.map((h) => ({
+        role: h.role,
+        content: h.content,
+        messageId: h.messageId,
+        score: h.score,
+        ...(h.role === "user" && nameOf(h.authorId) ? { author: nameOf(h.authorId) } : {}),
+      })),
+    );
     const system = [
       config.systemPrompt,
-      formatContextSection(usedHits.map((h) => ({ role: h.role, content: h.content, messageId: h.messageId, score: h.score }))),
+      quotingRule(nameOf(gathered.userId) || "the user"),
+      `${quoteOpen({ source: "memory" })}\n${section}\n${QUOTE_CLOSE}`,
     ].join("\n\n");
     const messages: LlmMessage[] = [
       { role: "system", content: system },
-      ...keptWindow.map((m) => ({ role: m.role, content: m.content })),
+      ...keptWindow.map((m) => ({ role: m.role, content: foreign(m) ? quoteMessage(nameOf(m.userId) || "a former member", m.content) : m.content })),
       { role: "user", content: question.content },
     ];
     return {

@@ -15,3 +15,9 @@ export async function collectionFor(pool: pg.Pool, prefix: string, model: string
   );
   return rows[0]!.collection;
 }
+
+/** Every collection any embedding version ever used, active or not, with its dimensions. */
+export async function allCollections(pool: pg.Pool): Promise<{ collection: string; dimensions: number }[]> {
+  const { rows } = await pool.query<{ collection: string; dimensions: number }>("SELECT collection, dimensions FROM embedding_versions ORDER BY id");
+  return rows;
+}

@@ -23,3 +23,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export const isUniqueViolation = (err: unknown, constraint?: string): boolean =>
   (err as { code?: string }).code === "23505" &&
   (constraint === undefined || (err as { constraint?: string }).constraint === constraint);
+
+/** Foreign keys that point at users: violating one means the acting account no longer exists. */
+const USER_FOREIGN_KEYS = new Set(["chat_sessions_owner_id_fkey", "chat_session_members_user_id_fkey", "chat_messages_user_id_fkey", "message_feedback_user_id_fkey"]);
+
+/** A write by (or for) a user whose row was deleted meanwhile, e.g. on a connection opened before. */
+export const isMissingUser = (err: unknown): boolean =>
+  (err as { code?: string }).code === "23503" && USER_FOREIGN_KEYS.has((err as { constraint?: string }).constraint ?? "");

@@ -13,6 +13,8 @@ export interface QueuedMessage {
   sessionId: string;
   /** Session owner: the tenant under which the vector is stored. */
   ownerId: string;
+  /** chat_messages.user_id: author, or the user whose turn an assistant row answered. */
+  authorId: string | null;
   role: MessageRole;
   content: string;
   createdAt: Date;
@@ -42,7 +44,7 @@ WITH due AS (
    WHERE j.message_id = due.message_id
   RETURNING j.message_id, j.attempts
 )
-SELECT m.id, m.session_id, s.owner_id, m.role, m.content, m.created_at, c.attempts
+SELECT m.id, m.session_id, s.owner_id, m.user_id, m.role, m.content, m.created_at, c.attempts
   FROM claimed c
   JOIN chat_messages m ON m.id = c.message_id
   JOIN chat_sessions s ON s.id = m.session_id`;
@@ -65,10 +67,10 @@ export class PgIndexQueue {
 
   async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
     const { rows } = await this.pool.query<{
-      id: number; session_id: string; owner_id: string; role: MessageRole; content: string; created_at: Date; attempts: number;
+      id: number; session_id: string; owner_id: string; user_id: string | null; role: MessageRole; content: string; created_at: Date; attempts: number;
     }>(CLAIM, [limit, leaseMs]);
     return rows
-      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
+      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.user_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
       .sort((a, b) => a.id - b.id);
   }
 

@@ -33,9 +33,13 @@ export async function latestMigrationVersion(): Promise<number> {
   return all.at(-1)?.version ?? 0;
 }
 
-/** Applies pending migrations; returns the versions it applied. */
-export async function runMigrations(pool: pg.Pool, logger: Logger): Promise<number[]> {
-  const migrations = await loadMigrations();
+/**
+ * Applies pending migrations; returns the versions it applied. `upTo` stops
+ * after that version (a restore loads a backup into the schema it was taken
+ * from, then migrates the data forward).
+ */
+export async function runMigrations(pool: pg.Pool, logger: Logger, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
+  const migrations = (await loadMigrations()).filter((m) => m.version <= upTo);
   const client = await pool.connect();
   const applied: number[] = [];
   try {

@@ -28,6 +28,8 @@ export interface TurnTarget {
   /** The user message being answered. */
   message: Message;
   assistantEnabled: boolean;
+  /** An archived session takes no new replies either. */
+  archived: boolean;
 }
 
 export interface Completion {
@@ -69,14 +71,14 @@ export class PgAssistantStore {
 
   /** The user message `messageId` of a session `userId` is a member of. */
   async findTurnTarget(sessionId: string, userId: string, messageId: number): Promise<TurnTarget | null> {
-    const { rows } = await this.pool.query<MessageRow & { assistant_enabled: boolean }>(
-      `SELECT ${MESSAGE_COLUMNS}, s.assistant_enabled FROM chat_messages m
+    const { rows } = await this.pool.query<MessageRow & { assistant_enabled: boolean; archived: boolean }>(
+      `SELECT ${MESSAGE_COLUMNS}, s.assistant_enabled, s.archived FROM chat_messages m
          JOIN chat_sessions s ON s.id = m.session_id
          JOIN chat_session_members mem ON mem.session_id = m.session_id AND mem.user_id = $2
         WHERE m.session_id = $1 AND m.id = $3 AND m.role = 'user'`,
       [sessionId, userId, messageId],
     );
-    return rows[0] ? { message: toMessage(rows[0]), assistantEnabled: rows[0].assistant_enabled } : null;
+    return rows[0] ? { message: toMessage(rows[0]), assistantEnabled: rows[0].assistant_enabled, archived: rows[0].archived } : null;
   }
 
   /** Null when this user already has a reply streaming in the session. */

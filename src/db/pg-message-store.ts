@@ -4,16 +4,16 @@
  * the same statement, so a forgotten check in a caller cannot leak rows.
  */
 import type pg from "pg";
-import type { InsertResult, MessageStore, NewUserMessage } from "../chat/ports.js";
+import type { ArchiveFilter, InsertResult, MessageStore, NewUserMessage } from "../chat/ports.js";
 import type { Message, Session } from "../protocol/types.js";
 import { isDatabaseUnavailable, isUniqueViolation } from "./errors.js";
 import { GroupCommit, type GroupCommitOptions, type Settled } from "./group-commit.js";
-import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession } from "./rows.js";
+import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession, VISIBLE_SESSION } from "./rows.js";
 
 const CREATE_SESSION = `
 WITH s AS (
   INSERT INTO chat_sessions (owner_id, title, assistant_enabled) VALUES ($1, $2, $3)
-  RETURNING id, title, owner_id, last_seq, created_at, updated_at
+  RETURNING id, title, owner_id, last_seq, created_at, updated_at, archived, archived_at, successor_id
 ), m AS (
   INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
 )
@@ -25,27 +25,15 @@ SELECT ${SESSION_COLUMNS}, mem.role AS member_role
   JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
  WHERE s.id = $1`;
 
+// $3: which sessions by archive state, 'active' (the default list), 'archived' or 'all'.
 const LIST_SESSIONS = `
 SELECT ${SESSION_COLUMNS}, mem.role AS member_role
   FROM chat_session_members mem
   JOIN chat_sessions s ON s.id = mem.session_id
  WHERE mem.user_id = $1
+   AND ($3::text = 'all' OR s.archived = ($3::text = 'archived'))
  ORDER BY s.updated_at DESC, s.id
  LIMIT $2`;
-
-/** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */
-const VISIBLE_SESSION = `visible AS (
-  SELECT s.id, s.owner_id FROM chat_sessions s
-    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
-   WHERE s.id = $1
-)`;
-
-// One statement: the owner check and the delete see the same snapshot.
-const DELETE_SESSION = `
-WITH ${VISIBLE_SESSION}, del AS (
-  DELETE FROM chat_sessions WHERE id IN (SELECT id FROM visible WHERE owner_id = $2) RETURNING id
-)
-SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM del)::int AS deleted`;
 
 // One statement: the owner check and the update see the same snapshot.
 const RENAME_SESSION = `
@@ -55,30 +43,6 @@ WITH ${VISIBLE_SESSION}, upd AS (
   RETURNING ${SESSION_COLUMNS}
 )
 SELECT (SELECT count(*) FROM visible)::int AS visible, upd.*, 'owner' AS member_role FROM (SELECT 1) one LEFT JOIN upd ON true`;
-
-const ADD_MEMBER = `
-WITH owned AS (
-  SELECT s.id FROM chat_sessions s WHERE s.id = $1 AND s.owner_id = $2
-), visible AS (
-  SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2
-), invitee AS (
-  SELECT id, username FROM users WHERE lower(username) = lower($3)
-), ins AS (
-  INSERT INTO chat_session_members (session_id, user_id, role)
-  SELECT owned.id, invitee.id, 'member' FROM owned, invitee
-  ON CONFLICT (session_id, user_id) DO NOTHING
-)
-SELECT EXISTS (SELECT 1 FROM visible) AS visible, EXISTS (SELECT 1 FROM owned) AS owned,
-       (SELECT id FROM invitee) AS user_id, (SELECT username FROM invitee) AS username`;
-
-const REMOVE_MEMBER = `
-WITH ${VISIBLE_SESSION}, del AS (
-  DELETE FROM chat_session_members
-   WHERE session_id IN (SELECT id FROM visible WHERE owner_id = $2) AND user_id = $3 AND role <> 'owner'
-  RETURNING user_id
-)
-SELECT (SELECT count(*) FROM visible)::int AS visible, (SELECT count(*) FROM visible WHERE owner_id = $2)::int AS owned,
-       (SELECT count(*) FROM del)::int AS deleted`;
 
 /*
  * The hot path. Sends go through group commit (src/db/group-commit.ts). A
@@ -113,7 +77,7 @@ WITH s AS (
      SET last_seq = last_seq + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
          message_count = message_count + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
          last_message_at = now(), updated_at = now()
-   WHERE id = $1
+   WHERE id = $1 AND NOT archived
      AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
   RETURNING last_seq, ($5::text IS NOT NULL AND assistant_enabled) AS with_reply
@@ -137,7 +101,12 @@ SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
  WHERE m.session_id = $1 AND m.client_message_id = $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)`;
 
-type BatchRow = MessageRow & { idx: number; outcome: "inserted" | "duplicate" | "not_found" | "busy"; is_reply: boolean };
+// Why a send stored nothing and had no twin: the session is archived (for a member), or not theirs.
+const SEND_REFUSAL = `
+SELECT s.archived FROM chat_sessions s
+ WHERE s.id = $1 AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)`;
+
+type BatchRow = MessageRow & { idx: number; outcome: "inserted" | "duplicate" | "not_found" | "busy" | "archived"; is_reply: boolean };
 
 /** Defaults for send batching; see SEND_BATCH_MAX and SEND_BATCH_IN_FLIGHT in src/config.ts. */
 export const DEFAULT_SEND_BATCHING: GroupCommitOptions = { maxBatch: 64, maxInFlight: 2 };
@@ -203,16 +172,9 @@ export class PgMessageStore implements MessageStore {
     return rows[0] ? toSession(rows[0]) : null;
   }
 
-  async listSessions(userId: string, limit: number): Promise<Session[]> {
-    const { rows } = await this.pool.query<SessionRow>(LIST_SESSIONS, [userId, limit]);
+  async listSessions(userId: string, limit: number, archived: ArchiveFilter = "active"): Promise<Session[]> {
+    const { rows } = await this.pool.query<SessionRow>(LIST_SESSIONS, [userId, limit, archived]);
     return rows.map(toSession);
-  }
-
-  async deleteSession(sessionId: string, userId: string): Promise<"deleted" | "not_found" | "forbidden"> {
-    const { rows } = await this.pool.query<{ visible: number; deleted: number }>(DELETE_SESSION, [sessionId, userId]);
-    const r = rows[0]!;
-    if (r.deleted > 0) return "deleted";
-    return r.visible > 0 ? "forbidden" : "not_found";
   }
 
   async renameSession(sessionId: string, userId: string, title: string): Promise<Session | "not_found" | "forbidden"> {
@@ -220,30 +182,6 @@ export class PgMessageStore implements MessageStore {
     const r = rows[0]!;
     if (r.id) return toSession(r);
     return r.visible > 0 ? "forbidden" : "not_found";
-  }
-
-  async addMember(sessionId: string, ownerId: string, username: string) {
-    const { rows } = await this.pool.query<{ visible: boolean; owned: boolean; user_id: string | null; username: string | null }>(
-      ADD_MEMBER,
-      [sessionId, ownerId, username],
-    );
-    const r = rows[0]!;
-    if (!r.visible) return { kind: "not_found" as const };
-    if (!r.owned) return { kind: "forbidden" as const };
-    if (!r.user_id || !r.username) return { kind: "no_user" as const };
-    return { kind: "added" as const, member: { userId: r.user_id, username: r.username } };
-  }
-
-  async removeMember(sessionId: string, ownerId: string, memberId: string): Promise<"removed" | "not_found" | "forbidden"> {
-    const { rows } = await this.pool.query<{ visible: number; owned: number; deleted: number }>(REMOVE_MEMBER, [
-      sessionId,
-      ownerId,
-      memberId,
-    ]);
-    const r = rows[0]!;
-    if (r.visible === 0) return "not_found";
-    if (r.owned === 0) return "forbidden";
-    return r.deleted > 0 ? "removed" : "not_found";
   }
 
   insertUserMessage(m: NewUserMessage): Promise<InsertResult> {
@@ -322,7 +260,9 @@ export class PgMessageStore implements MessageStore {
       if (!isUniqueViolation(err, "chat_messages_client_id")) throw err;
     }
     const { rows } = await this.pool.query<MessageRow>({ name: "find_by_client_id", text: FIND_BY_CLIENT_ID, values: params.slice(0, 3) });
-    return rows[0] ? { kind: "duplicate", message: toMessage(rows[0]) } : { kind: "not_found" };
+    if (rows[0]) return { kind: "duplicate", message: toMessage(rows[0]) };
+    const refusal = await this.pool.query<{ archived: boolean }>({ name: "send_refusal", text: SEND_REFUSAL, values: params.slice(0, 2) });
+    return refusal.rows[0]?.archived ? { kind: "archived" } : { kind: "not_found" };
   }
 
   async listMessagesAfter(sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]> {
@@ -346,5 +286,7 @@ function toResult(r: BatchRow): InsertResult {
       return { kind: "busy" };
     case "not_found":
       return { kind: "not_found" };
+    case "archived":
+      return { kind: "archived" };
   }
 }

@@ -29,7 +29,7 @@ export const toMessage = (r: MessageRow): Message => ({
   createdAt: r.created_at.toISOString(),
 });
 
-export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at";
+export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at, s.archived, s.archived_at, s.successor_id";
 
 export interface SessionRow {
   id: string;
@@ -38,6 +38,9 @@ export interface SessionRow {
   last_seq: number;
   created_at: Date;
   updated_at: Date;
+  archived: boolean;
+  archived_at: Date | null;
+  successor_id: string | null;
   member_role: Session["role"];
 }
 
@@ -49,4 +52,14 @@ export const toSession = (r: SessionRow): Session => ({
   lastSeq: r.last_seq,
   createdAt: r.created_at.toISOString(),
   updatedAt: r.updated_at.toISOString(),
+  archived: r.archived,
+  archivedAt: r.archived_at?.toISOString() ?? null,
+  successorId: r.successor_id,
 });
+
+/** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */
+export const VISIBLE_SESSION = `visible AS (
+  SELECT s.id, s.owner_id FROM chat_sessions s
+    JOIN chat_session_members mem ON mem.session_id = s.id AND mem.user_id = $2
+   WHERE s.id = $1
+)`;

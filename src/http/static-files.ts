@@ -8,7 +8,9 @@ import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { z } from "zod";
 import { AppError } from "../protocol/errors.js";
+import type { RouteDoc } from "./route-doc.js";
 import type { Reply, RequestContext, Router } from "./router.js";
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -71,9 +73,30 @@ export function registerStaticFiles(router: Router, options: StaticFilesOptions 
   const assets = path.join(root, "assets");
   // HEAD too: node:http leaves the body out by itself.
   for (const method of ["GET", "HEAD"]) {
-    router.add(method, "/", (ctx) => serveIndex(root, ctx)).add(method, "/assets/:file", (ctx) => serveAsset(assets, ctx.params.file ?? ""));
+    router.add(method, "/", (ctx) => serveIndex(root, ctx), INDEX_DOC).add(method, "/assets/:file", (ctx) => serveAsset(assets, ctx.params.file ?? ""), ASSET_DOC);
   }
 }
+
+const INDEX_DOC: RouteDoc = {
+  summary: "The web client's page",
+  tag: "web client",
+  auth: false,
+  responses: {
+    200: { description: "index.html", contentType: "text/html" },
+    304: { description: "unchanged since the etag in If-None-Match" },
+    503: { description: "the web client is not built: a page saying how to build it", contentType: "text/html" },
+  },
+  errors: [],
+};
+
+const ASSET_DOC: RouteDoc = {
+  summary: "A content-hashed file of the web client's build (cached for a year)",
+  tag: "web client",
+  auth: false,
+  params: z.object({ file: z.string() }),
+  responses: { 200: { description: "the file, typed by its extension", contentType: "application/octet-stream" } },
+  errors: ["NOT_FOUND"],
+};
 
 async function serveIndex(root: string, ctx: RequestContext): Promise<Reply> {
   const file = path.join(root, "index.html");

@@ -19,14 +19,15 @@
  *   anywhere in any system message (other text may come before it).
  * - Each entry is one line "- [<meta>] <first line of content>"; further
  *   content lines follow indented by two spaces. <meta> is
- *   "[#<messageId> ]<role>" then optional ", <ISO timestamp>" and
- *   ", score <number>", and never contains "]".
+ *   "[#<messageId> ]<role>" then optional ", from <username>" (who wrote
+ *   it), ", <ISO timestamp>" and ", score <number>", and never contains "]".
  * - An empty section is the heading followed by the line "(none)".
  * - The section ends at the first line that is neither an entry nor a
  *   continuation (a blank line, for instance), or at the end of the message.
  *
  * `parseContextSection` reads it back; the two are tested as a round trip.
  */
+import { unquote } from "./quoting.js";
 import { countMessageTokens, countTokens } from "./tokens.js";
 import { LlmError, type LlmChunk, type LlmMessage, type LlmProvider, type LlmRequest } from "./types.js";
 
@@ -45,6 +46,8 @@ export interface ContextEntry {
   createdAt?: string;
   /** Retrieval score (similarity or fused rank score). */
   score?: number;
+  /** Username of who wrote it, when known. */
+  author?: string;
 }
 
 /** The context section for a system message; see the convention in this file's header. */
@@ -53,6 +56,7 @@ export function formatContextSection(entries: readonly ContextEntry[]): string {
   if (entries.length === 0) lines.push(EMPTY_CONTEXT_LINE);
   for (const e of entries) {
     const meta: string[] = [e.messageId !== undefined ? `#${e.messageId} ${e.role}` : e.role];
+    if (e.author !== undefined && /^[\w.-]+$/.test(e.author)) meta.push(`from ${e.author}`);
     if (e.createdAt !== undefined) meta.push(e.createdAt.replaceAll("]", ")"));
     if (e.score !== undefined && Number.isFinite(e.score)) meta.push(`score ${roundScore(e.score)}`);
     const [first = "", ...rest] = e.content.replace(/\r\n?/g, "\n").split("\n");
@@ -104,7 +108,9 @@ function parseEntry(meta: string, firstLine: string): ContextEntry | undefined {
   if (h[1] !== undefined) entry.messageId = Number(h[1]);
   for (const part of rest) {
     const s = /^score (-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(part.trim());
+    const from = /^from ([\w.-]+)$/.exec(part.trim());
     if (s) entry.score = Number(s[1]);
+    else if (from) entry.author = from[1];
     else if (!Number.isNaN(Date.parse(part))) entry.createdAt = part.trim();
   }
   return entry;
@@ -200,7 +206,7 @@ export function composeOfflineReply(messages: readonly LlmMessage[], options: Pa
   messages.forEach((m, i) => {
     if (i === lastUser || m.role === "system") return;
     if (m.role === "assistant" && m.content.startsWith(OFFLINE_NOTICE)) return;
-    add({ role: m.role, content: m.content, retrieved: false });
+    add({ role: m.role, content: unquote(m.content), retrieved: false });
   });
 
   const picked = pickRelevant(question, candidates, maxQuotes);

@@ -167,6 +167,7 @@ function toPoint(m: QueuedMessage, vector: Float32Array): VectorPoint {
     payload: {
       sessionId: m.sessionId,
       userId: m.ownerId,
+      authorId: m.authorId,
       messageId: m.id,
       role: m.role,
       content: m.content,

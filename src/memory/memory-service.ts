@@ -1,14 +1,21 @@
 /**
  * Memory search: vector, lexical, or both fused. Scope is always the
- * caller's membership: one session they belong to, or all of them. Vector
+ * caller's membership: one session they belong to, or all of them, and
+ * outside the session the search is in, only what the caller wrote or was
+ * answered in (the memory scoping rule, README "Memory"). Vector
  * searches run per tenant (session owner) with both the tenant and the
  * session filter, so a store query can never reach another user's points.
  */
 import type { Logger } from "pino";
-import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import type { LexicalHit, LexicalSearch, PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import type { MemoryHitPayload } from "../protocol/events.js";
 import { AppError } from "../protocol/errors.js";
-import { reciprocalRankFusion } from "./fusion.js";
+import { marginFusion } from "./fusion.js";
+import { hopWords, relatedWords, timeWindow } from "./query-terms.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
+
+/** How many of the first lexical hits lend their names to the second hop. */
+const HOP_FROM = 2;
 
 export type RetrievalMode = "hybrid" | "vector" | "lexical";
 
@@ -20,7 +27,14 @@ export interface MemoryHit {
   content: string;
   /** Which retriever(s) found it. */
   source: "vector" | "lexical" | "hybrid";
+  /** Who wrote it (for a reply: whose turn it was), when the retriever knows; null for a deleted user. */
+  authorId?: string | null;
+  /** The hit's session is archived (set on what search returns). */
+  archived?: boolean;
 }
+
+/** A hit as search returns it. */
+export type SearchHit = MemoryHit & { archived: boolean };
 
 export interface MemoryQuery {
   userId: string;
@@ -37,6 +51,13 @@ export interface MemoryQuery {
    * session): only sessions all of them may read are searched.
    */
   audienceSessionId?: string;
+  /**
+   * The session the turn is in (the assistant's context builder). With
+   * `sessionId` given, that session is the home. The memory scoping rule:
+   * in the home session, any message the user may read; in their other
+   * sessions, only what they wrote or were answered in.
+   */
+  homeSessionId?: string;
 }
 
 export interface MemoryDeps {
@@ -49,17 +70,54 @@ export interface MemoryDeps {
   log: Logger;
 }
 
+/** A hit of the lexical leg: the row's other columns (createdAt) are not part of MemoryHit. */
+const lexicalHit = (h: LexicalHit): MemoryHit => ({
+  messageId: h.messageId,
+  sessionId: h.sessionId,
+  score: h.score,
+  role: h.role,
+  content: h.content,
+  source: "lexical",
+  authorId: h.authorId,
+});
+
+/** What a client is sent of a hit (the protocol's MemoryHitPayload): the author stays inside, for prompts. */
+export const publicHit = (h: MemoryHit): MemoryHitPayload => ({
+  messageId: h.messageId,
+  sessionId: h.sessionId,
+  score: h.score,
+  role: h.role,
+  content: h.content,
+  source: h.source,
+  archived: h.archived ?? false,
+});
+
 export class MemoryService {
   constructor(private readonly d: MemoryDeps) {}
 
-  async search(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean }> {
+  async search(q: MemoryQuery): Promise<{ hits: SearchHit[]; mode: RetrievalMode; degraded: boolean }> {
+    const r = await this.searchUnmarked(q);
+    const archived = new Set(r.scopes.filter((s) => s.archived).map((s) => s.sessionId));
+    return { hits: r.hits.map((h) => ({ ...h, archived: archived.has(h.sessionId) })), mode: r.mode, degraded: r.degraded };
+  }
+
+  private async searchUnmarked(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean; scopes: SessionScope[] }> {
     const mode = q.mode ?? this.d.defaultMode;
     const exclude = q.excludeIds ?? [];
     // Candidates per retriever: more than asked, so fusion has something to fuse.
     const depth = Math.max(q.limit * 3, 20);
     const wantVector = mode !== "lexical";
     const wantLexical = mode !== "vector";
-    const lexicalScope = q.sessionId ? [q.sessionId] : null; // the SQL checks membership itself
+    const lexical0 = {
+      userId: q.userId,
+      sessionIds: q.sessionId ? [q.sessionId] : null, // the SQL checks membership itself
+      query: q.query,
+      excludeIds: exclude,
+      audienceSessionId: q.audienceSessionId,
+      homeSessionId: q.sessionId ?? q.homeSessionId,
+      related: relatedWords(q.query),
+      window: timeWindow(q.query, new Date()),
+    };
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
     const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     // The query's embedding needs no scope either: it is computed while the scopes are read.
@@ -67,24 +125,42 @@ export class MemoryService {
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
-      wantLexical ? this.d.queries.search(q.userId, lexicalScope, q.query, depth, exclude, q.audienceSessionId) : Promise.resolve(null),
+      wantLexical ? this.lexicalSearch(lexical0, depth) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.d.queries.search(q.userId, lexicalScope, q.query, q.limit, exclude, q.audienceSessionId));
-      return { hits: lex.slice(0, q.limit).map((h) => ({ ...h, source: "lexical" as const })), mode: "lexical", degraded: wantVector };
+      const lex = lexical ?? (await this.lexicalSearch(lexical0, q.limit));
+      return { hits: lex.slice(0, q.limit).map(lexicalHit), mode: "lexical", degraded: wantVector, scopes };
     }
-    const lexHits: MemoryHit[] = (lexical ?? []).map((h) => ({ ...h, source: "lexical" as const }));
-    if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false };
-    if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false };
+    const lexHits: MemoryHit[] = (lexical ?? []).map(lexicalHit);
+    if (mode === "vector") return { hits: vector.slice(0, q.limit), mode, degraded: false, scopes };
+    if (mode === "lexical") return { hits: lexHits.slice(0, q.limit), mode, degraded: false, scopes };
     const vectorIds = new Set(vector.map((h) => h.messageId));
     const lexIds = new Set(lexHits.map((h) => h.messageId));
-    const fused = reciprocalRankFusion<MemoryHit>([vector, lexHits], q.limit).map((h) => ({
+    const fused = marginFusion<MemoryHit>(lexHits, vector, q.limit).map((h) => ({
       ...h,
       source: vectorIds.has(h.messageId) && lexIds.has(h.messageId) ? ("hybrid" as const) : h.source,
     }));
-    return { hits: fused, mode, degraded: false };
+    return { hits: fused, mode, degraded: false, scopes };
+  }
+
+  /**
+   * The lexical leg, in two hops: the names and codes of the two best hits
+   * (hopWords) join the related words of a second search, so a question
+   * about "the city where my niece lives" also reaches what was said about
+   * that city. The two hits keep their places at the top. Without such
+   * words the first search stands.
+   */
+  private async lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
+    const first = await this.d.queries.search({ ...s, limit });
+    const anchors = first.slice(0, HOP_FROM);
+    const hop = hopWords(s.query, anchors);
+    if (hop.length === 0) return first;
+    const second = await this.d.queries.search({ ...s, limit, related: `${s.related ?? ""} ${hop}` });
+    // The hits the names came from stay first: the second search ranks what they lead to.
+    const kept = new Set(anchors.map((h) => h.messageId));
+    return [...anchors, ...second.filter((h) => !kept.has(h.messageId))].slice(0, limit);
   }
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */
@@ -108,9 +184,11 @@ export class MemoryService {
       const byTenant = new Map<string, string[]>();
       for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);
       const skip = new Set(exclude);
+      const home = q.sessionId ?? q.homeSessionId;
+      const authorScope = { authorId: q.userId, anyAuthorSessionIds: home ? [home] : [] };
       const min = q.minSimilarity ?? this.d.defaultMinSimilarity;
       const lists = await Promise.all(
-        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds }, depth + skip.size)),
+        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds, authorScope }, depth + skip.size)),
       );
       return lists
         .flat()

@@ -44,7 +44,15 @@ const DELETIONS_KEPT = "1 day";
  * points belongs there too (its column in SYNC_SQL), or they take rerank slots.
  */
 const CANDIDATE_FILTER = `collection = $1 AND user_id = $2 AND session_id = ANY($3::uuid[])
-          AND ($4::text[] IS NULL OR role = ANY($4::text[]))`;
+          AND ($4::text[] IS NULL OR role = ANY($4::text[]))
+          -- The memory scoping rule (VectorFilter.authorScope): $6 the author, $7 the sessions where any author counts.
+          AND ($6::uuid IS NULL OR author_id = $6::uuid OR session_id = ANY($7::uuid[]))`;
+
+/** $6 and $7 of CANDIDATE_FILTER. */
+const authorParams = (filter: VectorFilter): [string | null, readonly string[]] => [
+  filter.authorScope?.authorId ?? null,
+  filter.authorScope?.anyAuthorSessionIds ?? [],
+];
 
 /**
  * What changed for one user since `$3` (a snapshot xmin): rows written by
@@ -153,16 +161,16 @@ export class PgVectorStore implements VectorStore {
       });
       await this.pool.query({
         name: "vector_upsert",
-        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code)
+        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code, author_id)
          SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts,
                 substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int),
-                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int)
-           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY
-             AS u(point_id, message_id, session_id, user_id, role, content, ts, i)
+                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int), u.author_id
+           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $13::uuid[]) WITH ORDINALITY
+             AS u(point_id, message_id, session_id, user_id, role, content, ts, author_id, i)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
            role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding,
-           code = EXCLUDED.code`,
+           code = EXCLUDED.code, author_id = EXCLUDED.author_id`,
         values: [
           this.collection,
           batch.map((p) => p.id),
@@ -176,6 +184,7 @@ export class PgVectorStore implements VectorStore {
           width,
           codes,
           codeWidth,
+          batch.map((p) => p.payload.authorId),
         ],
       });
     }
@@ -195,7 +204,7 @@ export class PgVectorStore implements VectorStore {
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}
           AND point_id = ANY($5::uuid[])`,
-      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, candidates],
+      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, candidates, ...authorParams(filter)],
     });
     const top: { row: (typeof rows)[number]; score: number }[] = [];
     for (const r of rows) {
@@ -248,7 +257,7 @@ export class PgVectorStore implements VectorStore {
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}`,
-      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax],
+      values: [this.collection, filter.userId, filter.sessionIds, filter.roles ?? null, this.inlinePayloadsMax, ...authorParams(filter)],
     });
     const query = unit(vector);
     const top: { row: (typeof rows)[number]; score: number }[] = [];

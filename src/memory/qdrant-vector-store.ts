@@ -66,6 +66,7 @@ export interface QdrantVectorStoreOptions {
 const PAYLOAD_INDEXES: ReadonlyArray<{ field: string; schema: Schemas["PayloadFieldSchema"] }> = [
   { field: "session_id", schema: "keyword" },
   { field: "user_id", schema: { type: "keyword", is_tenant: true } },
+  { field: "author_id", schema: "keyword" },
   { field: "role", schema: "keyword" },
   { field: "message_id", schema: "integer" },
   { field: "timestamp_unix", schema: "integer" },
@@ -182,6 +183,13 @@ export class QdrantVectorStore implements VectorStore {
       { key: "user_id", match: { value: filter.userId } },
       { key: "session_id", match: { any: sessionIds } },
     ];
+    if (filter.authorScope !== undefined) {
+      // The memory scoping rule: the search's own session, any author; elsewhere, the user's own text.
+      const anyAuthor = [...new Set(filter.authorScope.anyAuthorSessionIds)];
+      const should: Schemas["Condition"][] = [{ key: "author_id", match: { value: filter.authorScope.authorId } }];
+      if (anyAuthor.length > 0) should.push({ key: "session_id", match: { any: anyAuthor } });
+      must.push({ should });
+    }
     if (filter.roles !== undefined) {
       if (filter.roles.length === 0) return [];
       must.push({ key: "role", match: { any: [...new Set<MessageRole>(filter.roles)] } });
@@ -242,13 +250,15 @@ export class QdrantVectorStore implements VectorStore {
   private toWirePoint(p: VectorPoint): Schemas["PointStruct"] {
     if (!isUuid(p.id)) throw new VectorStoreRequestError(`point id of message ${p.payload.messageId} is not a UUID: ${p.id}`);
     this.assertVector(p.vector, `vector of message ${p.payload.messageId}`);
-    const { sessionId, userId, messageId, role, content, timestamp, timestampUnix } = p.payload;
+    const { sessionId, userId, authorId, messageId, role, content, timestamp, timestampUnix } = p.payload;
     return {
       id: p.id,
       vector: Array.from(p.vector),
       payload: {
         session_id: sessionId,
         user_id: userId,
+        // Absent rather than null: a point without an author matches only its own session.
+        ...(authorId !== null ? { author_id: authorId } : {}),
         message_id: messageId,
         role,
         content,

@@ -22,7 +22,13 @@ export type MessageRole = "user" | "assistant" | "system";
 /** What the vector store keeps beside each vector (DESIGN.md section 7). */
 export interface VectorPayload {
   sessionId: string;
+  /** The tenant: the session's owner. */
   userId: string;
+  /**
+   * chat_messages.user_id: the author of a user message; for an assistant
+   * row, the user whose turn it was. Null when that user is gone.
+   */
+  authorId: string | null;
   messageId: number;
   role: MessageRole;
   content: string;
@@ -46,6 +52,13 @@ export interface VectorFilter {
   userId: string;
   sessionIds: readonly string[];
   roles?: readonly MessageRole[];
+  /**
+   * The memory scoping rule (README, Memory): when set, a point matches only
+   * if its session is in `anyAuthorSessionIds` (the session the search is
+   * in) or its author is `authorId`: in the user's other sessions, only what
+   * they wrote or were answered in.
+   */
+  authorScope?: { authorId: string; anyAuthorSessionIds: readonly string[] };
 }
 
 export interface VectorHit {

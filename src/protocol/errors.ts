@@ -5,9 +5,15 @@ export const ERROR_CODES = [
   "FORBIDDEN",
   "NOT_FOUND",
   "CONFLICT",
+  /** The session is archived: readable, but it takes no new messages until its owner unarchives it. */
+  "ARCHIVED",
   "RATE_LIMITED",
   "UNAVAILABLE",
   "INTERNAL",
+  /** REST only: a body over MAX_PAYLOAD_BYTES (HTTP 413). */
+  "PAYLOAD_TOO_LARGE",
+  /** REST only: a body whose Content-Type is not exactly application/json (HTTP 415). */
+  "UNSUPPORTED_MEDIA_TYPE",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -43,7 +49,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  ARCHIVED: 409,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };

@@ -31,6 +31,8 @@ export interface MemoryHitPayload {
   role: Role;
   content: string;
   source: "vector" | "lexical" | "hybrid";
+  /** The hit's session is archived. */
+  archived: boolean;
 }
 
 export interface FeedbackPayload {
@@ -51,14 +53,27 @@ export interface ClientToServerEvents {
   "session:leave": Handler<Input<"session:leave">, { left: boolean }>;
   /** Owner only. The room hears session:updated. */
   "session:rename": Handler<Input<"session:rename">, { session: Session }>;
-  "session:invite": Handler<Input<"session:invite">, { member: { userId: string; username: string } }>;
+  /**
+   * Owner only. Creates a pending invitation (the invitee's sockets hear
+   * session:invitation); `member` names the invitee, `pending` is false when
+   * they were a member already.
+   */
+  "session:invite": Handler<Input<"session:invite">, { member: MemberPayload; pending: boolean; invitation?: InvitationPayload }>;
+  "invitation:list": Handler<Input<"invitation:list">, { invitations: InvitationPayload[] }>;
+  /** The caller becomes a member; the room hears member:joined. */
+  "invitation:accept": Handler<Input<"invitation:accept">, { session: Session }>;
+  "invitation:decline": Handler<Input<"invitation:decline">, { declined: boolean }>;
+  "member:leave": Handler<Input<"member:leave">, { left: boolean }>;
+  "member:remove": Handler<Input<"member:remove">, { removed: boolean }>;
+  /** Owner only: archived true archives, false unarchives. The room hears session:archived. */
+  "session:archive": Handler<Input<"session:archive">, { session: Session }>;
   "message:send": Handler<Input<"message:send">, { message: Message }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
   typing: Handler<Input<"typing">, { sent: boolean }>;
   "assistant:cancel": Handler<Input<"assistant:cancel">, { cancelled: boolean }>;
   "assistant:regenerate": Handler<Input<"assistant:regenerate">, { message: Message }>;
   "message:feedback": Handler<Input<"message:feedback">, { feedback: FeedbackPayload }>;
-  "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: string; degraded: boolean }>;
+  "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: NonNullable<Input<"memory:search">["mode"]>; degraded: boolean }>;
   /** The earlier messages a reply used, with scores and ranks. */
   "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[] }>;
 }
@@ -74,8 +89,38 @@ export interface ContextEntryPayload {
   content: string | null;
 }
 
+export interface MemberPayload {
+  userId: string;
+  username: string;
+}
+
+export interface InvitationPayload {
+  sessionId: string;
+  sessionTitle: string;
+  inviter: MemberPayload;
+  invitee: MemberPayload;
+  createdAt: string;
+}
+
+/** Why a user's sockets were taken out of a session. */
+export type RemovalReason = "left" | "removed" | "deleted";
+
 export interface ServerToClientEvents {
+  /** To every socket of the invitee, on any node. */
+  "session:invitation": (e: { invitation: InvitationPayload }) => void;
+  /** To a socket right after it connects: the user's pending invitations, newest first. */
+  "session:invitations": (e: { invitations: InvitationPayload[] }) => void;
+  /** To every socket of a user whose membership ended: they have left the room and get nothing more from it. */
+  "session:removed": (e: { sessionId: string; reason: RemovalReason }) => void;
+  /** To the room: someone accepted an invitation. */
+  "member:joined": (e: { sessionId: string; member: MemberPayload }) => void;
+  /** To the room: a member left or was removed. */
+  "member:left": (e: { sessionId: string; member: MemberPayload; reason: Exclude<RemovalReason, "deleted"> }) => void;
   "message:new": (e: { message: Message }) => void;
+  /** To the room: the session was archived (it refuses messages) or unarchived; successorId names the session continuing a full one. */
+  "session:archived": (e: { sessionId: string; archived: boolean; archivedAt: string | null; successorId: string | null }) => void;
+  /** To every socket of each member: a full session continues in `successor`, of which they are members already. */
+  "session:continued": (e: { sessionId: string; successor: Session }) => void;
   "session:updated": (e: { sessionId: string; title: string; updatedAt: string }) => void;
   "presence:join": (e: { sessionId: string; userId: string; username: string }) => void;
   "presence:leave": (e: { sessionId: string; userId: string; username: string }) => void;
@@ -93,9 +138,17 @@ export interface ServerToClientEvents {
   "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string }) => void;
 }
 
+/** Events between nodes (Socket.IO serverSideEmit), not seen by clients. */
+export interface InterServerEvents {
+  /** Take these users' sockets out of the session's room (see src/realtime/member-events.ts). */
+  "member:evict": (e: { sessionId: string; userIds: string[]; reason: RemovalReason }) => void;
+}
+
 /** Per-socket data set by the auth middleware. */
 export interface SocketData {
   user: User;
+  /** The token version the connection authenticated with: a logout-all disconnects the older ones. */
+  tokenVersion?: number;
 }
 
 export const ROOM_PREFIX = "session:";

@@ -4,33 +4,49 @@
  */
 import { z } from "zod";
 
-export const uuid = z.string().uuid();
+/**
+ * Ids are parsed to lower case: PostgreSQL compares uuids case-insensitively
+ * but rooms, caches and Redis keys compare strings, so one spelling only.
+ */
+export const uuid = z.string().uuid().toLowerCase();
 /** Message ids are PostgreSQL bigint identities, sent as JSON numbers. */
 export const messageId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 export const seq = z.number().int().min(0).max(2_147_483_647);
+
+// Text checks are string checks (regexes), not refinements: a zod refinement costs
+// more per parse than all the string checks of a message together.
+// PostgreSQL text cannot hold U+0000: refused here with BAD_REQUEST instead of failing in the database.
+const NO_NUL: [RegExp, string] = [/^[^\u0000]*$/, "text may not contain NUL characters"];
+/**
+ * A lone UTF-16 surrogate cannot be encoded as UTF-8: it would be stored (and
+ * hashed, for passwords) as U+FFFD, so two different strings would become one.
+ * In a `u` regex a lone surrogate is a code point of category Cs; a pair is not.
+ */
+const WELL_FORMED: [RegExp, string] = [/^\P{Cs}*$/u, "text may not contain lone UTF-16 surrogates"];
+/** Like `s.trim().length > 0`: \s is exactly the set trim() removes. */
+const notBlank = (what: string): [RegExp, string] => [/\S/, `${what} is empty`];
 
 export const username = z
   .string()
   .min(3)
   .max(32)
-  .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only");
-export const password = z.string().min(8).max(200);
+  .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only")
+  .regex(...WELL_FORMED);
+export const password = z.string().min(8).max(200).regex(...WELL_FORMED);
 
 export const credentials = z.object({ username, password }).strict();
 
 export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
 
-// PostgreSQL text cannot hold U+0000: refused here with BAD_REQUEST instead of failing in the database.
-const NO_NUL: [(s: string) => boolean, string] = [(s) => !s.includes("\u0000"), "text may not contain NUL characters"];
-
-export const sessionTitle = z.string().trim().max(200).refine(...NO_NUL);
+export const sessionTitle = z.string().trim().max(200).regex(...NO_NUL).regex(...WELL_FORMED);
 
 export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
   const content = z
     .string()
     .max(limits.maxMessageChars, `content is longer than ${limits.maxMessageChars} characters`)
-    .refine((s) => s.trim().length > 0, "content is empty")
-    .refine(...NO_NUL);
+    .regex(...notBlank("content"))
+    .regex(...NO_NUL)
+    .regex(...WELL_FORMED);
   const pageLimit = z.number().int().min(1).max(limits.historyPageMax);
   return {
     "session:create": z.object({ title: sessionTitle.optional(), assistant: z.boolean().optional() }).strict(),
@@ -40,10 +56,14 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST body of PATCH /api/sessions/:id. */
     renameBody: z.object({ title: sessionTitle }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
+    /** Owner only: true archives the session, false unarchives it. */
+    "session:archive": z.object({ sessionId: uuid, archived: z.boolean() }).strict(),
+    /** REST query of GET /api/sessions: archived=false (default) lists live sessions, true archived ones, all both. */
+    sessionListQuery: z.object({ archived: z.enum(["true", "false", "all"]).optional() }).strict(),
     "message:send": z
       .object({
         sessionId: uuid,
-        clientMessageId: z.string().min(1).max(100).refine(...NO_NUL),
+        clientMessageId: z.string().min(1).max(100).regex(...NO_NUL).regex(...WELL_FORMED),
         content,
         assistant: z.boolean().optional(),
       })
@@ -54,11 +74,11 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** messageId: the user message to answer again; the earlier reply is kept. */
     "assistant:regenerate": z.object({ sessionId: uuid, messageId }).strict(),
     "message:feedback": z
-      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).refine(...NO_NUL).optional() })
+      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).regex(...NO_NUL).regex(...WELL_FORMED).optional() })
       .strict(),
     "memory:search": z
       .object({
-        query: z.string().max(2000).refine((q) => q.trim().length > 0, "query is empty").refine(...NO_NUL),
+        query: z.string().max(2000).regex(...notBlank("query")).regex(...NO_NUL).regex(...WELL_FORMED),
         sessionId: uuid.optional(),
         limit: z.number().int().min(1).max(50).optional(),
         mode: retrievalMode.optional(),
@@ -68,7 +88,7 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST query of GET /api/memory/search. */
     memoryQuery: z
       .object({
-        q: z.string().max(2000).refine((q) => q.trim().length > 0, "q is empty").refine(...NO_NUL),
+        q: z.string().max(2000).regex(...notBlank("q")).regex(...NO_NUL).regex(...WELL_FORMED),
         sessionId: uuid.optional(),
         limit: z.coerce.number().int().min(1).max(50).optional(),
         mode: retrievalMode.optional(),
@@ -77,11 +97,19 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST query of GET /api/sessions/:id/messages (strings from the URL). */
     historyQuery: z
       .object({
-        beforeSeq: z.coerce.number().pipe(seq).optional(),
-        limit: z.coerce.number().pipe(pageLimit).optional(),
+        // Coerced, then checked like seq and pageLimit (written out so the OpenAPI document shows the bounds).
+        beforeSeq: z.coerce.number().int().min(0).max(2_147_483_647).optional(),
+        limit: z.coerce.number().int().min(1).max(limits.historyPageMax).optional(),
       })
       .strict(),
     inviteBody: z.object({ username }).strict(),
+    "invitation:list": z.object({}).strict(),
+    "invitation:accept": z.object({ sessionId: uuid }).strict(),
+    "invitation:decline": z.object({ sessionId: uuid }).strict(),
+    /** Ends the caller's own membership (the owner cannot leave: they delete). */
+    "member:leave": z.object({ sessionId: uuid }).strict(),
+    /** Owner only: ends another member's membership, or withdraws their pending invitation. */
+    "member:remove": z.object({ sessionId: uuid, userId: uuid }).strict(),
   } as const;
 }
 

@@ -26,6 +26,19 @@ export interface Session {
   lastSeq: number;
   createdAt: string;
   updatedAt: string;
+  /** Archived: readable and searchable, but it takes no new messages. */
+  archived: boolean;
+  archivedAt: string | null;
+  /** The session that continues this one (it reached SESSION_MAX_MESSAGES), when there is one. */
+  successorId: string | null;
+}
+
+/** A session as GET /api/sessions lists it. */
+export interface SessionSummary extends Session {
+  /** Rows in the session, assistant replies included. */
+  messageCount: number;
+  lastMessageAt: string | null;
+  archived: boolean;
 }
 
 export interface User {

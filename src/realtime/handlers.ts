@@ -1,12 +1,14 @@
 /**
  * Glue between a socket event and a domain call: parse with the protocol
- * schema, call, answer the ack with the envelope. Nothing thrown escapes, so
+ * schema, spend a token of the event's rate-limit family, call, answer the
+ * ack with the envelope. Nothing thrown escapes, so
  * no client input can crash the process.
  */
 import type { Logger } from "pino";
 import type { Socket } from "socket.io";
 import type { ZodTypeAny, z } from "zod";
 import { describeZodError, toErrorBody } from "../error-body.js";
+import type { LimitName } from "../chat/rate-limits.js";
 import type { Metrics } from "../http/metrics.js";
 import type { Ack } from "../protocol/errors.js";
 
@@ -42,16 +44,20 @@ export interface HandlerDeps {
   log: Logger;
   metrics: Metrics;
   inFlight: InFlight;
+  /** Spends one token of `limit` for this connection's user (and address); throws RATE_LIMITED. */
+  limit(limit: LimitName): Promise<void>;
 }
 
 /**
  * Registers `event` on the socket. `run` gets the parsed payload; its result
  * is the ack's data. Events sent without an ack callback are still processed
- * (typing is often fire-and-forget) but get no reply.
+ * (typing is often fire-and-forget) but get no reply. Input that does not
+ * parse is refused before it costs a token (nothing was done).
  */
 export function on<S extends ZodTypeAny, R>(
   socket: Socket,
   event: string,
+  limit: LimitName,
   schema: S,
   deps: HandlerDeps,
   run: (input: z.infer<S>) => Promise<R> | R,
@@ -77,6 +83,7 @@ export function on<S extends ZodTypeAny, R>(
     }
     deps.inFlight.count++;
     try {
+      await deps.limit(limit);
       reply({ ok: true, data: await run(parsed.data) });
     } catch (err) {
       reply({ ok: false, error: toErrorBody(err, deps.log.child({ event })) });

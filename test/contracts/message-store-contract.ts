@@ -1,11 +1,13 @@
 /** The contract every MessageStore must keep; run by each implementation's test file. */
 import { randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { MessageStore, UserStore } from "../../src/chat/ports.js";
+import type { MembershipStore, MessageStore, UserStore } from "../../src/chat/ports.js";
 import type { User } from "../../src/protocol/types.js";
 
 export interface MessageStoreFixture {
   store: MessageStore;
+  /** Sessions get their members through it (invite, accept) and are deleted by it. */
+  membership: MembershipStore;
   users: UserStore;
   /** Number of stored messages in a session, read beside the store (to prove nothing was written). */
   countMessages(sessionId: string): Promise<number>;
@@ -17,6 +19,10 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     let alice: User;
     let bob: User;
     const mkUser = async (prefix: string) => (await f.users.create(`${prefix}_${randomUUID().slice(0, 8)}`, "x"))!;
+    const addMember = async (sessionId: string, owner: User, member: User) => {
+      expect((await f.membership.invite(sessionId, owner.id, member.username)).kind).toBe("invited");
+      expect((await f.membership.accept(sessionId, member.id)).kind).toBe("accepted");
+    };
 
     beforeAll(async () => {
       f = await setup();
@@ -93,7 +99,7 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
       expect(r2.kind).toBe("not_found");
       expect(await f.store.listMessagesAfter(s.id, bob.id, 0, 100)).toEqual([]);
       expect(await f.store.listMessagesBefore(s.id, bob.id, undefined, 100)).toEqual([]);
-      expect(await f.store.deleteSession(s.id, bob.id)).toBe("not_found");
+      expect((await f.membership.deleteSession(s.id, bob.id)).kind).toBe("not_found");
       expect(await f.countMessages(s.id)).toBe(1);
       expect((await f.store.getSession(s.id, alice.id))!.lastSeq).toBe(1);
     });
@@ -110,27 +116,20 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
       expect(await f.store.listMessagesAfter(s.id, alice.id, 7, 10)).toEqual([]);
     });
 
-    it("lets the owner invite and remove members; members read and write, only the owner deletes", async () => {
+    it("lets members read and write, only the owner delete", async () => {
       const s = await f.store.createSession(alice.id, "team", true);
-      expect(await f.store.addMember(s.id, bob.id, alice.id)).toEqual({ kind: "not_found" });
-      const added = await f.store.addMember(s.id, alice.id, bob.username.toUpperCase());
-      expect(added).toEqual({ kind: "added", member: { userId: bob.id, username: bob.username } });
-      expect((await f.store.addMember(s.id, alice.id, bob.username)).kind).toBe("added"); // idempotent
-      expect((await f.store.addMember(s.id, alice.id, "nobody_here_x")).kind).toBe("no_user");
-      expect((await f.store.addMember(s.id, bob.id, alice.username)).kind).toBe("forbidden");
+      await addMember(s.id, alice, bob);
       expect((await f.store.getSession(s.id, bob.id))!.role).toBe("member");
       const r = await f.store.insertUserMessage({ sessionId: s.id, userId: bob.id, clientMessageId: "b", content: "hi" });
       expect(r.kind).toBe("inserted");
-      expect(await f.store.deleteSession(s.id, bob.id)).toBe("forbidden");
-      expect(await f.store.removeMember(s.id, bob.id, bob.id)).toBe("forbidden");
-      expect(await f.store.removeMember(s.id, alice.id, alice.id)).toBe("not_found"); // the owner stays
-      expect(await f.store.removeMember(s.id, alice.id, bob.id)).toBe("removed");
-      expect(await f.store.getSession(s.id, bob.id)).toBeNull();
+      expect((await f.store.listMessagesAfter(s.id, bob.id, 0, 10)).map((m) => m.content)).toEqual(["hi"]);
+      expect((await f.membership.deleteSession(s.id, bob.id)).kind).toBe("forbidden");
+      expect(await f.countMessages(s.id)).toBe(1);
     });
 
     it("lets only the owner rename a session", async () => {
       const s = await f.store.createSession(alice.id, "old", false);
-      await f.store.addMember(s.id, alice.id, bob.username);
+      await addMember(s.id, alice, bob);
       expect(await f.store.renameSession(s.id, bob.id, "hijack")).toBe("forbidden");
       expect(await f.store.renameSession(randomUUID(), alice.id, "x")).toBe("not_found");
       const renamed = await f.store.renameSession(s.id, alice.id, "new title");
@@ -141,10 +140,10 @@ export function messageStoreContract(name: string, setup: () => Promise<MessageS
     it("deletes a session with its messages", async () => {
       const s = await f.store.createSession(alice.id, "", true);
       await f.store.insertUserMessage({ sessionId: s.id, userId: alice.id, clientMessageId: "d", content: "bye" });
-      expect(await f.store.deleteSession(s.id, alice.id)).toBe("deleted");
+      expect(await f.membership.deleteSession(s.id, alice.id)).toEqual({ kind: "deleted", memberIds: [alice.id], streamingReplyIds: [] });
       expect(await f.store.getSession(s.id, alice.id)).toBeNull();
       expect(await f.countMessages(s.id)).toBe(0);
-      expect(await f.store.deleteSession(s.id, alice.id)).toBe("not_found");
+      expect((await f.membership.deleteSession(s.id, alice.id)).kind).toBe("not_found");
     });
   });
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { SignJWT } from "jose";
 import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
+import { addMember, api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
@@ -171,6 +171,11 @@ describe("sessions and messages over /chat", () => {
     expect(!refused.ok && refused.error.code).toBe("NOT_FOUND");
     const inv = await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
     expect(inv.member).toEqual({ userId: bob.user.id, username: bob.user.username });
+    expect(inv.pending).toBe(true);
+    // invited is not a member: bob still cannot join until he accepts
+    const early = await call(b, "session:join", { sessionId: session.id });
+    expect(!early.ok && early.error.code).toBe("NOT_FOUND");
+    await ok(b, "invitation:accept", { sessionId: session.id });
     const presenceSeen = nextEvent(a, "presence:join");
     const joinedB = await ok(b, "session:join", { sessionId: session.id });
     expect(joinedB.presence.map((p: { userId: string }) => p.userId).sort()).toEqual([alice.user.id, bob.user.id].sort());
@@ -198,7 +203,7 @@ describe("sessions and messages over /chat", () => {
   it("gives 50 clients sending at once into one session seqs 1..50", async () => {
     const { session } = await ok(a, "session:create", { assistant: false });
     const users = await Promise.all(Array.from({ length: 10 }, () => register(server.url)));
-    for (const u of users) await ok(a, "session:invite", { sessionId: session.id, username: u.user.username });
+    for (const u of users) await addMember(server.url, a, session.id, u);
     const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => client(users[i % users.length]!)));
     const acks = await Promise.all(
       clients.map((c, i) => ok(c, "message:send", { sessionId: session.id, clientMessageId: `c-${i}`, content: `message ${i}` })),
@@ -327,7 +332,7 @@ describe("sessions and messages over /chat", () => {
 
   it("renames a session (owner only) and tells the room", async () => {
     const { session } = await ok(a, "session:create", { title: "before", assistant: false });
-    await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
+    await addMember(server.url, a, session.id, bob);
     await ok(b, "session:join", { sessionId: session.id });
     const heard = nextEvent(b, "session:updated");
     const r = await ok(a, "session:rename", { sessionId: session.id, title: "after" });
@@ -344,7 +349,7 @@ describe("sessions and messages over /chat", () => {
   it("deletes a session and its messages over REST (owner only)", async () => {
     const { session } = await ok(a, "session:create", { assistant: false });
     await ok(a, "message:send", { sessionId: session.id, clientMessageId: "d1", content: "to be deleted" });
-    await ok(a, "session:invite", { sessionId: session.id, username: bob.user.username });
+    await addMember(server.url, a, session.id, bob);
     expect((await api(server.url, `/api/sessions/${session.id}`, { method: "DELETE", token: bob.token })).status).toBe(403);
     expect((await api(server.url, `/api/sessions/${session.id}`, { method: "DELETE", token: alice.token })).status).toBe(204);
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE session_id = $1", [session.id]);

@@ -13,7 +13,7 @@ import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "../../src/db/pool.js";
 import { type EmbeddedPostgresHandle, freePort, startEmbeddedPostgres } from "../../src/db/embedded-postgres.js";
-import { api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
+import { addMember, api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { silentLogger } from "../support/logger.js";
 import { type NginxHandle, startNginx } from "../support/nginx.js";
 import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
@@ -69,7 +69,7 @@ async function client(url: string, user: TestUser): Promise<Socket> {
 
 async function sharedSession(owner: Socket, members: TestUser[], assistant = false) {
   const { session } = await ok(owner, "session:create", { title: "shared", assistant });
-  for (const m of members) await ok(owner, "session:invite", { sessionId: session.id, username: m.user.username });
+  for (const m of members) await addMember(nodes[1]!.url, owner, session.id, m);
   return session.id as string;
 }
 
@@ -112,6 +112,33 @@ afterAll(async () => {
 });
 
 describe("two nodes on one Redis", () => {
+  it("delivers an invitation to the invitee's socket on the other node, and a removal there takes the socket out of the room at once", async () => {
+    const [a, b] = [await register(nodes[0]!.url), await register(nodes[0]!.url)];
+    const sa = await client(nodes[0]!.url, a);
+    const sb = await client(nodes[1]!.url, b);
+    const { session } = await ok(sa, "session:create", { title: "across", assistant: false });
+    const invited = nextEvent(sb, "session:invitation");
+    await ok(sa, "session:invite", { sessionId: session.id, username: b.user.username });
+    expect((await invited).invitation.sessionId).toBe(session.id);
+    await ok(sb, "invitation:accept", { sessionId: session.id });
+    await ok(sa, "session:join", { sessionId: session.id });
+    const presence = nextEvent(sa, "presence:join");
+    await ok(sb, "session:join", { sessionId: session.id });
+    await presence;
+
+    const removed = nextEvent(sb, "session:removed");
+    const presenceLeft = nextEvent(sa, "presence:leave");
+    await ok(sa, "member:remove", { sessionId: session.id, userId: b.user.id });
+    expect(await removed).toEqual({ sessionId: session.id, reason: "removed" });
+    expect((await presenceLeft).userId).toBe(b.user.id);
+    const leaked: unknown[] = [];
+    sb.on("message:new", (e) => leaked.push(e));
+    await ok(sa, "message:send", { sessionId: session.id, clientMessageId: "after", content: "not for bob", assistant: false });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(leaked).toEqual([]);
+    expect((await call(sb, "typing", { sessionId: session.id, isTyping: true })).ok).toBe(false);
+  });
+
   it("delivers messages and reply deltas sent on one node to members on the other, once and in order", async () => {
     const [a, b] = [await register(nodes[0]!.url), await register(nodes[0]!.url)];
     const sa = await client(nodes[0]!.url, a);
@@ -177,6 +204,35 @@ describe("two nodes on one Redis", () => {
     expect(refused && !refused.ok && refused.error.retryAfterMs).toBeGreaterThan(0);
     const { rows } = await pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE session_id = $1", [session.id]);
     expect(rows[0].n).toBe(accepted); // refused sends wrote nothing
+  });
+});
+
+describe("accounts across nodes", () => {
+  it("logout-all and account deletion on one node close the user's connections on the other, whose old tokens then stop working", async () => {
+    const u = await register(nodes[0]!.url);
+    const bystander = await register(nodes[0]!.url);
+    const on1 = await client(nodes[0]!.url, u);
+    const on2 = await client(nodes[1]!.url, u);
+    const keep = await client(nodes[1]!.url, bystander);
+    const closed = [on1, on2].map((s) => new Promise<string>((resolve) => s.once("disconnect", (reason) => resolve(reason))));
+    expect((await api(nodes[0]!.url, "/api/auth/logout-all", { method: "POST", token: u.token })).status).toBe(204);
+    expect(await Promise.all(closed)).toEqual(["io server disconnect", "io server disconnect"]);
+    // Node 2 trusts what it read of the account for AUTH_CACHE_MS (5 s by default), then refuses the old token.
+    await eventually(async () => ((await api(nodes[1]!.url, "/api/sessions", { token: u.token })).status === 401 ? true : undefined), 15_000);
+    const refused = await connect(nodes[1]!.url, u.token).then(
+      (s) => (s.close(), null),
+      (err: { data?: { code: string } }) => err.data?.code,
+    );
+    expect(refused).toBe("UNAUTHENTICATED");
+
+    const again = await api(nodes[1]!.url, "/api/auth/login", { method: "POST", body: { username: u.user.username, password: u.password } });
+    const fresh = { ...u, token: again.body.token as string };
+    const live = await client(nodes[1]!.url, fresh);
+    const gone = new Promise<string>((resolve) => live.once("disconnect", (reason) => resolve(reason)));
+    expect((await api(nodes[0]!.url, "/api/me", { method: "DELETE", token: fresh.token })).status).toBe(204);
+    expect(await gone).toBe("io server disconnect");
+    await eventually(async () => ((await api(nodes[1]!.url, "/api/sessions", { token: fresh.token })).status === 401 ? true : undefined), 15_000);
+    expect(keep.connected).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
  * (private PostgreSQL database), as a user would use it: sign up, sessions,
  * messages, history, a server restart, two users side by side, a phone.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -50,6 +50,8 @@ const env = () => ({
   SHUTDOWN_TIMEOUT_MS: "2000",
   // The history test seeds pages of messages faster than a person types.
   RATE_MESSAGE_BURST: "1000",
+  // The session list test seeds more sessions than a burst of session changes allows.
+  RATE_SESSION_BURST: "1000",
 });
 
 async function start(): Promise<ServerProcess> {
@@ -297,6 +299,33 @@ describe("web client", () => {
     expect((await storedMessages(token, sessionId)).map((m) => m.seq)).toEqual([1, 2, 3]);
   });
 
+  it("keeps a message typed offline when the tab is closed, and sends it once when the app is opened again", async () => {
+    const page = await newPage();
+    await signUp(page, server.url, uniqueName("web"));
+    await createSessionInUi(page, "Closed while offline");
+    await assistantOff(page);
+    const token = await storedToken(page);
+    const sessionId = await openSessionId(page);
+    const context = page.context();
+
+    await context.setOffline(true);
+    await eventually(async () => expect(await page.getByTestId("connection").getAttribute("data-state")).not.toBe("online"));
+    await sendInUi(page, "typed, then the tab closed");
+    await page.getByTestId("pending-message").filter({ hasText: "Waiting for connection" }).waitFor();
+    await page.close();
+    expect(await storedMessages(token, sessionId)).toEqual([]);
+
+    await context.setOffline(false);
+    const again = await context.newPage();
+    again.on("pageerror", (err) => pageErrors.push(err.message));
+    await again.goto(server.url);
+    await eventually(async () => {
+      expect((await shownMessages(again)).map((m) => [m.text, m.status])).toEqual([["typed, then the tab closed", "complete"]]);
+      expect(await again.getByTestId("pending-message").count()).toBe(0);
+    });
+    expect((await storedMessages(token, sessionId)).map((m) => m.content)).toEqual(["typed, then the tab closed"]);
+  });
+
   it("never shows one user's sessions or memories to another", async () => {
     const alice = await newPage();
     const bob = await newPage();
@@ -348,15 +377,18 @@ describe("web client", () => {
 
     await alice.getByRole("button", { name: "Invite" }).click();
     await alice.getByLabel("Username to invite").fill("nobody_by_that_name");
-    await alice.getByRole("button", { name: "Add" }).click();
+    await alice.getByRole("button", { name: "Invite", exact: true }).last().click();
     await alice.getByRole("alert").filter({ hasText: "There is no user “nobody_by_that_name”." }).waitFor();
     await alice.getByLabel("Username to invite").fill(bobName);
-    await alice.getByRole("button", { name: "Add" }).click();
-    await alice.getByText(`${bobName} can now open this session.`).waitFor();
+    await alice.locator(".invite-form").getByRole("button", { name: "Invite" }).click();
+    await alice.getByText(`Invited ${bobName}: they join when they accept.`).waitFor();
 
-    // Bob's list learns of the shared session when he comes back to the page.
-    await bob.reload();
-    await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).getByRole("button", { name: /Team room/ }).click();
+    // Bob's open page hears the invitation live; nothing is joined until he says so.
+    const invitation = bob.getByTestId("invitations").locator(".invitation").filter({ hasText: "Team room" });
+    await invitation.waitFor();
+    expect(await invitation.textContent()).toContain(`${aliceName} invited you to Team room`);
+    expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).count()).toBe(0);
+    await bob.getByRole("button", { name: "Join Team room" }).click();
     await bob.getByRole("heading", { name: "Team room", level: 2 }).waitFor();
     await assistantOff(bob);
     expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Team room" }).textContent()).toContain("shared with you");
@@ -380,6 +412,39 @@ describe("web client", () => {
     expect(await bob.getByRole("button", { name: "Delete session Team room" }).count()).toBe(0);
     await bob.close();
     await eventually(async () => expect(await alice.getByTestId("presence").textContent()).toBe("Only you are here"));
+  });
+
+  it("lets a member leave a shared session, and tells a removed member's open page at once", async () => {
+    const alice = await newPage();
+    const bob = await newPage();
+    const bobName = uniqueName("bob");
+    await signUp(bob, server.url, bobName);
+    await signUp(alice, server.url, uniqueName("alice"));
+    const aliceToken = await storedToken(alice);
+    const bobToken = await storedToken(bob);
+    const bobId = (JSON.parse(Buffer.from(bobToken.split(".")[1]!, "base64url").toString()) as { sub: string }).sub;
+    const share = async (title: string) => {
+      const { session } = await ok(await connect(server.url, aliceToken), "session:create", { title, assistant: false });
+      expect((await api(server.url, `/api/sessions/${session.id}/members`, { method: "POST", token: aliceToken, body: { username: bobName } })).status).toBe(201);
+      expect((await api(server.url, `/api/invitations/${session.id}/accept`, { method: "POST", token: bobToken })).status).toBe(200);
+      return session.id as string;
+    };
+    const leaving = await share("Leave me");
+    const removing = await share("Remove me");
+    await bob.reload();
+    await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).waitFor();
+
+    bob.once("dialog", (d) => void d.accept());
+    await bob.getByRole("button", { name: "Leave session Leave me" }).click();
+    await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Leave me" }).count()).toBe(0));
+    expect((await api(server.url, `/api/sessions/${leaving}/messages`, { token: bobToken })).status).toBe(404);
+
+    await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).locator(".session-open").click();
+    await bob.getByRole("heading", { name: "Remove me", level: 2 }).waitFor();
+    expect((await api(server.url, `/api/sessions/${removing}/members/${bobId}`, { method: "DELETE", token: aliceToken })).status).toBe(204);
+    await bob.getByText("You were removed from “Remove me”.").waitFor();
+    await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).count()).toBe(0));
+    expect(await bob.getByRole("heading", { name: "Remove me", level: 2 }).count()).toBe(0);
   });
 
   it("renames a session, and the new name shows in the list, the header and the server", async () => {
@@ -438,5 +503,72 @@ describe("web client", () => {
     await page.keyboard.press("Escape");
     await eventually(async () => expect(await sidebar.isVisible()).toBe(false));
     expect(await toggle.getAttribute("aria-expanded")).toBe("false");
+  });
+  it("loads more sessions as the list scrolls, each once and in order", async () => {
+    const name = uniqueName("many");
+    const u = await register(server.url, name);
+    const s = await connect(server.url, u.token);
+    const titles: string[] = [];
+    try {
+      for (let i = 0; i < 130; i++) titles.push((await ok(s, "session:create", { title: `Session ${String(i).padStart(3, "0")}`, assistant: false })).session.title);
+    } finally {
+      s.close();
+    }
+    const page = await newPage();
+    await logIn(page, server.url, name, u.password);
+    const shown = () => page.locator('[data-testid="session"] .session-title').allTextContents();
+    await eventually(async () => expect(await shown()).toHaveLength(50));
+    const newestFirst = [...titles].reverse();
+    expect(await shown()).toEqual(newestFirst.slice(0, 50));
+    for (const expected of [100, 130]) {
+      await page.locator('[data-testid="sessions-more"]').scrollIntoViewIfNeeded();
+      await eventually(async () => expect(await shown()).toHaveLength(expected));
+    }
+    expect(await shown()).toEqual(newestFirst);
+    expect(await page.locator('[data-testid="sessions-more"]').count()).toBe(0);
+  });
+
+  it("exports the user's data, logs out everywhere, and deletes the account from the account menu", async () => {
+    const name = uniqueName("acct");
+    const page = await newPage();
+    await signUp(page, server.url, name);
+    const other = await newPage();
+    await logIn(other, server.url, name);
+    await createSessionInUi(page, "Mine to keep");
+    await assistantOff(page);
+    await sendInUi(page, "a line only I wrote");
+    await eventually(async () => expect((await shownMessages(page)).map((m) => m.status)).toEqual(["complete"]));
+
+    await page.getByRole("button", { name: "Account" }).click();
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Export my data" }).click();
+    const file = await (await download).path();
+    const doc = JSON.parse(await readFile(file, "utf8"));
+    expect(doc.user.username).toBe(name);
+    expect(doc.sessions.map((x: { title: string }) => x.title)).toEqual(["Mine to keep"]);
+    expect(doc.sessions[0].messages.map((m: { content: string }) => m.content)).toEqual(["a line only I wrote"]);
+
+    const oldToken = await storedToken(page);
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Log out everywhere" }).click();
+    await page.getByRole("status").filter({ hasText: "logged out everywhere" }).waitFor();
+    expect((await api(server.url, "/api/sessions", { token: oldToken })).status).toBe(401);
+    // The other browser is signed out too (its connection is closed and its token refused).
+    await other.getByRole("button", { name: "Log in" }).waitFor();
+
+    await logIn(page, server.url, name);
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept("not my name"));
+    await page.getByRole("button", { name: "Delete account" }).click();
+    await page.getByText("The username did not match").waitFor();
+    await page.getByRole("button", { name: "Account" }).click();
+    page.once("dialog", (d) => void d.accept(name));
+    await page.getByRole("button", { name: "Delete account" }).click();
+    await page.getByRole("status").filter({ hasText: "Your account was deleted" }).waitFor();
+    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM users WHERE username = $1", [name]);
+    expect(rows[0].n).toBe(0);
+    const login = await api(server.url, "/api/auth/login", { method: "POST", body: { username: name, password: "correct horse battery" } });
+    expect(login.status).toBe(401);
   });
 });

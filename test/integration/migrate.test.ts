@@ -34,7 +34,7 @@ it("applies every migration once when several nodes start together", async () =>
   const applied = await Promise.all(pools.map((p) => runMigrations(p, silentLogger)));
   const all = (await loadMigrations()).map((m) => m.version);
   // exactly one starter applied each migration; the others found them done
-  expect(applied.flat().sort((a, b) => a - b)).toEqual(all);
+  expect(applied.flat().sort((x, y) => x - y)).toEqual(all);
   expect(await appliedMigrationVersion(pools[0]!)).toBe(await latestMigrationVersion());
   const { rows } = await pools[0]!.query("SELECT version FROM schema_migrations ORDER BY version");
   expect(rows.map((r) => r.version)).toEqual(all);

@@ -51,7 +51,7 @@ function point(userId: string, sessionId: string, vector: Float32Array, messageI
   return {
     id: pointIdForMessage(messageId),
     vector,
-    payload: { sessionId, userId, messageId, role: "user", content: `m${messageId}`, timestamp: new Date().toISOString(), timestampUnix: 0 },
+    payload: { sessionId, userId, messageId, role: "user", content: `m${messageId}`, authorId: userId, timestamp: new Date().toISOString(), timestampUnix: 0 },
   };
 }
 

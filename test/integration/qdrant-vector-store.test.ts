@@ -44,6 +44,7 @@ function messagePoint(messageId: number, over: Partial<VectorPoint["payload"]> &
     payload: {
       sessionId: randomUUID(),
       userId: randomUUID(),
+      authorId: null,
       messageId,
       role: "user",
       content: `content of ${messageId}`,
@@ -79,6 +80,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     expect(c.payloadIndexes).toEqual({
       session_id: "keyword",
       user_id: { type: "keyword", is_tenant: true },
+      author_id: "keyword",
       role: "keyword",
       message_id: "integer",
       timestamp_unix: "integer",
@@ -102,7 +104,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     await raw.createCollection(bare, { vectors: { size: DIMS, distance: "Cosine" } });
     await newStore({ collection: bare }).ensureReady();
     expect(Object.keys(double.collection(bare)!.payloadIndexes).sort()).toEqual(
-      ["message_id", "role", "session_id", "timestamp_unix", "user_id"],
+      ["author_id", "message_id", "role", "session_id", "timestamp_unix", "user_id"],
     );
   });
 
@@ -116,7 +118,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
 
     const creates = requestsTo(`/collections/${collection}`, "PUT").map((r) => r.status);
     expect(creates).toEqual([200, 409]);
-    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(5);
+    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(6);
   });
 
   it("two nodes starting together both get a ready collection", async () => {
@@ -125,7 +127,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     await Promise.all([newStore({ collection }).ensureReady(), newStore({ collection }).ensureReady()]);
 
     expect(double.collection(collection)).toMatchObject({ size: DIMS, distance: "Cosine" });
-    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(5);
+    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(6);
   });
 
   it("refuses a collection built for another embedding version", async () => {
@@ -144,7 +146,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     const vector = new Float32Array(DIMS);
     vector[0] = 3;
     vector[1] = 4;
-    const p = messagePoint(7_000_000_123, { vector, role: "assistant", content: "hello there" });
+    const p = messagePoint(7_000_000_123, { vector, role: "assistant", content: "hello there", authorId: "2b0f6d9e-3c41-4a7a-9d55-0e8f1c2a3b4d" });
 
     await store.upsert([p]);
 
@@ -153,6 +155,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     expect(stored!.payload).toEqual({
       session_id: p.payload.sessionId,
       user_id: p.payload.userId,
+      author_id: "2b0f6d9e-3c41-4a7a-9d55-0e8f1c2a3b4d",
       message_id: 7_000_000_123,
       role: "assistant",
       content: "hello there",

@@ -11,11 +11,11 @@ export interface TestUser {
 
 export const uniqueName = (prefix = "u") => `${prefix}_${randomBytes(5).toString("hex")}`;
 
-export async function register(baseUrl: string, username = uniqueName()): Promise<TestUser> {
+export async function register(baseUrl: string, username = uniqueName(), headers: Record<string, string> = {}): Promise<TestUser> {
   const password = "correct horse battery";
   const res = await fetch(`${baseUrl}/api/auth/register`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify({ username, password }),
   });
   if (res.status !== 201) throw new Error(`register failed: ${res.status} ${await res.text()}`);
@@ -23,10 +23,11 @@ export async function register(baseUrl: string, username = uniqueName()): Promis
 }
 
 /** Connects to /chat and resolves once connected (rejects with the connect_error). */
-export function connect(baseUrl: string, token: string | undefined, opts: { forceNew?: boolean } = {}): Promise<Socket> {
+export function connect(baseUrl: string, token: string | undefined, opts: { forceNew?: boolean; headers?: Record<string, string> } = {}): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = io(`${baseUrl}/chat`, {
       auth: token === undefined ? {} : { token },
+      ...(opts.headers ? { extraHeaders: opts.headers } : {}),
       transports: ["websocket"],
       reconnection: false,
       forceNew: opts.forceNew ?? true,
@@ -61,12 +62,17 @@ export function nextEvent<T = any>(socket: Socket, event: string, timeoutMs = 5_
   });
 }
 
-export async function api(baseUrl: string, path: string, init: { method?: string; token?: string; body?: unknown } = {}) {
+export async function api(
+  baseUrl: string,
+  path: string,
+  init: { method?: string; token?: string; body?: unknown; headers?: Record<string, string> } = {},
+) {
   const res = await fetch(`${baseUrl}${path}`, {
     method: init.method ?? "GET",
     headers: {
       ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
       ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+      ...init.headers,
     },
     body: init.body === undefined ? undefined : typeof init.body === "string" ? init.body : JSON.stringify(init.body),
   });
@@ -78,4 +84,12 @@ export async function api(baseUrl: string, path: string, init: { method?: string
     json = text;
   }
   return { status: res.status, body: json, headers: res.headers };
+}
+
+/** Makes `member` a member the way users do: the owner invites over the socket, the member accepts over REST. */
+export async function addMember(baseUrl: string, owner: Socket, sessionId: string, member: TestUser): Promise<void> {
+  const r = await ok(owner, "session:invite", { sessionId, username: member.user.username });
+  if (!r.pending) return;
+  const accepted = await api(baseUrl, `/api/invitations/${sessionId}/accept`, { method: "POST", token: member.token });
+  if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
 }

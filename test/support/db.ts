@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
+import { PgMembershipStore } from "../../src/db/pg-membership-store.js";
 import "../../src/db/pool.js"; // bigint ids as numbers, as the server reads them
 import { withDatabase } from "./global-setup.js";
 
@@ -50,4 +51,12 @@ async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** Makes `member` a member of the session the way users do: the owner invites, the member accepts. */
+export async function addMember(pool: pg.Pool, sessionId: string, ownerId: string, member: { id: string; username: string }): Promise<void> {
+  const membership = new PgMembershipStore(pool);
+  const invited = await membership.invite(sessionId, ownerId, member.username);
+  if (invited.kind !== "invited") throw new Error(`invite failed: ${invited.kind}`);
+  if ((await membership.accept(sessionId, member.id)).kind !== "accepted") throw new Error("accept failed");
 }

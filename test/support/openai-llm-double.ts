@@ -44,6 +44,8 @@ export interface LlmDoubleScript {
    * sent; an object: sent verbatim when asked for.
    */
   usage?: "auto" | "omit" | { promptTokens: number; completionTokens: number };
+  /** Pauses the stream before content token `afterTokens` (from 0) until `until` settles: a test decides when the reply goes on. */
+  holds?: readonly { afterTokens: number; until: Promise<unknown> }[];
 }
 
 export type LlmDoubleScriptSource = LlmDoubleScript | ((request: RecordedLlmRequest) => LlmDoubleScript);
@@ -374,8 +376,16 @@ function respond(body: RecordedChatBody, script: LlmDoubleScript, res: http.Serv
 
   write(chunk([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]));
   let i = 0;
+  const passed = new Set<object>();
   const step = () => {
     if (res.destroyed) return;
+    const hold = script.holds?.find((h) => h.afterTokens === i && !passed.has(h));
+    if (hold && i < tokens.length) {
+      passed.add(hold);
+      const go = () => void setImmediate(step);
+      hold.until.then(go, go);
+      return;
+    }
     // A failure whose token count exceeds the reply still fails, at the reply's end.
     if (failure && (i >= stopAfter || i >= tokens.length)) {
       if (failure.type === "hang") return;

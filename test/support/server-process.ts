@@ -19,10 +19,12 @@ export async function startServer(
   timeoutMs = 60_000,
   nodeArgs: string[] = [],
   as?: { uid: number; gid: number },
+  /** Another checkout to run (a benchmark comparing against an earlier version). */
+  root = ROOT,
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
     ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    cwd: ROOT,
+    cwd: root,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

@@ -34,4 +34,15 @@ describe("loadConfig", () => {
       for (const key of ["PORT", "JWT_SECRET", "PASSWORD_SCRYPT_N", "LOG_LEVEL"]) expect(msg).toContain(key);
     }
   });
+
+  it("leaves every lifecycle job off by default, and reads them when set", () => {
+    const off = loadConfig({});
+    expect(off.lifecycle).toMatchObject({ archiveIdleDays: undefined, sessionMaxMessages: undefined, retentionArchivedDays: undefined });
+    expect(off.maintenance).toEqual({ enabled: true, intervalMs: 600_000, leaseMs: 120_000 });
+    const on = loadConfig({ ARCHIVE_IDLE_DAYS: "30", SESSION_MAX_MESSAGES: "5000", RETENTION_ARCHIVED_DAYS: "0.5", MAINTENANCE_INTERVAL_MS: "60000" });
+    expect(on.lifecycle).toMatchObject({ archiveIdleDays: 30, sessionMaxMessages: 5000, retentionArchivedDays: 0.5 });
+    expect(on.maintenance.intervalMs).toBe(60_000);
+    expect(() => loadConfig({ SESSION_MAX_MESSAGES: "3" })).toThrow(/SESSION_MAX_MESSAGES/);
+    expect(() => loadConfig({ RETENTION_ARCHIVED_DAYS: "-1" })).toThrow(/RETENTION_ARCHIVED_DAYS/);
+  });
 });

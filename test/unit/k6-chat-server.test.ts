@@ -118,6 +118,8 @@ describe("the chat server, driven by the k6 scripts' protocol code", () => {
       body: { username: member.user.username },
     });
     expect(invite.status).toBe(201);
+    const accepted = await api(server.url, `/api/invitations/${sessionId}/accept`, { method: "POST", token: member.token });
+    expect(accepted.status).toBe(200);
     await o.close();
   });
 

@@ -42,6 +42,23 @@ describe("OpenAI LLM double", () => {
     expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
   });
 
+  it("holds a stream before a token until the test releases it", async () => {
+    let release!: () => void;
+    llm.enqueue({ tokens: ["a", "b", "c"], holds: [{ afterTokens: 2, until: new Promise<void>((r) => (release = r)) }] });
+    const res = await post({ model: "m1", stream: true, messages: [{ role: "user", content: "hello" }] });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const contents = () => [...text.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]);
+    while (contents().length < 3) text += decoder.decode((await reader.read()).value, { stream: true });
+    expect(contents()).toEqual(["", "a", "b"]);
+    expect(text).not.toContain("[DONE]");
+    release();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    expect(contents()).toEqual(["", "a", "b", "c"]);
+    expect(text).toContain("data: [DONE]");
+  });
+
   it("sends no usage chunk unless asked for", async () => {
     const res = await post({ model: "m1", stream: true, messages: [{ role: "user", content: "hello" }] });
     const events = (await res.text()).split("\n\n").filter(Boolean);

@@ -1,24 +1,19 @@
 /** REST calls (DESIGN.md section 5) and where the signed-in user is kept. */
-import type { ErrorBody, Session, User } from "./protocol.js";
+import { MemchatError as RequestError } from "@memchat/client";
+import type { ErrorBody, SessionSummary, User } from "./protocol.js";
 
-/** A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side. */
-export class RequestError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "RequestError";
-  }
-}
+/**
+ * A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side.
+ * The client library's error, so REST and socket failures are told apart by code alone.
+ */
+export { RequestError };
 
 export interface Auth {
   token: string;
   user: User;
 }
 
-async function request<T>(path: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<T> {
+async function request<T>(path: string, init: { method?: string; token?: string; body?: unknown; raw?: boolean } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
@@ -33,6 +28,7 @@ async function request<T>(path: string, init: { method?: string; token?: string;
     throw new RequestError("NETWORK", "Cannot reach the server. Check your connection and try again.");
   }
   if (res.status === 204) return undefined as T;
+  if (init.raw && res.ok) return (await res.blob()) as T;
   const text = await res.text();
   let json: unknown;
   try {
@@ -51,7 +47,16 @@ export const api = {
   register: (username: string, password: string) =>
     request<Auth>("/api/auth/register", { method: "POST", body: { username, password } }),
   login: (username: string, password: string) => request<Auth>("/api/auth/login", { method: "POST", body: { username, password } }),
-  listSessions: (token: string) => request<{ sessions: Session[] }>("/api/sessions", { token }).then((r) => r.sessions),
+  /** One page of the session list; pass the previous page's nextCursor for the next. */
+  listSessions: (token: string, cursor?: string | null, archived: "true" | "false" = "false", limit = 50) =>
+    request<{ sessions: SessionSummary[]; nextCursor: string | null }>(
+      `/api/sessions?limit=${limit}&archived=${archived}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      { token },
+    ),
+  logoutAll: (token: string) => request<void>("/api/auth/logout-all", { method: "POST", token }),
+  /** Resolves with `{status: "deleting"}` (202) when the server finishes the deletion in the background. */
+  deleteAccount: (token: string) => request<{ status: "deleting" } | undefined>("/api/me", { method: "DELETE", token }),
+  exportData: (token: string) => request<Blob>("/api/me/export", { token, raw: true }),
   deleteSession: (token: string, sessionId: string) =>
     request<void>(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token }),
 };

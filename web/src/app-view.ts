@@ -4,10 +4,13 @@
  * conversation.
  */
 import { api, type Auth, lastSession, RequestError, rememberSession } from "./api.js";
+import { accountMenu } from "./account-menu.js";
 import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
 import { describe, relativeTime, roleName, snippet } from "./format.js";
+import { ArchiveControls } from "./archive.js";
+import { InvitationsPanel } from "./invitations.js";
 import { Outbox } from "./outbox.js";
 import type { MemoryHit, Session } from "./protocol.js";
 
@@ -32,6 +35,28 @@ export class ChatApp {
   private readonly searchResults: HTMLDivElement;
   private readonly newTitle: HTMLInputElement;
   private listLoaded = false;
+  /** Where the next page of the session list starts; null when everything is loaded. */
+  private nextCursor: string | null = null;
+  private pagedBeyondFirst = false;
+  private loadingMore = false;
+  private readonly moreObserver: IntersectionObserver;
+  private readonly archive = new ArchiveControls({
+    conn: () => this.conn,
+    sessions: () => this.sessions,
+    setSessions: (list) => {
+      this.sessions = list;
+      this.renderSessions();
+    },
+    conversation: () => this.conversation,
+    // The filter changed: start the list over.
+    refresh: () => {
+      this.sessions = [];
+      this.pagedBeyondFirst = false;
+      this.nextCursor = null;
+      return this.refreshSessions();
+    },
+    toast: (m) => this.toast(m),
+  });
 
   constructor(
     private readonly auth: Auth,
@@ -80,6 +105,7 @@ export class ChatApp {
         { class: "user" },
         h("span", { class: "avatar", "aria-hidden": "true" }, auth.user.username.slice(0, 1).toUpperCase()),
         h("span", { class: "username", "data-testid": "username" }, auth.user.username),
+        accountMenu(auth, { signOut: (notice) => this.signOut(notice), toast: (m) => this.toast(m) }),
         h(
           "button",
           { type: "button", class: "btn btn-ghost icon-only", "aria-label": "Log out", title: "Log out", onclick: () => this.signOut() },
@@ -107,6 +133,13 @@ export class ChatApp {
       h("div", { class: "search-row" }, query, h("button", { type: "submit", class: "btn btn-ghost icon-only", "aria-label": "Search" }, icon("search"))),
     );
 
+    const invitations = new InvitationsPanel(this.conn, {
+      joined: (session) => {
+        this.sessions = [session, ...this.sessions.filter((s) => s.id !== session.id)];
+        this.open(session);
+      },
+      toast: (m) => this.toast(m),
+    });
     this.sidebar = h(
       "aside",
       { id: "sidebar", class: "sidebar", "aria-label": "Sessions and memory search" },
@@ -115,8 +148,10 @@ export class ChatApp {
         { class: "sessions", "aria-labelledby": "sessions-heading" },
         h("h2", { id: "sessions-heading", class: "section-title" }, "Sessions"),
         newForm,
+        this.archive.filter,
         this.sessionList,
       ),
+      invitations.el,
       h("section", { class: "memory", "aria-labelledby": "memory-heading" }, h("h2", { id: "memory-heading", class: "section-title" }, "Memory"), searchForm, this.searchResults),
     );
     this.backdrop = h("div", { class: "backdrop", hidden: true, onclick: () => this.setDrawer(false) });
@@ -141,6 +176,21 @@ export class ChatApp {
     window.addEventListener("focus", this.onWindowFocus);
     // Another tab or the owner renamed a session this tab shows.
     this.conn.on("session:updated", (e) => this.retitle(e.sessionId, e.title, e.updatedAt));
+    // This user left, was removed, or the session was deleted (by this tab, another, or the owner).
+    this.conn.on("session:removed", (e) => {
+      const known = this.sessions.some((s) => s.id === e.sessionId);
+      if (known && e.reason !== "left") {
+        const title = this.sessions.find((s) => s.id === e.sessionId)?.title || "Untitled session";
+        this.toast(e.reason === "deleted" ? `“${title}” was deleted by its owner.` : `You were removed from “${title}”.`);
+      }
+      if (known) this.removeSession(e.sessionId);
+    });
+    // The end of the session list scrolled into view: load the next page.
+    this.moreObserver = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && void this.loadMore(), {
+      root: this.sidebar,
+      rootMargin: "200px",
+    });
+    this.archive.listen();
     this.renderEmpty();
     this.renderSessions();
     void this.start();
@@ -148,6 +198,7 @@ export class ChatApp {
 
   dispose(): void {
     this.conversation?.dispose();
+    this.moreObserver.disconnect();
     this.conn.close();
     NARROW.removeEventListener("change", this.onWidthChange);
     window.removeEventListener("focus", this.onWindowFocus);
@@ -164,8 +215,15 @@ export class ChatApp {
   // ---- sessions ----------------------------------------------------------------
 
   private async refreshSessions(): Promise<void> {
+    const known = new Set(this.sessions.map((s) => s.id));
     try {
-      this.sessions = await api.listSessions(this.auth.token);
+      const page = await api.listSessions(this.auth.token, null, this.archive.showing ? "true" : "false");
+      // Pages loaded further down stay; the first page brings what changed at the top.
+      const fresh = new Set(page.sessions.map((s) => s.id));
+      // Sessions this tab created or joined while the page was on its way may be missing from it: they stay, on top.
+      const addedMeanwhile = this.sessions.filter((s) => !known.has(s.id) && !fresh.has(s.id));
+      this.sessions = [...addedMeanwhile, ...page.sessions, ...(this.pagedBeyondFirst ? this.sessions.filter((s) => !fresh.has(s.id) && known.has(s.id)) : [])];
+      if (!this.pagedBeyondFirst) this.nextCursor = page.nextCursor;
       this.listLoaded = true;
       this.renderSessions();
     } catch (err) {
@@ -175,6 +233,24 @@ export class ChatApp {
       }
       this.toast(`Could not load your sessions: ${describe(err)}`);
     }
+  }
+
+  private async loadMore(): Promise<void> {
+    if (!this.nextCursor || this.loadingMore) return;
+    this.loadingMore = true;
+    try {
+      const page = await api.listSessions(this.auth.token, this.nextCursor, this.archive.showing ? "true" : "false");
+      const have = new Set(this.sessions.map((s) => s.id));
+      this.sessions = [...this.sessions, ...page.sessions.filter((s) => !have.has(s.id))];
+      this.nextCursor = page.nextCursor;
+      this.pagedBeyondFirst = true;
+    } catch (err) {
+      this.toast(`Could not load more sessions: ${describe(err)}`);
+      return;
+    } finally {
+      this.loadingMore = false;
+    }
+    this.renderSessions();
   }
 
   private async createSession(): Promise<void> {
@@ -197,6 +273,19 @@ export class ChatApp {
     } catch (err) {
       if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
         this.toast(`Could not delete the session: ${describe(err)}`);
+        return;
+      }
+    }
+    this.removeSession(s.id);
+  }
+
+  private async leaveSession(s: Session): Promise<void> {
+    if (!window.confirm(`Leave “${s.title || "Untitled session"}”? You will need a new invitation to come back.`)) return;
+    try {
+      await this.conn.call("member:leave", { sessionId: s.id });
+    } catch (err) {
+      if (!(err instanceof RequestError && err.code === "NOT_FOUND")) {
+        this.toast(`Could not leave the session: ${describe(err)}`);
         return;
       }
     }
@@ -360,12 +449,20 @@ export class ChatApp {
             "button",
             { type: "button", class: "session-open", "aria-current": active ? "page" : false, onclick: () => this.open(s) },
             h("span", { class: "session-title" }, title),
-            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : ""),
+            h("span", { class: "session-time" }, relativeTime(s.updatedAt), s.role === "member" ? " · shared with you" : "", s.archived ? " · archived" : ""),
           ),
           s.role === "owner" ? ownerAction("Rename", title, "pencil", () => void this.renameSession(s)) : null,
+          s.role === "owner" ? this.archive.action(s, title) : null,
           s.role === "owner" ? ownerAction("Delete", title, "trash", () => void this.deleteSession(s)) : null,
+          s.role === "member" ? ownerAction("Leave", title, "logout", () => void this.leaveSession(s)) : null,
         ),
       );
+    }
+    this.moreObserver.disconnect();
+    if (this.nextCursor) {
+      const more = h("li", { class: "muted more", "data-testid": "sessions-more" }, "Loading more…");
+      append(this.sessionList, more);
+      this.moreObserver.observe(more);
     }
   }
 
@@ -426,12 +523,12 @@ export class ChatApp {
 
   private readonly onWidthChange = () => this.setDrawer(false);
 
-  /** Invitations have no event yet: coming back to the tab is a good moment to look. */
+  /** Another tab may have joined or left sessions: coming back to this one is a good moment to look. */
   private readonly onWindowFocus = () => void this.refreshSessions();
 }
 
-/** An owner-only button on a session in the list: `Rename session <title>`, `Delete session <title>`. */
-function ownerAction(verb: "Rename" | "Delete", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
+/** A button on a session in the list: `Rename session <title>`, `Delete session <title>` (owner), `Leave session <title>` (member). */
+function ownerAction(verb: "Rename" | "Delete" | "Leave", sessionTitle: string, iconName: IconName, onclick: () => void): HTMLButtonElement {
   return h(
     "button",
     { type: "button", class: `btn btn-ghost icon-only session-${verb.toLowerCase()}`, "aria-label": `${verb} session ${sessionTitle}`, title: `${verb} session`, onclick },

@@ -1,16 +1,13 @@
 /**
- * The socket to /chat: typed calls with ack envelopes, typed events, and a
- * connection state that heals itself after a server restart or a network drop.
+ * The socket to /chat, from the client library (@memchat/client): typed calls
+ * with ack envelopes, typed events, and a connection that heals itself after a
+ * server restart or a network drop. This adapter keeps the hooks the views use.
  */
-import { io, type Socket } from "socket.io-client";
-import { RequestError } from "./api.js";
-import type { Ack, CallName, Calls, EventName, Events } from "./protocol.js";
+import { type ConnectionState as LibraryState, Transport, type User, userOfToken } from "@memchat/client";
+import type { CallName, Calls, EventName, Events } from "./protocol.js";
 
-export type ConnectionState =
-  | { kind: "connecting" }
-  | { kind: "online" }
-  | { kind: "reconnecting"; attempt: number }
-  | { kind: "offline"; reason: string };
+/** The states the views show; "closed" is never shown (the view goes away with it). */
+export type ConnectionState = Exclude<LibraryState, { kind: "closed" }>;
 
 export interface ConnectionHooks {
   onState(state: ConnectionState): void;
@@ -20,54 +17,28 @@ export interface ConnectionHooks {
   onAuthRejected(): void;
 }
 
-const CALL_TIMEOUT_MS = 10_000;
-
 export class Connection {
-  private readonly socket: Socket;
-  private everConnected = false;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private closed = false;
-  state: ConnectionState = { kind: "connecting" };
+  private readonly transport: Transport;
+  /** Whose token this is (for per-user storage keys). */
+  readonly user: User | undefined;
 
-  constructor(
-    token: string,
-    private readonly hooks: ConnectionHooks,
-  ) {
-    this.socket = io("/chat", {
-      auth: { token },
-      reconnectionDelay: 500,
-      reconnectionDelayMax: 4_000,
+  constructor(token: string, hooks: ConnectionHooks) {
+    this.user = userOfToken(token);
+    this.transport = new Transport({ url: "", token: () => token });
+    this.transport.on("state", (s) => {
+      if (s.kind !== "closed") hooks.onState(s);
     });
-    this.socket.on("connect", () => {
-      this.setState({ kind: "online" });
-      const first = !this.everConnected;
-      this.everConnected = true;
-      this.hooks.onConnect(first);
-    });
-    this.socket.on("disconnect", (reason) => {
-      if (this.closed) return;
-      // A graceful server shutdown disconnects every socket on purpose, and
-      // socket.io-client does not come back by itself after that: do it here.
-      if (reason === "io server disconnect") this.retrySoon(300);
-      this.setState({ kind: "reconnecting", attempt: 0 });
-    });
-    this.socket.io.on("reconnect_attempt", (attempt) => this.setState({ kind: "reconnecting", attempt }));
-    this.socket.on("connect_error", (err: Error & { data?: { code?: string } }) => {
-      if (err.message === "UNAUTHENTICATED" || err.data?.code === "UNAUTHENTICATED") {
-        this.close();
-        this.hooks.onAuthRejected();
-        return;
-      }
-      // Refused by the server's middleware (not a transport failure): the
-      // manager will not retry on its own, so back off and try again.
-      if (!this.socket.active) this.retrySoon(3_000);
-      this.setState({ kind: "offline", reason: navigator.onLine ? "server unreachable" : "no network" });
-    });
-    window.addEventListener("online", this.onBrowserOnline);
+    this.transport.on("connect", ({ first }) => hooks.onConnect(first));
+    this.transport.on("unauthenticated", () => hooks.onAuthRejected());
+  }
+
+  get state(): ConnectionState {
+    const s = this.transport.state;
+    return s.kind === "closed" ? { kind: "offline", reason: "closed" } : s;
   }
 
   get connected(): boolean {
-    return this.socket.connected;
+    return this.transport.connected;
   }
 
   /**
@@ -76,69 +47,20 @@ export class Connection {
    * a click right after signing in should not fail because the socket is a
    * moment behind. Callers that keep their own queue check `connected` first.
    */
-  async call<K extends CallName>(event: K, payload: Calls[K]["input"], timeoutMs = CALL_TIMEOUT_MS): Promise<Calls[K]["output"]> {
-    await this.whenConnected(timeoutMs);
-    return new Promise((resolve, reject) => {
-      this.socket.timeout(timeoutMs).emit(event, payload, (err: Error | null, reply: Ack<Calls[K]["output"]>) => {
-        if (err) reject(new RequestError("TIMEOUT", "The server did not answer in time."));
-        else if (reply?.ok) resolve(reply.data);
-        else if (reply && !reply.ok) reject(new RequestError(reply.error.code, reply.error.message, reply.error.retryAfterMs));
-        else reject(new RequestError("INTERNAL", "The server sent an unreadable answer."));
-      });
-    });
-  }
-
-  private whenConnected(timeoutMs: number): Promise<void> {
-    if (this.socket.connected) return Promise.resolve();
-    if (this.closed) return Promise.reject(new RequestError("OFFLINE", "Not connected to the server."));
-    return new Promise((resolve, reject) => {
-      const onConnect = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.socket.off("connect", onConnect);
-        reject(new RequestError("OFFLINE", "Not connected to the server. Try again when the connection is back."));
-      }, timeoutMs);
-      this.socket.once("connect", onConnect);
-    });
+  call<K extends CallName>(event: K, payload: Calls[K]["input"], timeoutMs?: number): Promise<Calls[K]["output"]> {
+    return this.transport.call(event, payload, timeoutMs);
   }
 
   /** Fire-and-forget, for typing: nobody waits on the answer. */
   notify<K extends CallName>(event: K, payload: Calls[K]["input"]): void {
-    if (this.socket.connected) this.socket.emit(event, payload, () => undefined);
+    this.transport.notify(event, payload);
   }
 
   on<K extends EventName>(event: K, listener: (payload: Events[K]) => void): () => void {
-    const l = listener as (...args: unknown[]) => void;
-    this.socket.on(event as string, l);
-    return () => this.socket.off(event as string, l);
+    return this.transport.listen(event, listener);
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.retryTimer);
-    window.removeEventListener("online", this.onBrowserOnline);
-    this.socket.removeAllListeners();
-    this.socket.io.removeAllListeners();
-    this.socket.close();
-  }
-
-  private retrySoon(ms: number): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      if (!this.closed && !this.socket.connected && !this.socket.active) this.socket.connect();
-    }, ms);
-  }
-
-  /** The network came back: no reason to wait out the backoff. */
-  private readonly onBrowserOnline = () => {
-    if (this.closed || this.socket.connected) return;
-    this.socket.disconnect().connect();
-  };
-
-  private setState(s: ConnectionState): void {
-    this.state = s;
-    this.hooks.onState(s);
+    this.transport.close();
   }
 }

@@ -3,6 +3,7 @@
  * twice), older pages loaded on scroll-up, assistant replies streamed piece by
  * piece, presence, typing, and the composer.
  */
+import { ReplyStream } from "@memchat/client";
 import { RequestError } from "./api.js";
 import type { Connection } from "./connection.js";
 import { append, clear, h, icon, renderText } from "./dom.js";
@@ -39,10 +40,8 @@ interface Entry {
   createdAt: string;
   /** What paintBody last drew (status + content), so an unchanged body is not redrawn and re-announced. */
   drawn?: string;
-  /** Last assistant:delta seq applied to `content`. */
-  streamSeq: number;
-  /** Deltas that arrived ahead of a missing one, by seq. */
-  ahead: Map<number, string>;
+  /** While it streams: its deltas in seq order, each once, gaps held back (the client library's). */
+  stream?: ReplyStream;
   context?: ContextEntry[];
   usage?: { promptTokens: number; completionTokens: number };
   rating?: 1 | -1;
@@ -81,6 +80,7 @@ export class Conversation {
   private readonly assistantToggle: HTMLInputElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly stopButton: HTMLButtonElement;
+  private readonly archivedNote: HTMLParagraphElement;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly present = new Set<string>();
   private readonly typers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -152,12 +152,14 @@ export class Conversation {
       ),
     );
 
+    this.archivedNote = h("p", { class: "archived-note", "data-testid": "archived-note", role: "status", hidden: true });
     this.el = h(
       "section",
       { class: "conversation", "aria-labelledby": "conversation-title" },
       h("header", { class: "conv-header" }, h("div", { class: "conv-heading" }, this.title, this.presenceEl), this.inviteArea),
       h("div", { class: "scroll-wrap" }, this.scroller, this.jumpButton),
       this.typingEl,
+      this.archivedNote,
       composer,
       this.announcer,
     );
@@ -165,6 +167,7 @@ export class Conversation {
     this.renderTop();
     this.renderOutbox();
     this.subscribe();
+    this.setArchived(session.archived);
     // A phone keyboard opening or a window resize must not lose the reader's place at the bottom.
     this.resizeObserver = new ResizeObserver(() => {
       if (this.pinned) this.scrollToBottom();
@@ -399,7 +402,7 @@ export class Conversation {
         entry.status = "error";
         entry.error = e.message;
         entry.stopping = false;
-        entry.ahead.clear();
+        entry.stream = undefined;
         this.paint(entry);
         this.renderComposerState();
       }),
@@ -444,33 +447,33 @@ export class Conversation {
   /** Appends a piece only when it is the next one; a repeat is dropped, a piece ahead waits for the gap to fill. */
   private applyDelta(d: Events["assistant:delta"]): void {
     const entry = this.entries.get(d.messageId) ?? this.streamEntry(d.messageId, null);
-    if (entry.status !== "streaming" || d.seq <= entry.streamSeq) return;
-    entry.ahead.set(d.seq, d.text);
-    this.drainAhead(entry);
+    if (entry.status !== "streaming") return;
+    this.streamOf(entry).delta(d.seq, d.text);
+    this.showStream(entry);
   }
 
   private applyActiveStream(a: ActiveStream): void {
     const entry = this.streamEntry(a.messageId, null);
-    if (entry.status !== "streaming" || a.seq < entry.streamSeq) return;
-    entry.content = a.text;
-    entry.streamSeq = a.seq;
-    for (const s of [...entry.ahead.keys()]) if (s <= a.seq) entry.ahead.delete(s);
-    this.drainAhead(entry);
-    this.paintBody(entry);
+    if (entry.status !== "streaming") return;
+    this.streamOf(entry).snapshot(a.seq, a.text);
+    this.showStream(entry);
     this.renderComposerState();
   }
 
-  private drainAhead(entry: Entry): void {
-    let grew = false;
-    for (let next = entry.ahead.get(entry.streamSeq + 1); next !== undefined; next = entry.ahead.get(entry.streamSeq + 1)) {
-      entry.ahead.delete(entry.streamSeq + 1);
-      entry.content += next;
-      entry.streamSeq++;
-      grew = true;
+  private streamOf(entry: Entry): ReplyStream {
+    entry.stream ??= new ReplyStream(entry.id, entry.replyToId);
+    return entry.stream;
+  }
+
+  private showStream(entry: Entry): void {
+    const stream = entry.stream!;
+    // A checkpoint read from the row may be ahead of the deltas seen so far: never show less.
+    if (stream.text.length >= entry.content.length && stream.text !== entry.content) {
+      entry.content = stream.text;
+      this.withScroll(() => this.paintBody(entry));
     }
-    if (grew) this.withScroll(() => this.paintBody(entry));
     clearTimeout(this.gapTimer);
-    if (entry.ahead.size > 0) this.gapTimer = setTimeout(() => void this.resync(), DELTA_GAP_MS);
+    if (stream.hasGap) this.gapTimer = setTimeout(() => void this.resync(), DELTA_GAP_MS);
   }
 
   /** A delta went missing: rejoining returns the stream so far (activeStream). */
@@ -488,7 +491,7 @@ export class Conversation {
 
   /** Adds or updates a stored message; the same id (or seq) never shows twice. */
   private upsert(m: Message): Entry {
-    if (m.role === "user" && m.userId === this.ctx.me.id && m.clientMessageId) this.ctx.outbox.settle(m.clientMessageId);
+    if (m.role === "user" && m.userId === this.ctx.me.id && m.clientMessageId) this.ctx.outbox.settle(m);
     if (m.status !== "streaming") this.ctx.seen.set(m.id, { sessionId: m.sessionId, role: m.role, content: m.content });
     const existing = this.entries.get(m.id);
     if (!existing) return this.add(m);
@@ -500,7 +503,7 @@ export class Conversation {
     if (m.status !== "streaming") {
       existing.status = m.status;
       existing.content = m.content;
-      existing.ahead.clear();
+      existing.stream = undefined;
     } else if (existing.status === "streaming" && m.content.length > existing.content.length) {
       // A row still streaming holds a checkpoint, usually behind the deltas shown already;
       // and a reply shown as finished never goes back to streaming because of a late read.
@@ -523,8 +526,6 @@ export class Conversation {
       userId: m.userId,
       replyToId: m.replyToId,
       createdAt: m.createdAt,
-      streamSeq: 0,
-      ahead: new Map(),
       key: 0,
       el,
       body,
@@ -735,6 +736,18 @@ export class Conversation {
   }
 
   /** The session was renamed (here, in another tab, or by its owner). */
+  /** An archived session is read-only here: the server refuses its messages (ARCHIVED). */
+  setArchived(archived: boolean): void {
+    this.session = { ...this.session, archived };
+    this.input.disabled = archived;
+    this.sendButton.disabled = archived;
+    this.assistantToggle.disabled = archived;
+    this.archivedNote.hidden = !archived;
+    this.archivedNote.textContent = archived
+      ? `This session is archived: you can read and search it, but not write in it${this.session.role === "owner" ? " unless you unarchive it" : ""}.`
+      : "";
+  }
+
   retitle(title: string): void {
     this.session = { ...this.session, title };
     this.renderHeader();

@@ -48,6 +48,7 @@ const ICONS = {
   search: "M11 19a8 8 0 1 0 0-16 8 8 0 0 0 0 16zM21 21l-4.35-4.35",
   logout: "M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9",
   close: "M18 6L6 18M6 6l12 12",
+  archive: "M21 8v13H3V8M1 3h22v5H1zM10 12h4",
   context: "M8 6h13M8 12h13M8 18h13M3 6h.01M3 12h.01M3 18h.01",
   chevronDown: "M6 9l6 6 6-6",
 } as const;

@@ -26,19 +26,6 @@ export function relativeTime(iso: string, now = Date.now()): string {
   return dateTimeFmt.format(new Date(t));
 }
 
-/**
- * A v4 UUID for clientMessageId. crypto.randomUUID exists only in secure
- * contexts; a server reached over plain http on a LAN address is not one.
- */
-export function newClientMessageId(): string {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -4,7 +4,7 @@ import type { Connection } from "./connection.js";
 import { append, clear, h, icon } from "./dom.js";
 import { describe } from "./format.js";
 
-export function inviteControl(conn: Connection, sessionId: string, added: (member: { userId: string; username: string }) => void): HTMLElement {
+export function inviteControl(conn: Connection, sessionId: string, invited: (member: { userId: string; username: string }) => void): HTMLElement {
   const root = h("div", { class: "invite" });
 
   function closed(done?: string): void {
@@ -19,7 +19,7 @@ export function inviteControl(conn: Connection, sessionId: string, added: (membe
   function opened(error?: string, value = ""): void {
     clear(root);
     const input = h("input", { id: "invite-username", autocomplete: "off", required: true, placeholder: "username", value });
-    const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Add");
+    const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Invite");
     const form = h(
       "form",
       {
@@ -31,9 +31,9 @@ export function inviteControl(conn: Connection, sessionId: string, added: (membe
           if (!username) return;
           submit.disabled = true;
           conn.call("session:invite", { sessionId, username }).then(
-            ({ member }) => {
-              added(member);
-              closed(`${member.username} can now open this session.`);
+            ({ member, pending }) => {
+              invited(member);
+              closed(pending ? `Invited ${member.username}: they join when they accept.` : `${member.username} is already a member.`);
             },
             (err: unknown) =>
               opened(err instanceof RequestError && err.code === "NOT_FOUND" ? `There is no user “${username}”.` : describe(err), username),

@@ -1,12 +1,12 @@
 /**
- * Messages typed but not yet stored. Each keeps the clientMessageId it was
- * given when typed, so resending after a timeout or a reconnect can never
- * store it twice: the server answers a repeat with the row it already has.
+ * Messages typed but not yet stored, kept by the client library's outbox
+ * (@memchat/client): each keeps the clientMessageId it was given when typed,
+ * so resending after a timeout, a reconnect or a reload can never store it
+ * twice. They are kept in localStorage per user, so a reload does not lose
+ * what was typed offline. This adapter keeps the shape the views draw.
  */
-import { RequestError } from "./api.js";
+import { defaultStorage, MemchatError, type Message, type OutboxItem as LibraryItem, Outbox as LibraryOutbox } from "@memchat/client";
 import type { Connection } from "./connection.js";
-import { newClientMessageId } from "./format.js";
-import type { Message } from "./protocol.js";
 
 export interface OutboxItem {
   clientMessageId: string;
@@ -18,115 +18,69 @@ export interface OutboxItem {
   error?: string;
 }
 
-/** Worth sending again unchanged: the message may or may not have arrived, or the server was busy. */
-const TRANSIENT = new Set(["OFFLINE", "TIMEOUT", "UNAVAILABLE", "RATE_LIMITED", "INTERNAL"]);
-const MAX_TRANSIENT_RETRIES = 8;
+const view = (i: LibraryItem): OutboxItem => ({
+  clientMessageId: i.clientMessageId,
+  sessionId: i.sessionId,
+  content: i.content,
+  assistant: i.assistant,
+  state: i.state,
+  // Offline is what the item's badge says already.
+  error: i.error && i.error.code !== "OFFLINE" ? i.error.message : undefined,
+});
 
 export class Outbox {
-  private readonly items = new Map<string, OutboxItem>();
-  private readonly attempts = new Map<string, number>();
-  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly box: LibraryOutbox;
 
   constructor(
-    private readonly conn: Connection,
-    private readonly hooks: {
+    conn: Connection,
+    hooks: {
       changed(sessionId: string): void;
       stored(message: Message): void;
     },
-  ) {}
+  ) {
+    this.box = new LibraryOutbox({
+      send: (item) =>
+        conn
+          .call("message:send", { sessionId: item.sessionId, clientMessageId: item.clientMessageId, content: item.content, assistant: item.assistant })
+          .then((r) => r.message),
+      online: () => conn.connected,
+      storage: defaultStorage(),
+      storageKey: `memchat.outbox.${conn.user?.id ?? "anonymous"}`,
+    });
+    this.box.on("change", ({ sessionId }) => hooks.changed(sessionId));
+    this.box.on("stored", ({ message }) => hooks.stored(message));
+  }
 
   forSession(sessionId: string): OutboxItem[] {
-    return [...this.items.values()].filter((i) => i.sessionId === sessionId);
+    return this.box.forSession(sessionId).map(view);
   }
 
   add(sessionId: string, content: string, assistant: boolean): OutboxItem {
-    const item: OutboxItem = { clientMessageId: newClientMessageId(), sessionId, content, assistant, state: "waiting" };
-    this.items.set(item.clientMessageId, item);
-    this.send(item);
-    return item;
+    const { item, stored } = this.box.add({ sessionId, content, assistant });
+    // A failure shows on the item itself (Try again / Discard).
+    stored.catch(() => undefined);
+    return view(item);
   }
 
   /** After a reconnect: everything not refused goes out again. */
   flush(): void {
-    for (const item of this.items.values()) if (item.state === "waiting") this.send(item);
+    this.box.flush();
   }
 
   retry(clientMessageId: string): void {
-    const item = this.items.get(clientMessageId);
-    if (!item) return;
-    this.attempts.delete(clientMessageId);
-    this.send(item);
+    this.box.retry(clientMessageId).catch(() => undefined);
   }
 
   discard(clientMessageId: string): void {
-    const item = this.items.get(clientMessageId);
-    if (!item) return;
-    this.forget(clientMessageId);
-    this.hooks.changed(item.sessionId);
+    this.box.discard(clientMessageId);
   }
 
   /** The message showed up stored (another tab, or a rejoin backlog) before its ack did. */
-  settle(clientMessageId: string): void {
-    const item = this.items.get(clientMessageId);
-    if (!item) return;
-    this.forget(clientMessageId);
-    this.hooks.changed(item.sessionId);
+  settle(message: Message): void {
+    this.box.settle(message);
   }
 
   dropSession(sessionId: string): void {
-    for (const item of this.forSession(sessionId)) this.forget(item.clientMessageId);
-  }
-
-  private forget(id: string): void {
-    this.items.delete(id);
-    this.attempts.delete(id);
-    clearTimeout(this.timers.get(id));
-    this.timers.delete(id);
-  }
-
-  private send(item: OutboxItem): void {
-    clearTimeout(this.timers.get(item.clientMessageId));
-    if (!this.conn.connected) {
-      this.update(item, "waiting");
-      return;
-    }
-    this.update(item, "sending");
-    this.conn
-      .call("message:send", {
-        sessionId: item.sessionId,
-        clientMessageId: item.clientMessageId,
-        content: item.content,
-        assistant: item.assistant,
-      })
-      .then(
-        ({ message }) => {
-          if (!this.items.has(item.clientMessageId)) return;
-          this.forget(item.clientMessageId);
-          this.hooks.stored(message);
-          this.hooks.changed(item.sessionId);
-        },
-        (err: unknown) => {
-          if (!this.items.has(item.clientMessageId)) return;
-          const e = err instanceof RequestError ? err : new RequestError("INTERNAL", String(err));
-          const n = (this.attempts.get(item.clientMessageId) ?? 0) + 1;
-          this.attempts.set(item.clientMessageId, n);
-          if (!TRANSIENT.has(e.code) || n > MAX_TRANSIENT_RETRIES) {
-            this.update(item, "failed", e.message);
-            return;
-          }
-          this.update(item, "waiting", e.code === "OFFLINE" ? undefined : e.message);
-          // Offline items wait for the reconnect (flush); the rest back off.
-          if (e.code !== "OFFLINE") {
-            const delay = e.retryAfterMs ?? Math.min(500 * 2 ** n, 8_000);
-            this.timers.set(item.clientMessageId, setTimeout(() => this.send(item), delay));
-          }
-        },
-      );
-  }
-
-  private update(item: OutboxItem, state: OutboxItem["state"], error?: string): void {
-    item.state = state;
-    item.error = error;
-    this.hooks.changed(item.sessionId);
+    this.box.dropSession(sessionId, new MemchatError("NOT_FOUND", "The session is gone."));
   }
 }

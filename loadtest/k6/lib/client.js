@@ -16,6 +16,14 @@ export const protocolErrors = new Counter("sio_protocol_errors");
 // Connections that ended without the script closing them (server, load balancer or network).
 export const droppedConnections = new Counter("sio_dropped_connections");
 
+/**
+ * A delay for socket.setTimeout: k6 throws on one that is not > 0 ms, which a
+ * deadline computed as `at - Date.now()` becomes once it has passed.
+ */
+export function timerDelay(ms) {
+  return ms >= 1 ? ms : 1;
+}
+
 function refusalCode(data) {
   if (data && typeof data === "object") {
     if (data.data && typeof data.data.code === "string") return data.data.code;
@@ -49,15 +57,26 @@ export function runSocket(opts) {
   }
 
   let res;
+  let dialed = false;
   try {
     res = ws.connect(socketUrl(opts.baseUrl), { tags }, function (socket) {
+      dialed = true;
+      // k6 runs the close handlers inside socket.close(), under a sync.Once: a
+      // second close() from there never returns and the VU hangs in ws.connect.
+      let closing = false;
+      function closeSocket() {
+        if (closing) return;
+        closing = true;
+        socket.close();
+      }
       const sio = new SioClient({ nsp: opts.nsp || "/chat", auth: { token: opts.token }, send: (frame) => socket.send(frame) });
       const conn = {
         socket,
         sio,
         close() {
+          if (closing) return;
           outcome.closedByScript = true;
-          socket.close();
+          closeSocket();
         },
       };
 
@@ -73,7 +92,7 @@ export function runSocket(opts) {
         conn.close();
       });
       // The namespace can end while the WebSocket stays up; nothing more would arrive on it.
-      sio.on("disconnect", () => socket.close());
+      sio.on("disconnect", closeSocket);
 
       socket.on("message", (frame) => {
         try {
@@ -83,13 +102,15 @@ export function runSocket(opts) {
           protocolErrors.add(1, tags);
           outcome.error = `${e.message}: ${e.frame}`;
           fail("protocol");
-          socket.close();
+          closeSocket();
         }
       });
       socket.on("error", (e) => {
         outcome.error = e && typeof e.error === "function" ? e.error() : String(e);
       });
       socket.on("close", () => {
+        // Closed by the server or the network, this is the first we hear of it.
+        closing = true;
         const byScript = outcome.closedByScript;
         sio.closed(byScript ? "closed by the script" : "connection lost", byScript);
         if (!outcome.connected) fail("closed");
@@ -107,7 +128,9 @@ export function runSocket(opts) {
       socket.setInterval(() => sio.expireAcks(ackTimeoutMs), Math.max(50, Math.min(1000, Math.floor(ackTimeoutMs / 4))));
     });
   } catch (e) {
-    // Older k6, or the `throw` option, throws on a failed dial instead of returning a response.
+    // A script error from inside the connection is the script's bug, not a failed dial: let it end the iteration.
+    if (dialed) throw e;
+    // The `throw` option makes a failed dial throw instead of returning a response.
     outcome.error = String(e);
   }
   // A failed dial or upgrade never ran the callback above.

@@ -72,7 +72,11 @@ export function registerUsers(baseUrl, usernames, password, chunk) {
   return users;
 }
 
-/** invites: [{sessionId, ownerToken, username}]; throws on any failure. */
+/**
+ * invites: [{sessionId, ownerToken, username, memberToken}]; throws on any
+ * failure. Membership is by consent: each owner invites, then each member
+ * accepts with their own token.
+ */
 export function inviteMembers(baseUrl, invites, chunk) {
   inChunks(invites, chunk || 20, (inv) => ({
     method: "POST",
@@ -81,6 +85,14 @@ export function inviteMembers(baseUrl, invites, chunk) {
     params: { headers: bearer(inv.ownerToken), tags: { name: "POST /api/sessions/:id/members" } },
   })).forEach(({ item, res }) => {
     if (res.status !== 201) throw new Error(`inviting ${item.username} to ${item.sessionId} failed: ${describe(res)}`);
+  });
+  inChunks(invites, chunk || 20, (inv) => ({
+    method: "POST",
+    url: `${baseUrl}/api/invitations/${inv.sessionId}/accept`,
+    body: null,
+    params: { headers: bearer(inv.memberToken), tags: { name: "POST /api/invitations/:id/accept" } },
+  })).forEach(({ item, res }) => {
+    if (res.status !== 200) throw new Error(`${item.username} accepting ${item.sessionId} failed: ${describe(res)}`);
   });
 }
 
