@@ -64,7 +64,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     vectorStoreName = `qdrant (${collection})`;
   } else {
     store = new PgVectorStore(pool, collection, dims);
-    vectorStoreName = `postgresql exact (${collection})`;
+    vectorStoreName = `postgresql (${collection})`;
   }
   // The vector store may be down at start; the indexer retries, search degrades to lexical.
   const indexStore = ensuringStore(store, mlog);

@@ -11,13 +11,20 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
+// A collection per test keeps tests apart on one database.
+const collection = () => `test_${randomBytes(4).toString("hex")}`;
+
+vectorStoreContract("PostgreSQL, code prefilter and exact rerank", async () => {
+  const store = new PgVectorStore(db.pool, collection(), 384);
+  return { store, dimensions: 384, cleanup: () => store.close() };
+});
+
 vectorStoreContract("PostgreSQL exact search", async () => {
-  // A collection per test keeps tests apart on one database.
-  const store = new PgVectorStore(db.pool, `test_${randomBytes(4).toString("hex")}`, 384);
+  const store = new PgVectorStore(db.pool, collection(), 384, { exact: true });
   return { store, dimensions: 384, cleanup: () => store.close() };
 });
 
 vectorStoreContract("PostgreSQL exact search, payloads in a second pass (large candidate sets)", async () => {
-  const store = new PgVectorStore(db.pool, `test_${randomBytes(4).toString("hex")}`, 384, 0);
+  const store = new PgVectorStore(db.pool, collection(), 384, { exact: true, inlinePayloadsMax: 0 });
   return { store, dimensions: 384, cleanup: () => store.close() };
 });

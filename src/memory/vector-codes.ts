@@ -1,0 +1,262 @@
+/**
+ * Binary codes for the PostgreSQL vector store's prefilter, kept in memory
+ * per (collection, user). One sign bit per dimension; the Hamming distance
+ * between two codes tracks the angle between the vectors closely enough that
+ * the true top 10 are almost always among the few hundred nearest codes,
+ * which the store then reranks exactly. Pure data structure: the store loads
+ * and refreshes it from SQL (src/memory/pg-vector-store.ts).
+ */
+import type { MessageRole } from "./types.js";
+
+/** Bytes of a code for `dimensions`; one bit per dimension. */
+export function codeBytes(dimensions: number): number {
+  return Math.ceil(dimensions / 8);
+}
+
+/**
+ * Bit b of byte j is the sign bit of dimension 8j+b, read from the float32
+ * bytes as stored, so sql/010's message_vector_code() gives the same code.
+ */
+export function signCode(vector: Float32Array): Buffer {
+  const bytes = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+  const code = Buffer.alloc(codeBytes(vector.length));
+  for (let i = 0; i < vector.length; i++) if (bytes[4 * i + 3]! & 0x80) code[i >> 3]! |= 1 << (i & 7);
+  return code;
+}
+
+const ROLE_CODES: Record<MessageRole, number> = { user: 0, assistant: 1, system: 2 };
+/** Roles are sent from SQL as one byte each; 3 is a role this code does not know. */
+export const ROLE_SQL = `CASE role WHEN 'user' THEN '\\x00'::bytea WHEN 'assistant' THEN '\\x01'::bytea WHEN 'system' THEN '\\x02'::bytea ELSE '\\x03'::bytea END`;
+const DEAD = 255;
+
+/** Rows as the store reads them: each field concatenated over n rows. */
+export interface CodeRows {
+  n: number;
+  /** 16 bytes per row (uuid_send). */
+  ids: Buffer;
+  sessions: Buffer;
+  /** 1 byte per row, ROLE_SQL. */
+  roles: Buffer;
+  /** codeBytes(dimensions) per row. */
+  codes: Buffer;
+}
+
+export interface CodeFilter {
+  sessionIds: readonly string[];
+  roles?: readonly MessageRole[];
+}
+
+/** One user's codes in one collection. Slots of deleted points are reused. */
+export class UserCodes {
+  private readonly words: number;
+  private capacity = 0;
+  private used = 0;
+  private codes = new Uint32Array(0);
+  private sessionOf = new Uint32Array(0);
+  private roleOf = new Uint8Array(0);
+  private ids: string[] = [];
+  private readonly slotOf = new Map<string, number>();
+  private readonly free: number[] = [];
+  private readonly sessions: string[] = [];
+  private readonly sessionIndex = new Map<string, number>();
+  private dist = new Uint16Array(0);
+
+  constructor(private readonly bytes: number) {
+    this.words = Math.ceil(bytes / 4);
+  }
+
+  /** Live points. */
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  /** Writes or overwrites the given rows. */
+  apply(rows: CodeRows): void {
+    if (rows.ids.length !== rows.n * 16 || rows.sessions.length !== rows.n * 16 || rows.roles.length !== rows.n || rows.codes.length !== rows.n * this.bytes) {
+      throw new Error("code rows do not match their count");
+    }
+    this.reserve(this.slotOf.size + rows.n);
+    const word = new Uint8Array(this.words * 4);
+    const view = new DataView(word.buffer);
+    for (let r = 0; r < rows.n; r++) {
+      const id = rows.ids.toString("latin1", r * 16, r * 16 + 16);
+      let slot = this.slotOf.get(id);
+      if (slot === undefined) {
+        slot = this.free.pop() ?? this.used++;
+        this.slotOf.set(id, slot);
+        this.ids[slot] = id;
+      }
+      word.fill(0);
+      rows.codes.copy(word, 0, r * this.bytes, (r + 1) * this.bytes);
+      for (let w = 0; w < this.words; w++) this.codes[slot * this.words + w] = view.getUint32(w * 4, true);
+      this.sessionOf[slot] = this.session(rows.sessions.toString("latin1", r * 16, r * 16 + 16));
+      this.roleOf[slot] = rows.roles[r]!;
+    }
+  }
+
+  /** Forgets points by id (16 bytes each, uuid_send); unknown ids are ignored. */
+  remove(ids: Buffer): void {
+    for (let o = 0; o + 16 <= ids.length; o += 16) {
+      const id = ids.toString("latin1", o, o + 16);
+      const slot = this.slotOf.get(id);
+      if (slot === undefined) continue;
+      this.slotOf.delete(id);
+      this.roleOf[slot] = DEAD;
+      this.free.push(slot);
+    }
+  }
+
+  /**
+   * Ids (canonical uuid text) of up to `count` points that pass the filter,
+   * nearest to `query` by Hamming distance; all of them when fewer pass.
+   */
+  nearest(query: Buffer, filter: CodeFilter, count: number): string[] {
+    if (query.length !== this.bytes) throw new Error(`query code has ${query.length} bytes, expected ${this.bytes}`);
+    const allowed = new Uint8Array(this.sessions.length);
+    for (const s of filter.sessionIds) {
+      const i = this.sessionIndex.get(uuidKey(s));
+      if (i !== undefined) allowed[i] = 1;
+    }
+    let roleMask = 0xff;
+    if (filter.roles) {
+      roleMask = 0;
+      for (const r of filter.roles) roleMask |= 1 << ROLE_CODES[r];
+    }
+    const q = new Uint32Array(this.words);
+    const padded = Buffer.alloc(this.words * 4);
+    query.copy(padded);
+    for (let w = 0; w < this.words; w++) q[w] = padded.readUInt32LE(w * 4);
+
+    // Distances, and how many points sit at each, so the cut-off is found without sorting.
+    const skip = 0xffff;
+    const dist = this.dist;
+    const histogram = new Uint32Array(this.words * 32 + 1);
+    const { words, codes, sessionOf, roleOf } = this;
+    let passing = 0;
+    for (let slot = 0; slot < this.used; slot++) {
+      const role = roleOf[slot]!;
+      if (role === DEAD || !((roleMask >> role) & 1) || !allowed[sessionOf[slot]!]) {
+        dist[slot] = skip;
+        continue;
+      }
+      // Popcount by bytes, summed across words before the one multiply that adds the bytes up:
+      // a byte holds at most 8 per word, so 31 words fit before it must be flushed.
+      let d = 0;
+      let bytes = 0;
+      const base = slot * words;
+      for (let w = 0; w < words; w++) {
+        let x = codes[base + w]! ^ q[w]!;
+        x -= (x >>> 1) & 0x55555555;
+        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+        bytes += (x + (x >>> 4)) & 0x0f0f0f0f;
+        if (w % 31 === 30) {
+          d += Math.imul(bytes, 0x01010101) >>> 24;
+          bytes = 0;
+        }
+      }
+      d += Math.imul(bytes, 0x01010101) >>> 24;
+      dist[slot] = d;
+      histogram[d]!++;
+      passing++;
+    }
+    let cut = histogram.length - 1;
+    if (passing > count) {
+      let seen = 0;
+      for (cut = 0; cut < histogram.length; cut++) {
+        seen += histogram[cut]!;
+        if (seen >= count) break;
+      }
+    }
+    const out: string[] = [];
+    const atCut: number[] = [];
+    for (let slot = 0; slot < this.used; slot++) {
+      const d = dist[slot]!;
+      if (d < cut) out.push(this.ids[slot]!);
+      else if (d === cut) atCut.push(slot);
+    }
+    for (let i = 0; i < atCut.length && out.length < count; i++) out.push(this.ids[atCut[i]!]!);
+    return out.map(uuidText);
+  }
+
+  /** Memory held, in points' worth of slots (for the cache's budget). */
+  get slots(): number {
+    return this.capacity;
+  }
+
+  private session(key: string): number {
+    let i = this.sessionIndex.get(key);
+    if (i === undefined) {
+      i = this.sessions.length;
+      this.sessions.push(key);
+      this.sessionIndex.set(key, i);
+    }
+    return i;
+  }
+
+  private reserve(points: number): void {
+    if (points <= this.capacity) return;
+    const capacity = Math.max(points, Math.ceil(this.capacity * 1.5), 64);
+    const codes = new Uint32Array(capacity * this.words);
+    codes.set(this.codes);
+    const sessionOf = new Uint32Array(capacity);
+    sessionOf.set(this.sessionOf);
+    const roleOf = new Uint8Array(capacity).fill(DEAD);
+    roleOf.set(this.roleOf);
+    this.codes = codes;
+    this.sessionOf = sessionOf;
+    this.roleOf = roleOf;
+    this.dist = new Uint16Array(capacity);
+    this.capacity = capacity;
+  }
+}
+
+/**
+ * Users' codes, least recently searched dropped first once the total passes
+ * `maxPoints`. A dropped user is reloaded from SQL on their next search.
+ */
+export class CodeCache<T extends { readonly slots: number }> {
+  private readonly entries = new Map<string, T>();
+
+  constructor(private readonly maxPoints: number) {}
+
+  get(key: string): T | undefined {
+    const e = this.entries.get(key);
+    if (e) {
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  set(key: string, entry: T): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    this.trim(key);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** Drops least recently used entries (never `keep`) until within budget. */
+  trim(keep: string): void {
+    let total = 0;
+    for (const e of this.entries.values()) total += e.slots;
+    for (const [k, e] of this.entries) {
+      if (total <= this.maxPoints) break;
+      if (k === keep) continue;
+      this.entries.delete(k);
+      total -= e.slots;
+    }
+  }
+}
+
+/** The 16 bytes of a uuid as a latin1 string: compact map keys. */
+export function uuidKey(uuid: string): string {
+  return Buffer.from(uuid.replaceAll("-", ""), "hex").toString("latin1");
+}
+
+function uuidText(key: string): string {
+  const h = Buffer.from(key, "latin1").toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
