@@ -7,4 +7,4 @@ const session = await chat.join(new URLSearchParams(location.search).get("sessio
 session.on("message", (m) => m.role === "user" && m.userId !== chat.user?.id && show(m.content)); // others' messages
 session.on("reply", async (reply) => { const li = show(""); for await (const piece of reply) li.textContent += piece.text; });
 input.addEventListener("input", () => session.typing(input.value !== ""));
-form.addEventListener("submit", (e) => { e.preventDefault(); show(input.value); void session.send(input.value); input.value = ""; });
+form.addEventListener("submit", (e) => { e.preventDefault(); show(input.value); void session.send(input.value); input.value = ""; }); input.disabled = false; // enabled once joined
