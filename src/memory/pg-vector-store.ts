@@ -198,9 +198,9 @@ export class PgVectorStore implements VectorStore {
     const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
-    const { rows } = await this.pool.query<{ embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string }>({
       name: "vector_rerank",
-      text: `SELECT embedding, message_id, session_id, role, content
+      text: `SELECT point_id, embedding, message_id, session_id, role, content
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}
           AND point_id = ANY($5::uuid[])`,
@@ -209,7 +209,7 @@ export class PgVectorStore implements VectorStore {
     const top: { row: (typeof rows)[number]; score: number }[] = [];
     for (const r of rows) {
       const score = dot(query, toFloat32(r.embedding));
-      if (top.length < limit || score > top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
+      if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
     return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, score: t.score }));
   }
@@ -263,7 +263,7 @@ export class PgVectorStore implements VectorStore {
     const top: { row: (typeof rows)[number]; score: number }[] = [];
     for (const r of rows) {
       const score = dot(query, toFloat32(r.embedding));
-      if (top.length < limit || score > top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
+      if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
     if (top.length === 0) return [];
     if (top.every((t) => t.row.message_id !== null && t.row.content !== null)) {
@@ -323,9 +323,10 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-function insertSorted<T extends { score: number }>(top: T[], hit: T, limit: number): void {
+/** Best first; equal scores (identical texts) by point id, so the same data always ranks the same way. */
+function insertSorted<T extends { score: number; row: { point_id: string } }>(top: T[], hit: T, limit: number): void {
   let i = top.length;
-  while (i > 0 && top[i - 1]!.score < hit.score) i--;
+  while (i > 0 && (top[i - 1]!.score < hit.score || (top[i - 1]!.score === hit.score && top[i - 1]!.row.point_id > hit.row.point_id))) i--;
   top.splice(i, 0, hit);
   if (top.length > limit) top.pop();
 }
