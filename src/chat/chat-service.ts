@@ -8,7 +8,7 @@ import type { Input } from "../protocol/schemas.js";
 import type { Message, Session, User } from "../protocol/types.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { type AssistantService, busyError } from "./assistant-service.js";
-import type { ArchiveFilter, MembershipStore, MessageStore, Presence } from "./ports.js";
+import type { MembershipStore, MessageStore, Presence } from "./ports.js";
 import type { RateLimits } from "./rate-limits.js";
 import type { MemberEvents, RoomEvents } from "./room-events.js";
 
@@ -75,10 +75,6 @@ export class ChatService {
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
     return { session: await this.store.createSession(actor.user.id, input.title ?? "", input.assistant ?? true) };
-  }
-
-  listSessions(user: User, limit = 100, archived: ArchiveFilter = "active"): Promise<Session[]> {
-    return this.store.listSessions(user.id, limit, archived);
   }
 
   /**
