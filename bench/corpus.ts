@@ -1,13 +1,18 @@
-/** A corpus of varied chat messages, from "ok" to a few sentences, fixed by a seed. */
-export function makeCorpus(n: number, seed: number): string[] {
+/** Numbers in [0, 1) fixed by a seed (mulberry32), so generated benchmark data is the same every run. */
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
-  const rand = () => {
+  return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A corpus of varied chat messages, from "ok" to a few sentences, fixed by a seed. */
+export function makeCorpus(n: number, seed: number): string[] {
+  const rand = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const names = ["Ana", "Bilal", "Chen", "Dmitri", "Elif", "Farah", "Giulia", "Hiro", "Ines", "Jonas", "Kwame", "Lena"];
   const places = ["Lisbon", "the office", "Osaka", "the station", "Berlin", "the gym", "Nairobi", "the ramen place", "Montreal"];

@@ -20,6 +20,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { seededRandom } from "./corpus.js";
 
 export interface MemoryEval {
   /** Sessions oldest first; `month` 0..11 of the simulated year, `day` 1..28. */
@@ -28,14 +29,7 @@ export interface MemoryEval {
 }
 export type Category = "single" | "distractor" | "paraphrase" | "multihop" | "temporal";
 
-let state = 0x2545f491;
-const rand = () => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const rand = seededRandom(0x2545f491);
 const int = (n: number) => Math.floor(rand() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 function shuffle<T>(xs: T[]): T[] {

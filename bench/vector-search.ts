@@ -26,6 +26,7 @@ import pg from "pg";
 import "../src/db/pool.js";
 import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import { runMigrations } from "../src/db/migrate.js";
+import { seededRandom } from "./corpus.js";
 import { HashEmbedder } from "../src/memory/hash-embedder.js";
 import { PgVectorStore } from "../src/memory/pg-vector-store.js";
 import type { VectorFilter, VectorHit, VectorPoint } from "../src/memory/types.js";
@@ -48,14 +49,7 @@ const D = 384;
 const OTHER_USERS_VECTORS = 10_000;
 
 // Seeded, so runs compare.
-let seed = 20261202;
-const rand = () => {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const rand = seededRandom(20261202);
 const gauss = () => Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
 
 function vectorSource(): () => Float32Array {
