@@ -5,6 +5,7 @@
  */
 import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
+import { rest } from "./rest.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
 import type { Calls, InvitationPayload, MemoryHit, SessionSummary, User } from "./protocol.js";
 import { ChatSession } from "./session.js";
@@ -53,26 +54,6 @@ export interface AuthResult {
 export async function authenticate(url: string, credentials: { username: string; password: string; register?: boolean }): Promise<AuthResult> {
   const path = credentials.register ? "/api/auth/register" : "/api/auth/login";
   return rest<AuthResult>(url, path, { method: "POST", body: { username: credentials.username, password: credentials.password } });
-}
-
-async function rest<T>(url: string, path: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(`${url.replace(/\/+$/, "")}${path}`, {
-      method: init.method ?? "GET",
-      headers: {
-        ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-        ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-    });
-  } catch {
-    throw new MemchatError("NETWORK", "Cannot reach the server.");
-  }
-  if (res.status === 204) return undefined as T;
-  const json = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string; retryAfterMs?: number } } | undefined;
-  if (!res.ok) throw new MemchatError(json?.error?.code ?? `HTTP_${res.status}`, json?.error?.message ?? `The server answered ${res.status}.`, json?.error?.retryAfterMs);
-  return json as T;
 }
 
 /** The user a token names (its claims; the server verifies it, this side only reads it). */

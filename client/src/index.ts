@@ -9,6 +9,7 @@ export { Emitter } from "./emitter.js";
 export { asMemchatError, type ClientErrorCode, MemchatError, TRANSIENT_CODES } from "./errors.js";
 export { newClientMessageId, Outbox, type OutboxItem, type OutboxOptions } from "./outbox.js";
 export type * from "./protocol.js";
+export { rest, type RestInit } from "./rest.js";
 export { type ReplyDelta, type ReplyEnd, ReplyStream } from "./reply-stream.js";
 export { ChatSession, type SessionEvents } from "./session.js";
 export { defaultStorage, type KeyValueStorage, memoryStorage } from "./storage.js";

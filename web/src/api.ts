@@ -1,6 +1,6 @@
 /** REST calls (DESIGN.md section 5) and where the signed-in user is kept. */
-import { MemchatError as RequestError } from "@memchat/client";
-import type { ErrorBody, SessionSummary, User } from "./protocol.js";
+import { MemchatError as RequestError, rest, type RestInit } from "@memchat/client";
+import type { SessionSummary, User } from "./protocol.js";
 
 /**
  * A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side.
@@ -13,35 +13,8 @@ export interface Auth {
   user: User;
 }
 
-async function request<T>(path: string, init: { method?: string; token?: string; body?: unknown; raw?: boolean } = {}): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(path, {
-      method: init.method ?? "GET",
-      headers: {
-        ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-        ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-    });
-  } catch {
-    throw new RequestError("NETWORK", "Cannot reach the server. Check your connection and try again.");
-  }
-  if (res.status === 204) return undefined as T;
-  if (init.raw && res.ok) return (await res.blob()) as T;
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok) {
-    const error = (json as { error?: ErrorBody } | undefined)?.error;
-    throw new RequestError(error?.code ?? `HTTP_${res.status}`, error?.message ?? `The server answered ${res.status}.`, error?.retryAfterMs);
-  }
-  return json as T;
-}
+/** Same-origin REST through the client library's helper. */
+const request = <T>(path: string, init: RestInit = {}): Promise<T> => rest<T>("", path, init);
 
 export const api = {
   register: (username: string, password: string) =>
