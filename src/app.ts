@@ -149,7 +149,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       members,
       vectors: vectorPurger(lifecycleStore, qdrantPurge, config.lifecycle.batchSize),
       cancelReplies: (ids) => assistant.cancelReplies(ids),
-      rateLimits,
       log: log.child({ component: "lifecycle" }),
       opts: config.lifecycle,
     });

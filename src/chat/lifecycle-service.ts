@@ -10,7 +10,6 @@ import { AppError } from "../protocol/errors.js";
 import type { Message, Session, User } from "../protocol/types.js";
 import type { VectorPurger } from "../memory/vector-purge.js";
 import type { LifecycleStore } from "./ports.js";
-import type { RateLimits } from "./rate-limits.js";
 import type { MemberEvents, RoomEvents } from "./room-events.js";
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -35,7 +34,6 @@ export interface LifecycleDeps {
   vectors: VectorPurger;
   /** Cancels replies still streaming in a deleted session, wherever they run. */
   cancelReplies?: (ids: readonly number[]) => Promise<void>;
-  rateLimits?: RateLimits;
   log: Logger;
   opts: LifecycleOptions;
 }
