@@ -68,7 +68,7 @@ export class ChatSession extends Emitter<SessionEvents> {
     private readonly d: SessionDeps,
   ) {
     super();
-    this.info = { id, title: "", ownerId: "", role: "member", lastSeq: 0, createdAt: "", updatedAt: "", archived: false, archivedAt: null, successorId: null };
+    this.info = { id, title: "", ownerId: "", role: "member", lastSeq: 0, createdAt: "", updatedAt: "", archived: false, archivedAt: null, successorId: null, configurationId: null };
     this.subscribe();
   }
 

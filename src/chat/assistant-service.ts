@@ -24,7 +24,7 @@ export interface AssistantOptions {
   nodeStaleMs: number;
   /** Period of the heartbeat and orphan sweep. */
   sweepIntervalMs: number;
-  /** Model when rag_configurations names none. */
+  /** Model when the configuration names none. */
   defaultModel?: string;
 }
 
@@ -127,7 +127,9 @@ export class AssistantService {
    * they are written by the time this reads (`assemble` trims them).
    */
   private async readContext(userId: string, sessionId: string, query: string, question?: Message): Promise<{ config: RagConfig; gathered: GatheredContext }> {
-    const config = await this.ragConfig(sessionId);
+    // Read on every turn, not cached: a session's owner or an admin may change it
+    // on any node, and the change applies from the next turn (one indexed read).
+    const config = await this.d.store.ragConfig(sessionId);
     const n = config.historyWindow;
     const gathered = await this.d.context.gather({
       userId,
@@ -224,6 +226,7 @@ export class AssistantService {
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
+    let configurationId: string | null = null;
     // Deltas leave in seq order: each waits for the previous one's buffer append.
     let chain = Promise.resolve();
     const flush = () => {
@@ -254,6 +257,7 @@ export class AssistantService {
       const { config, gathered } =
         (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
       marks.reads = performance.now() - acceptedAt;
+      configurationId = config.configurationId;
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
       usage.promptTokens = built.promptTokens;
@@ -300,6 +304,7 @@ export class AssistantService {
       promptTokens: usage.promptTokens || null,
       firstTokenMs,
       latencyMs: Math.round(performance.now() - acceptedAt),
+      configurationId,
     };
     const stored = await this.completeWithRetry(reply.id, completion, used);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
@@ -320,21 +325,6 @@ export class AssistantService {
         context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
       });
     }
-  }
-
-  /**
-   * RAG settings change rarely and are read on every turn: kept for a few
-   * seconds per session, so a burst of turns does not queue on the pool for them.
-   */
-  private readonly ragCache = new Map<string, { config: RagConfig; until: number }>();
-  private async ragConfig(sessionId: string): Promise<RagConfig> {
-    const now = Date.now();
-    const hit = this.ragCache.get(sessionId);
-    if (hit && hit.until > now) return hit.config;
-    const config = await this.d.store.ragConfig(sessionId);
-    if (this.ragCache.size > 10_000) this.ragCache.clear();
-    this.ragCache.set(sessionId, { config, until: now + RAG_CACHE_MS });
-    return config;
   }
 
   private requestOptions(config: RagConfig) {
@@ -381,8 +371,6 @@ export class AssistantService {
     if (orphans.length > 0) this.d.onReplyStored?.();
   }
 }
-
-const RAG_CACHE_MS = 5_000;
 
 export const busyError = () =>
   new AppError("CONFLICT", "a reply is still streaming in this session: cancel it or wait for it to end");

@@ -52,7 +52,7 @@ export class ContextBuilder {
     const { config } = input;
     const [window, found] = await Promise.all([
       input.window(),
-      config.topK > 0
+      config.topK > 0 && config.retrievalMode !== "none"
         ? this.memory.search({
             userId: input.userId,
             query: input.query,
@@ -60,6 +60,7 @@ export class ContextBuilder {
             // Ask for more than topK: hits that are also in the window (or are the question) are dropped below.
             limit: config.topK + config.historyWindow + 1,
             minSimilarity: config.similarityThreshold,
+            mode: config.retrievalMode,
             ...(input.excludeIds ? { excludeIds: input.excludeIds } : {}),
             // Everyone in this session will read the reply: never draw on a session one of them cannot read.
             audienceSessionId: input.sessionId,

@@ -12,7 +12,9 @@ import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT id FROM upd
           ON CONFLICT (message_id) DO UPDATE SET run_at = now()`;
 
+/** The settings of one turn: the named configuration its session uses (sql/019_named_configurations.sql). */
 export interface RagConfig {
+  configurationId: string;
   systemPrompt: string;
   model: string | null;
   temperature: number;
@@ -22,6 +24,7 @@ export interface RagConfig {
   historyWindow: number;
   contextTokenBudget: number;
   crossSession: boolean;
+  retrievalMode: "hybrid" | "vector" | "lexical" | "none";
 }
 
 export interface TurnTarget {
@@ -39,6 +42,8 @@ export interface Completion {
   promptTokens: number | null;
   firstTokenMs: number | null;
   latencyMs: number;
+  /** The configuration the reply was produced with; null when the turn ended before reading one. */
+  configurationId: string | null;
 }
 
 export interface ContextRow {
@@ -58,12 +63,18 @@ INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, status,
 SELECT $1, s.last_seq, $2, 'assistant', '', 'streaming', $3, $4 FROM s
 RETURNING ${MESSAGE_COLUMNS}`;
 
+/**
+ * The session's configuration when it names an active one, else the
+ * default: a retired configuration is never used, even by a session that a
+ * retire has not reached yet.
+ */
 const RAG_CONFIG = `
-SELECT system_prompt, model, temperature, max_tokens, top_k, similarity_threshold, history_window,
-       context_token_budget, cross_session
-  FROM rag_configurations
- WHERE session_id = $1 OR session_id IS NULL
- ORDER BY session_id NULLS LAST
+SELECT c.id, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k, c.similarity_threshold, c.history_window,
+       c.context_token_budget, c.cross_session, c.retrieval_mode
+  FROM assistant_configurations c
+  LEFT JOIN chat_sessions s ON s.id = $1 AND s.configuration_id = c.id
+ WHERE (s.id IS NOT NULL AND c.active) OR c.is_default
+ ORDER BY s.id IS NULL
  LIMIT 1`;
 
 export class PgAssistantStore {
@@ -111,7 +122,7 @@ export class PgAssistantStore {
       name: "complete_reply",
       text: `WITH upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
-                latency_ms = $7, owner_node = NULL, updated_at = now()
+                latency_ms = $7, configuration_id = $12, owner_node = NULL, updated_at = now()
           WHERE id = $1 AND status = 'streaming'
          RETURNING ${MESSAGE_COLUMNS}
        ), job AS (
@@ -126,6 +137,7 @@ export class PgAssistantStore {
       values: [
         messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
+        c.configurationId,
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;
@@ -156,18 +168,22 @@ export class PgAssistantStore {
   }
 
   async ragConfig(sessionId: string): Promise<RagConfig> {
-    const { rows } = await this.pool.query(RAG_CONFIG, [sessionId]);
+    const { rows } = await this.pool.query({ name: "rag_config", text: RAG_CONFIG, values: [sessionId] });
     const r = rows[0];
+    // Float4 columns: 0.7 reads 0.699999988; the LLM gets what the admin typed.
+    const real = (x: number) => Math.round(x * 10_000) / 10_000;
     return {
+      configurationId: r.id,
       systemPrompt: r.system_prompt,
       model: r.model,
-      temperature: r.temperature,
+      temperature: real(r.temperature),
       maxTokens: r.max_tokens,
       topK: r.top_k,
-      similarityThreshold: r.similarity_threshold,
+      similarityThreshold: real(r.similarity_threshold),
       historyWindow: r.history_window,
       contextTokenBudget: r.context_token_budget,
       crossSession: r.cross_session,
+      retrievalMode: r.retrieval_mode,
     };
   }
 
@@ -246,7 +262,11 @@ export class PgAssistantStore {
   async sweepOrphans(staleMs: number): Promise<Message[]> {
     const { rows } = await this.pool.query<MessageRow>(
       `WITH upd AS (
-         UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now()
+         UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now(),
+                -- its turn never stored the configuration it read: the one its session uses now is the best guess
+                configuration_id = coalesce(m.configuration_id,
+                  (SELECT coalesce(s.configuration_id, (SELECT id FROM assistant_configurations WHERE is_default))
+                     FROM chat_sessions s WHERE s.id = m.session_id))
           WHERE m.status = 'streaming'
             AND NOT EXISTS (SELECT 1 FROM chat_nodes n WHERE n.node_id = m.owner_node
                              AND n.heartbeat_at > now() - make_interval(secs => $1::double precision / 1000))

@@ -117,8 +117,8 @@ export class PgLifecycleStore implements LifecycleStore {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const { rows: locked } = await client.query<{ owner_id: string; title: string; assistant_enabled: boolean }>(
-        "SELECT owner_id, title, assistant_enabled FROM chat_sessions WHERE id = $1 AND NOT archived AND message_count >= $2 FOR NO KEY UPDATE",
+      const { rows: locked } = await client.query<{ owner_id: string; title: string; assistant_enabled: boolean; configuration_id: string | null }>(
+        "SELECT owner_id, title, assistant_enabled, configuration_id FROM chat_sessions WHERE id = $1 AND NOT archived AND message_count >= $2 FOR NO KEY UPDATE",
         [sessionId, maxMessages],
       );
       const old = locked[0];
@@ -129,21 +129,15 @@ export class PgLifecycleStore implements LifecycleStore {
       const successorId = randomUUID();
       const title = old.title.endsWith("(continued)") ? old.title : `${old.title.slice(0, 185)} (continued)`.trim();
       const { rows: created } = await client.query<SessionRow>(
-        `INSERT INTO chat_sessions AS s (id, owner_id, title, assistant_enabled) VALUES ($1, $2, $3, $4)
+        // The successor keeps the configuration. Should it be retired meanwhile, turns fall back to the default anyway (see ragConfig).
+        `INSERT INTO chat_sessions AS s (id, owner_id, title, assistant_enabled, configuration_id) VALUES ($1, $2, $3, $4, $5)
          RETURNING ${SESSION_COLUMNS}, 'owner' AS member_role`,
-        [successorId, old.owner_id, title, old.assistant_enabled],
+        [successorId, old.owner_id, title, old.assistant_enabled, old.configuration_id],
       );
       const { rows: members } = await client.query<{ user_id: string; role: "owner" | "member" }>(
         `INSERT INTO chat_session_members (session_id, user_id, role)
          SELECT $2, user_id, role FROM chat_session_members WHERE session_id = $1
          RETURNING user_id, role`,
-        [sessionId, successorId],
-      );
-      await client.query(
-        `INSERT INTO rag_configurations (session_id, system_prompt, model, temperature, max_tokens, top_k, similarity_threshold,
-                                         history_window, context_token_budget, cross_session)
-         SELECT $2, system_prompt, model, temperature, max_tokens, top_k, similarity_threshold, history_window, context_token_budget, cross_session
-           FROM rag_configurations WHERE session_id = $1`,
         [sessionId, successorId],
       );
       const { rows: msg } = await client.query<MessageRow>(

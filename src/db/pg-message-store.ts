@@ -13,7 +13,7 @@ import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toM
 const CREATE_SESSION = `
 WITH s AS (
   INSERT INTO chat_sessions (owner_id, title, assistant_enabled) VALUES ($1, $2, $3)
-  RETURNING id, title, owner_id, last_seq, created_at, updated_at, archived, archived_at, successor_id
+  RETURNING id, title, owner_id, last_seq, created_at, updated_at, archived, archived_at, successor_id, configuration_id
 ), m AS (
   INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
 )

@@ -29,7 +29,7 @@ export const toMessage = (r: MessageRow): Message => ({
   createdAt: r.created_at.toISOString(),
 });
 
-export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at, s.archived, s.archived_at, s.successor_id";
+export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at, s.archived, s.archived_at, s.successor_id, s.configuration_id";
 
 export interface SessionRow {
   id: string;
@@ -41,6 +41,7 @@ export interface SessionRow {
   archived: boolean;
   archived_at: Date | null;
   successor_id: string | null;
+  configuration_id: string | null;
   member_role: Session["role"];
 }
 
@@ -55,6 +56,7 @@ export const toSession = (r: SessionRow): Session => ({
   archived: r.archived,
   archivedAt: r.archived_at?.toISOString() ?? null,
   successorId: r.successor_id,
+  configurationId: r.configuration_id,
 });
 
 /** CTE `visible`: session $1 with its owner, when user $2 is a member of it. */

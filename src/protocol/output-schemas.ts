@@ -46,6 +46,7 @@ export const session = z
     archived: z.boolean().describe("An archived session is read-only and out of the default list."),
     archivedAt: timestamp.nullable(),
     successorId: id.nullable().describe("The session continuing this one, when it was archived full."),
+    configurationId: id.nullable().describe("The named assistant configuration the session uses; null: the default one."),
   })
   .openapi("Session");
 

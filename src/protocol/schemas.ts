@@ -16,15 +16,15 @@ export const seq = z.number().int().min(0).max(2_147_483_647);
 // Text checks are string checks (regexes), not refinements: a zod refinement costs
 // more per parse than all the string checks of a message together.
 // PostgreSQL text cannot hold U+0000: refused here with BAD_REQUEST instead of failing in the database.
-const NO_NUL: [RegExp, string] = [/^[^\u0000]*$/, "text may not contain NUL characters"];
+export const NO_NUL: [RegExp, string] = [/^[^\u0000]*$/, "text may not contain NUL characters"];
 /**
  * A lone UTF-16 surrogate cannot be encoded as UTF-8: it would be stored (and
  * hashed, for passwords) as U+FFFD, so two different strings would become one.
  * In a `u` regex a lone surrogate is a code point of category Cs; a pair is not.
  */
-const WELL_FORMED: [RegExp, string] = [/^\P{Cs}*$/u, "text may not contain lone UTF-16 surrogates"];
+export const WELL_FORMED: [RegExp, string] = [/^\P{Cs}*$/u, "text may not contain lone UTF-16 surrogates"];
 /** Like `s.trim().length > 0`: \s is exactly the set trim() removes. */
-const notBlank = (what: string): [RegExp, string] => [/\S/, `${what} is empty`];
+export const notBlank = (what: string): [RegExp, string] => [/\S/, `${what} is empty`];
 
 export const username = z
   .string()

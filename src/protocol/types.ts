@@ -31,6 +31,8 @@ export interface Session {
   archivedAt: string | null;
   /** The session that continues this one (it reached SESSION_MAX_MESSAGES), when there is one. */
   successorId: string | null;
+  /** The named assistant configuration the session uses; null: the default one. */
+  configurationId: string | null;
 }
 
 /** A session as GET /api/sessions lists it. */
@@ -49,3 +51,29 @@ export interface User {
 export interface PresenceEntry {
   userId: string;
 }
+
+/** A named assistant configuration as admins see it (GET /api/admin/configurations). */
+export interface AssistantConfiguration {
+  id: string;
+  name: string;
+  description: string;
+  systemPrompt: string;
+  /** Null: the server's LLM_MODEL. */
+  model: string | null;
+  temperature: number;
+  maxTokens: number;
+  topK: number;
+  similarityThreshold: number;
+  historyWindow: number;
+  contextTokenBudget: number;
+  retrievalMode: "hybrid" | "vector" | "lexical" | "none";
+  crossSession: boolean;
+  isDefault: boolean;
+  /** False once retired: no session may pick it, and sessions that used it follow the default. */
+  active: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What every user may read of an active configuration, to pick one for a session they own. */
+export type ConfigurationSummary = Pick<AssistantConfiguration, "id" | "name" | "description" | "model" | "retrievalMode" | "crossSession" | "isDefault">;

@@ -6,6 +6,7 @@ import type { Message } from "../../src/protocol/types.js";
 import { composeOfflineReply, parseContextSection } from "../../src/llm/offline-responder.js";
 
 const config: RagConfig = {
+  configurationId: "00000000-0000-4000-8000-000000000000",
   systemPrompt: "You are helpful.",
   model: null,
   temperature: 0.2,
@@ -15,6 +16,7 @@ const config: RagConfig = {
   historyWindow: 2,
   contextTokenBudget: 2000,
   crossSession: true,
+  retrievalMode: "hybrid",
 };
 const msg = (id: number, seq: number, content: string, extra: Partial<Message> = {}): Message => ({
   id, sessionId: "s", seq, role: "user", content, status: "complete", clientMessageId: null, userId: "u", replyToId: null,
