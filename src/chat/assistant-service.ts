@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
-import type { Message } from "../protocol/types.js";
+import type { FeedbackRating, Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder, GatheredContext } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
@@ -197,9 +197,10 @@ export class AssistantService {
     );
   }
 
-  async feedback(actor: Actor, input: { messageId: number; rating: 1 | -1; comment?: string }) {
-    const f = await this.d.store.upsertFeedback(actor.user.id, input.messageId, input.rating, input.comment ?? null);
-    if (!f) throw new AppError("NOT_FOUND", "message not found");
+  /** Rates a finished reply the caller may read; rating again replaces their earlier rating. */
+  async feedback(actor: Actor, input: { messageId: number; rating: FeedbackRating; comment?: string }) {
+    const f = await this.d.store.upsertFeedback(actor.user.id, input.messageId, input.rating, input.comment || null);
+    if (!f) throw new AppError("NOT_FOUND", "no finished assistant reply with this id in your sessions");
     return { feedback: f };
   }
 

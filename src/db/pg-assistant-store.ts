@@ -4,7 +4,7 @@
  * statement reached from a client request carries the user id.
  */
 import type pg from "pg";
-import type { Message, MessageStatus } from "../protocol/types.js";
+import type { FeedbackRating, Message, MessageStatus } from "../protocol/types.js";
 import { isUniqueViolation } from "./errors.js";
 import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
@@ -187,18 +187,18 @@ export class PgAssistantStore {
     };
   }
 
-  /** One rating per user per message; a second call updates it. Null when the message is not visible to the user. */
-  async upsertFeedback(userId: string, messageId: number, rating: 1 | -1, comment: string | null) {
+  /** One rating per user per reply; a second call replaces it. Null unless it is a finished assistant reply the user may read. */
+  async upsertFeedback(userId: string, messageId: number, rating: FeedbackRating, comment: string | null) {
     const { rows } = await this.pool.query<{ message_id: number; rating: number; comment: string | null; updated_at: Date }>(
       `INSERT INTO message_feedback (message_id, user_id, rating, comment)
        SELECT m.id, $1, $3, $4 FROM chat_messages m
-        WHERE m.id = $2 AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
+        WHERE m.id = $2 AND m.role = 'assistant' AND m.status <> 'streaming' AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = m.session_id AND user_id = $1)
        ON CONFLICT (message_id, user_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now()
        RETURNING message_id, rating, comment, updated_at`,
       [userId, messageId, rating, comment],
     );
     const r = rows[0];
-    return r ? { messageId: r.message_id, rating: r.rating as 1 | -1, comment: r.comment, updatedAt: r.updated_at.toISOString() } : null;
+    return r ? { messageId: r.message_id, rating: r.rating as FeedbackRating, comment: r.comment, updatedAt: r.updated_at.toISOString() } : null;
   }
 
   /**

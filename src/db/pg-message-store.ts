@@ -8,7 +8,7 @@ import type { ArchiveFilter, InsertResult, MessageStore, NewUserMessage } from "
 import type { Message, Session } from "../protocol/types.js";
 import { isDatabaseUnavailable, isUniqueViolation } from "./errors.js";
 import { GroupCommit, type GroupCommitOptions, type Settled } from "./group-commit.js";
-import { MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toMessage, toSession, VISIBLE_SESSION } from "./rows.js";
+import { HISTORY_COLUMNS, HISTORY_FEEDBACK_JOIN, type HistoryRow, MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toHistoryMessage, toMessage, toSession, VISIBLE_SESSION } from "./rows.js";
 
 const CREATE_SESSION = `
 WITH s AS (
@@ -122,14 +122,16 @@ export const DEFAULT_SEND_BATCHING: GroupCommitOptions = { maxBatch: 64, maxInFl
 const FUNCTION_MIN_BATCH = 2;
 
 const LIST_AFTER = `
-SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+SELECT ${HISTORY_COLUMNS} FROM chat_messages m
+ ${HISTORY_FEEDBACK_JOIN}
  WHERE m.session_id = $1 AND m.seq > $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
  ORDER BY m.seq
  LIMIT $4`;
 
 const LIST_BEFORE = `
-SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+SELECT ${HISTORY_COLUMNS} FROM chat_messages m
+ ${HISTORY_FEEDBACK_JOIN}
  WHERE m.session_id = $1 AND m.seq < $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
  ORDER BY m.seq DESC
@@ -266,13 +268,13 @@ export class PgMessageStore implements MessageStore {
   }
 
   async listMessagesAfter(sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]> {
-    const { rows } = await this.pool.query<MessageRow>({ name: "list_after", text: LIST_AFTER, values: [sessionId, userId, afterSeq, limit] });
-    return rows.map(toMessage);
+    const { rows } = await this.pool.query<HistoryRow>({ name: "list_after", text: LIST_AFTER, values: [sessionId, userId, afterSeq, limit] });
+    return rows.map(toHistoryMessage);
   }
 
   async listMessagesBefore(sessionId: string, userId: string, beforeSeq: number | undefined, limit: number): Promise<Message[]> {
-    const { rows } = await this.pool.query<MessageRow>({ name: "list_before", text: LIST_BEFORE, values: [sessionId, userId, beforeSeq ?? INT4_MAX, limit] });
-    return rows.map(toMessage).reverse();
+    const { rows } = await this.pool.query<HistoryRow>({ name: "list_before", text: LIST_BEFORE, values: [sessionId, userId, beforeSeq ?? INT4_MAX, limit] });
+    return rows.map(toHistoryMessage).reverse();
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Message, Session } from "../protocol/types.js";
+import type { FeedbackRating, Message, Session } from "../protocol/types.js";
 
 export const MESSAGE_COLUMNS =
   "m.id, m.session_id, m.seq, m.user_id, m.role, m.content, m.status, m.client_message_id, m.reply_to_id, m.created_at";
@@ -28,6 +28,30 @@ export const toMessage = (r: MessageRow): Message => ({
   replyToId: r.reply_to_id,
   createdAt: r.created_at.toISOString(),
 });
+
+/**
+ * MESSAGE_COLUMNS and, for assistant replies, their token counts and the
+ * rating user $2 gave them; needs `LEFT JOIN message_feedback f` (HISTORY_FEEDBACK_JOIN).
+ */
+export const HISTORY_COLUMNS = `${MESSAGE_COLUMNS}, m.prompt_tokens, m.token_count, f.rating AS own_rating, f.comment AS own_comment, f.updated_at AS own_rated_at`;
+export const HISTORY_FEEDBACK_JOIN = "LEFT JOIN message_feedback f ON f.message_id = m.id AND f.user_id = $2 AND m.role = 'assistant'";
+
+export interface HistoryRow extends MessageRow {
+  prompt_tokens: number | null;
+  token_count: number | null;
+  own_rating: number | null;
+  own_comment: string | null;
+  own_rated_at: Date | null;
+}
+
+/** A message as history shows it: replies carry their token counts, and the reader's own rating when there is one. */
+export const toHistoryMessage = (r: HistoryRow): Message => {
+  const m = toMessage(r);
+  if (r.role !== "assistant" || r.status === "streaming") return m;
+  m.usage = { promptTokens: r.prompt_tokens, completionTokens: r.token_count };
+  if (r.own_rating !== null) m.ownFeedback = { rating: r.own_rating as FeedbackRating, comment: r.own_comment, updatedAt: r.own_rated_at!.toISOString() };
+  return m;
+};
 
 export const SESSION_COLUMNS = "s.id, s.title, s.owner_id, s.last_seq, s.created_at, s.updated_at, s.archived, s.archived_at, s.successor_id, s.configuration_id";
 

@@ -1,7 +1,7 @@
 /** Typed Socket.IO events of namespace /chat. */
 import type { Ack } from "./errors.js";
 import type { Input } from "./schemas.js";
-import type { Message, PresenceEntry, Role, Session, User } from "./types.js";
+import type { FeedbackRating, Message, PresenceEntry, Role, Session, User } from "./types.js";
 
 type Handler<I, O> = (payload: I, ack: (reply: Ack<O>) => void) => void;
 
@@ -37,7 +37,8 @@ export interface MemoryHitPayload {
 
 export interface FeedbackPayload {
   messageId: number;
-  rating: 1 | -1;
+  /** 1 positive, 0 neutral, -1 negative. */
+  rating: FeedbackRating;
   comment: string | null;
   updatedAt: string;
 }

@@ -31,6 +31,14 @@ export const message = z
     userId: id.nullable().describe("The author of a user message; for an assistant reply, the user whose turn it was."),
     replyToId: int.nullable(),
     createdAt: timestamp,
+    usage: z
+      .object({ promptTokens: int.nullable(), completionTokens: int.nullable() })
+      .optional()
+      .describe("On assistant replies read from history: the tokens the reply took; null where not recorded."),
+    ownFeedback: z
+      .object({ rating: z.union([z.literal(1), z.literal(0), z.literal(-1)]), comment: z.string().nullable(), updatedAt: timestamp })
+      .optional()
+      .describe("On assistant replies read from history: the caller's own rating (1 positive, 0 neutral, -1 negative), when they gave one."),
   })
   .openapi("Message");
 
@@ -137,7 +145,7 @@ export const memorySearchResult = z
   .openapi("MemorySearchResult");
 
 export const feedback = z
-  .object({ messageId: int, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().nullable(), updatedAt: timestamp })
+  .object({ messageId: int, rating: z.union([z.literal(1), z.literal(0), z.literal(-1)]).describe("1 positive, 0 neutral, -1 negative."), comment: z.string().nullable(), updatedAt: timestamp })
   .openapi("Feedback");
 
 export const contextEntry = z

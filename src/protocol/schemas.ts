@@ -36,6 +36,9 @@ export const password = z.string().min(8).max(200).regex(...WELL_FORMED);
 
 export const credentials = z.object({ username, password }).strict();
 
+/** Longest feedback comment (the CHECK of sql/019_named_configurations.sql). */
+export const FEEDBACK_COMMENT_MAX = 2000;
+
 export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
 
 export const sessionTitle = z.string().trim().max(200).regex(...NO_NUL).regex(...WELL_FORMED);
@@ -73,8 +76,19 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     "assistant:cancel": z.object({ sessionId: uuid, messageId }).strict(),
     /** messageId: the user message to answer again; the earlier reply is kept. */
     "assistant:regenerate": z.object({ sessionId: uuid, messageId }).strict(),
+    /** rating 1 positive, 0 neutral, -1 negative; a blank comment is stored as none. Rating again replaces the caller's earlier rating. */
     "message:feedback": z
-      .object({ messageId, rating: z.union([z.literal(1), z.literal(-1)]), comment: z.string().max(2000).regex(...NO_NUL).regex(...WELL_FORMED).optional() })
+      .object({
+        messageId,
+        rating: z.union([z.literal(1), z.literal(0), z.literal(-1)], { errorMap: () => ({ message: "rating must be 1 (positive), 0 (neutral) or -1 (negative)" }) }),
+        comment: z
+          .string()
+          .max(FEEDBACK_COMMENT_MAX, `comment is longer than ${FEEDBACK_COMMENT_MAX} characters`)
+          .regex(...NO_NUL)
+          .regex(...WELL_FORMED)
+          .trim()
+          .optional(),
+      })
       .strict(),
     "memory:search": z
       .object({

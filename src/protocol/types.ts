@@ -15,6 +15,19 @@ export interface Message {
   userId: string | null;
   replyToId: number | null;
   createdAt: string;
+  /** On assistant replies read from history (message:history, session:join, REST): the tokens the reply took; null where not recorded. */
+  usage?: { promptTokens: number | null; completionTokens: number | null };
+  /** On assistant replies read from history: the caller's own rating, when they gave one. */
+  ownFeedback?: OwnFeedback;
+}
+
+/** 1 positive, 0 neutral, -1 negative. */
+export type FeedbackRating = 1 | 0 | -1;
+
+export interface OwnFeedback {
+  rating: FeedbackRating;
+  comment: string | null;
+  updatedAt: string;
 }
 
 export interface Session {
