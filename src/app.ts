@@ -83,7 +83,10 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const metrics = new Metrics();
     const tokens = new TokenService(await loadJwtSecret(config.auth.jwtSecret, config.dataDir), config.auth.tokenTtlSeconds);
     const users = new PgUserStore(pool);
-    const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs);
+    const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs, config.auth.adminUsernames);
+    // ADMIN_USERNAMES also covers accounts that registered before their name was listed.
+    const promoted = await users.grantAdmin(config.auth.adminUsernames);
+    if (promoted > 0) log.info({ promoted }, "ADMIN_USERNAMES: accounts promoted to admin");
     const usernameOf = usernames(users);
     const schemas = protocolSchemas(config.limits);
     const inFlight = createInFlight();

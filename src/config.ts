@@ -148,6 +148,15 @@ const envSchema = z.object({
   /** How long a node holds a maintenance job's lease without renewing it (a crashed node's job runs elsewhere after this). */
   MAINTENANCE_LEASE_MS: int(1000, 24 * 3600 * 1000).default(120_000),
   MAINTENANCE_ENABLED: bool.default("true"),
+
+  /** Comma-separated usernames that are admins (besides the first registered account): granted at registration and at each start; removing a name does not demote. */
+  ADMIN_USERNAMES: z.string().default(""),
+  /** Tokens (prompt + completion) a user may spend on assistant replies per UTC day; unset or 0: no cap. An admin may set a per-user override. */
+  QUOTA_DAILY_TOKENS: int(0, 1_000_000_000_000).default(0),
+  /** Tokens reserved when a turn starts, counted against the quota until the turn settles with its real count. */
+  QUOTA_TURN_ESTIMATE_TOKENS: int(1, 10_000_000).default(1000),
+  /** Daily analytics rows (and daily usage rows) older than this many days are deleted by the analytics job. */
+  ANALYTICS_RETENTION_DAYS: int(1, 36_500).default(730),
 });
 
 /**
@@ -170,6 +179,8 @@ const RATE_DEFAULTS: Record<LimitName, readonly [burst: number, perSecond: numbe
   rest: [600, 100],
   // logout-all, export, deletion
   account: [10, 0.2],
+  // admin routes: analytics, quotas, configurations
+  admin: [60, 5],
 };
 const rateVar = (name: string, part: "BURST" | "PER_SEC") => `RATE_${name.toUpperCase()}_${part}`;
 const rateSchema: z.ZodType<Record<string, number>, z.ZodTypeDef, unknown> = z.object(
@@ -188,7 +199,7 @@ export interface Config {
   host: string;
   dataDir: string;
   database: { url: string | undefined; embeddedPort: number; poolSize: number; sendBatchMax: number; sendBatchInFlight: number };
-  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number; cacheMs: number };
+  auth: { jwtSecret: string | undefined; tokenTtlSeconds: number; scryptN: number; cacheMs: number; adminUsernames: string[] };
   limits: { maxMessageChars: number; maxPayloadBytes: number; historyPageSize: number; historyPageMax: number };
   corsOrigin: string | string[];
   shutdownTimeoutMs: number;
@@ -229,6 +240,9 @@ export interface Config {
     batchPauseMs: number;
   };
   maintenance: { enabled: boolean; intervalMs: number; leaseMs: number };
+  /** Per-user daily token caps (issue 15). */
+  quota: { dailyTokens: number | undefined; turnEstimateTokens: number };
+  analytics: { retentionDays: number };
 }
 
 export class ConfigError extends Error {}
@@ -252,7 +266,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_PG_PORT, poolSize: e.DB_POOL_SIZE, sendBatchMax: e.SEND_BATCH_MAX, sendBatchInFlight: e.SEND_BATCH_IN_FLIGHT },
-    auth: { jwtSecret: e.JWT_SECRET, tokenTtlSeconds: e.JWT_TTL_SECONDS, scryptN: e.PASSWORD_SCRYPT_N, cacheMs: e.AUTH_CACHE_MS },
+    auth: {
+      jwtSecret: e.JWT_SECRET,
+      tokenTtlSeconds: e.JWT_TTL_SECONDS,
+      scryptN: e.PASSWORD_SCRYPT_N,
+      cacheMs: e.AUTH_CACHE_MS,
+      adminUsernames: e.ADMIN_USERNAMES.split(",").map((s) => s.trim()).filter(Boolean),
+    },
     limits: {
       maxMessageChars: e.MAX_MESSAGE_CHARS,
       maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
@@ -321,5 +341,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       batchPauseMs: e.RETENTION_BATCH_PAUSE_MS,
     },
     maintenance: { enabled: e.MAINTENANCE_ENABLED, intervalMs: e.MAINTENANCE_INTERVAL_MS, leaseMs: e.MAINTENANCE_LEASE_MS },
+    quota: { dailyTokens: e.QUOTA_DAILY_TOKENS > 0 ? e.QUOTA_DAILY_TOKENS : undefined, turnEstimateTokens: e.QUOTA_TURN_ESTIMATE_TOKENS },
+    analytics: { retentionDays: e.ANALYTICS_RETENTION_DAYS },
   };
 }

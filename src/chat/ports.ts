@@ -1,5 +1,5 @@
 /** What the chat domain needs from storage and presence; adapters implement these. */
-import type { Message, PresenceEntry, Session, User } from "../protocol/types.js";
+import type { Message, PresenceEntry, Session, User, UserRole } from "../protocol/types.js";
 
 export interface NewUserMessage {
   sessionId: string;
@@ -108,10 +108,20 @@ export interface MembershipStore {
 export interface AccountState {
   tokenVersion: number;
   disabled: boolean;
+  /** Read with the rest of the state, so a role change reaches every node within AUTH_CACHE_MS. */
+  role: UserRole;
 }
 
 export interface UserStore {
-  create(username: string, passwordHash: string): Promise<User | null>;
+  /** Null when the name is taken. The first account ever, or one created with `admin`, is an admin. */
+  create(username: string, passwordHash: string, admin?: boolean): Promise<(User & { role: UserRole }) | null>;
+  /** Makes the named existing accounts admins (ADMIN_USERNAMES at start); the number promoted. */
+  grantAdmin(usernames: readonly string[]): Promise<number>;
+  /**
+   * Sets the account's role: "missing" for no such (or a disabled) account,
+   * "last-admin" when it would demote the only admin left.
+   */
+  setRole(id: string, role: UserRole): Promise<(User & { role: UserRole }) | "missing" | "last-admin">;
   findByUsername(username: string): Promise<(User & AccountState & { passwordHash: string }) | null>;
   findById(id: string): Promise<User | null>;
   /** Null when the user does not exist (deleted). */

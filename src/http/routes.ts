@@ -4,16 +4,16 @@ import type { AccountService } from "../account/account-service.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { ChatService } from "../chat/chat-service.js";
 import type { LifecycleService } from "../chat/lifecycle-service.js";
-import type { LimitName, RateLimits } from "../chat/rate-limits.js";
+import type { RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
-import { clientAddress } from "./client-address.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
 import * as out from "../protocol/output-schemas.js";
 import { z } from "zod";
-import type { User } from "../protocol/types.js";
 import type { Metrics } from "./metrics.js";
+import { registerAdminRoutes } from "./admin-routes.js";
+import { bearerToken, routeGuards } from "./route-guards.js";
 import { parseWith, type RequestContext, type Router } from "./router.js";
 
 export interface ReadinessCheck {
@@ -41,7 +41,7 @@ export interface RouteDeps {
   isDraining(): boolean;
 }
 
-const bearer = (ctx: RequestContext) => /^Bearer\s+(\S+)$/i.exec(ctx.req.headers.authorization ?? "")?.[1];
+const bearer = bearerToken;
 
 /** Compares digests, so neither the time taken nor a length check tells how much of a guess was right. */
 function sameSecret(given: string | undefined, expected: string): boolean {
@@ -55,20 +55,14 @@ const memberParams = z.object({ id: uuid, userId: uuid });
 
 export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
-  const addressOf = (req: RequestContext["req"]) => clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], deps.trustProxy);
+  const guards = routeGuards(deps);
+  const { addressOf, requireUser, requireCaller } = guards;
+  registerAdminRoutes(router, { auth, guards });
   // Logins and registrations are limited per client address (password guessing, account floods).
   const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });
   // Every request, public ones included, spends a token of the per-address "rest" family.
   router.guardEachRequest((req) => deps.rateLimits.checkFor("rest", { address: addressOf(req) }));
 
-  /** The caller, from the bearer token, once a token of `limit` (the route's family) is spent for them. */
-  async function requireUser(ctx: RequestContext, limit: LimitName): Promise<User> {
-    const token = bearer(ctx);
-    const user = token ? await auth.authenticate(token) : null;
-    if (!user) throw new AppError("UNAUTHENTICATED", "missing, invalid or expired bearer token");
-    await deps.rateLimits.checkFor(limit, { userId: user.id, address: addressOf(ctx.req) });
-    return user;
-  }
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {
@@ -116,6 +110,16 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       tag: "auth",
       auth: true,
       responses: { 204: { description: "revoked" } },
+      errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
+    })
+    .add("GET", "/api/me", async (ctx) => {
+      const { user, role } = await requireCaller(ctx, "read");
+      return { body: { user, role } };
+    }, {
+      summary: "The caller and their role (member or admin)",
+      tag: "account",
+      auth: true,
+      responses: { 200: { description: "the caller", body: out.me } },
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("DELETE", "/api/me", async (ctx) => {

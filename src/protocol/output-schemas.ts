@@ -101,7 +101,11 @@ export const accountExport = z
     ),
   })
   .openapi("AccountExport");
-export const authResult = z.object({ token: z.string().describe("Bearer token for REST and the socket's auth.token"), user }).openapi("AuthResult");
+export const userRole = z.enum(["member", "admin"]).describe("member, or admin (analytics, quotas, configurations)").openapi("UserRole");
+export const authResult = z
+  .object({ token: z.string().describe("Bearer token for REST and the socket's auth.token"), user, role: userRole })
+  .openapi("AuthResult");
+export const me = z.object({ user, role: userRole }).openapi("Me");
 
 export const errorBody = z
   .object({

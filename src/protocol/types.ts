@@ -1,6 +1,8 @@
 /** Shapes the server sends. Field names are part of the protocol: add, never rename. */
 
 export type Role = "user" | "assistant" | "system";
+/** What an account may do: admins also see analytics, set quotas and manage configurations (sql/015_user_roles.sql). */
+export type UserRole = "member" | "admin";
 export type MessageStatus = "complete" | "streaming" | "cancelled" | "error" | "interrupted";
 
 export interface Message {

@@ -29,11 +29,18 @@ const ajv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false 
 const sockets: Socket[] = [];
 /** `METHOD /path/{template}` of every operation called. */
 const exercised = new Set<string>();
+const DOCS_ADMIN = uniqueName("docsadmin");
 
 beforeAll(async () => {
   db = await createTestDatabase(4);
   dataDir = await mkdtemp(path.join(tmpdir(), "memchat-apidocs-"));
-  server = await startServer({ DATABASE_URL: db.url, DATA_DIR: dataDir, JWT_SECRET: "apidocs-secret-0123456789-0123456789", EMBEDDER: "hash" });
+  server = await startServer({
+    DATABASE_URL: db.url,
+    DATA_DIR: dataDir,
+    JWT_SECRET: "apidocs-secret-0123456789-0123456789",
+    EMBEDDER: "hash",
+    ADMIN_USERNAMES: DOCS_ADMIN,
+  });
   openapi = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as Json;
   asyncapi = (await (await fetch(`${server.url}/api/asyncapi.json`)).json()) as Json;
   ajv.addSchema(openapi, "openapi");
@@ -217,6 +224,12 @@ describe("the running server answers as its documents say", () => {
     expect((await rest("POST", "/api/invitations/{id}/accept", { id: sessionId }, { token: bob.token })).status).toBe(200);
     expect((await rest("GET", "/api/sessions", {}, { token: t, query: "limit=1" })).body.nextCursor).not.toBeNull();
     expect((await rest("GET", "/api/me/export", {}, { token: bob.token })).status).toBe(200);
+    // Roles and the admin routes (issue 15).
+    const boss = await register(server.url, DOCS_ADMIN);
+    expect((await rest("GET", "/api/me", {}, { token: boss.token })).body.role).toBe("admin");
+    expect((await rest("GET", "/api/me")).status).toBe(401);
+    expect((await rest("PUT", "/api/admin/users/{id}/role", { id: bob.user.id }, { token: boss.token, body: { role: "member" } })).status).toBe(200);
+    expect((await rest("PUT", "/api/admin/users/{id}/role", { id: bob.user.id }, { token: bob.token, body: { role: "admin" } })).status).toBe(403);
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: t })).status).toBe(200);
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: bob.token })).status).toBe(403);
     expect((await rest("POST", "/api/sessions/{id}/unarchive", { id: sessionId }, { token: t })).status).toBe(200);

@@ -28,7 +28,10 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const mkUser = async (prefix = "u") => (await users.create(`${prefix}_${randomUUID().slice(0, 8)}`, "x"))!;
+const mkUser = async (prefix = "u") => {
+  const { id, username } = (await users.create(`${prefix}_${randomUUID().slice(0, 8)}`, "x"))!;
+  return { id, username };
+};
 const count = async (sql: string, params: unknown[] = []) =>
   (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`, params)).rows[0]!.n;
 
@@ -54,11 +57,11 @@ async function mkMessages(sessionId: string, userId: string, n: number, from = 1
 describe("account state and token versions", () => {
   it("reads state, raises the version, and refuses to revive a disabled or missing account", async () => {
     const u = await mkUser();
-    expect(await users.accountState(u.id)).toEqual({ tokenVersion: 0, disabled: false });
+    expect(await users.accountState(u.id)).toMatchObject({ tokenVersion: 0, disabled: false });
     expect(await users.revokeTokens(u.id)).toBe(1);
-    expect(await users.accountState(u.id)).toEqual({ tokenVersion: 1, disabled: false });
+    expect(await users.accountState(u.id)).toMatchObject({ tokenVersion: 1, disabled: false });
     expect(await requestDeletion(db.pool, u.id)).toBe(true);
-    expect(await users.accountState(u.id)).toEqual({ tokenVersion: 2, disabled: true });
+    expect(await users.accountState(u.id)).toMatchObject({ tokenVersion: 2, disabled: true });
     expect(await users.revokeTokens(u.id)).toBeNull();
     expect(await pendingDeletions(db.pool, 1000)).toContain(u.id);
     expect(await users.accountState(randomUUID())).toBeNull();

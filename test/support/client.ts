@@ -7,6 +7,8 @@ export interface TestUser {
   token: string;
   user: User;
   password: string;
+  /** As the server answered at registration. */
+  role?: "member" | "admin";
 }
 
 export const uniqueName = (prefix = "u") => `${prefix}_${randomBytes(5).toString("hex")}`;
