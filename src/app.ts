@@ -11,6 +11,7 @@ import { AuthService } from "./auth/auth-service.js";
 import { loadJwtSecret, TokenService } from "./auth/tokens.js";
 import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
+import { ConfigurationService } from "./chat/configuration-service.js";
 import { LifecycleService } from "./chat/lifecycle-service.js";
 import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
@@ -21,6 +22,7 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedde
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgConfigurationStore } from "./db/pg-configuration-store.js";
 import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
@@ -168,7 +170,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       rateLimits,
       onSent: (message, reply) => lifecycle.messageStored(message, reply),
     });
-    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle });
+    const configurations = new ConfigurationService({ store: new PgConfigurationStore(pool), rooms });
+    attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle, configurations });
 
     // Periodic work, one node at a time across the cluster (src/maintenance/).
     let scheduler: MaintenanceScheduler | undefined;
@@ -236,6 +239,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       auth,
       chat,
       lifecycle,
+      configurations,
       memory: memoryRuntime.memory,
       schemas,
       metrics,

@@ -13,6 +13,8 @@ import * as out from "../protocol/output-schemas.js";
 import { z } from "zod";
 import type { Metrics } from "./metrics.js";
 import { registerAdminRoutes } from "./admin-routes.js";
+import { registerConfigurationRoutes } from "./configuration-routes.js";
+import type { ConfigurationService } from "../chat/configuration-service.js";
 import { bearerToken, routeGuards } from "./route-guards.js";
 import { parseWith, type RequestContext, type Router } from "./router.js";
 
@@ -39,6 +41,7 @@ export interface RouteDeps {
   /** When set, /metrics needs it as a bearer token. */
   metricsToken?: string;
   isDraining(): boolean;
+  configurations: ConfigurationService;
 }
 
 const bearer = bearerToken;
@@ -58,6 +61,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
   const guards = routeGuards(deps);
   const { addressOf, requireUser, requireCaller } = guards;
   registerAdminRoutes(router, { auth, guards });
+  registerConfigurationRoutes(router, { configurations: deps.configurations, guards });
   // Logins and registrations are limited per client address (password guessing, account floods).
   const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });
   // Every request, public ones included, spends a token of the per-address "rest" family.

@@ -77,8 +77,7 @@ export const configurationUpdate = configurationCreate
 export type ConfigurationCreate = z.infer<typeof configurationCreate>;
 export type ConfigurationUpdate = z.infer<typeof configurationUpdate>;
 
-/** session:configure, and the body of PUT /api/sessions/:id/configuration (configurationId null: the default). */
-export const sessionConfigure = z.object({ sessionId: uuid, configurationId: uuid.nullable() }).strict();
+/** The body of PUT /api/sessions/:id/configuration (configurationId null: the default); the socket's session:configure is in schemas.ts. */
 export const sessionConfigurationBody = z.object({ configurationId: uuid.nullable() }).strict();
 export const configurationParams = z.object({ id: uuid });
 /** GET /api/admin/configurations?retired=true lists retired ones too. */

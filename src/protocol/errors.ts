@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   "PAYLOAD_TOO_LARGE",
   /** REST only: a body whose Content-Type is not exactly application/json (HTTP 415). */
   "UNSUPPORTED_MEDIA_TYPE",
+  /** A well-formed request whose settings are out of bounds (HTTP 422): `field` names the first, `issues` lists each. */
+  "VALIDATION",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -21,6 +23,10 @@ export interface ErrorBody {
   code: ErrorCode;
   message: string;
   retryAfterMs?: number;
+  /** With VALIDATION: the first field in error, e.g. "temperature". */
+  field?: string;
+  /** With VALIDATION: every field in error with its message. */
+  issues?: { field: string; message: string }[];
 }
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ErrorBody };
@@ -55,4 +61,17 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  VALIDATION: 422,
 };
+
+/** VALIDATION: the request parsed, but settings are out of bounds; each field in error is named. */
+export class ValidationError extends AppError {
+  constructor(readonly issues: { field: string; message: string }[]) {
+    super("VALIDATION", issues.map((i) => i.message).join("; ") || "invalid settings");
+    this.name = "ValidationError";
+  }
+
+  override toBody(): ErrorBody {
+    return { code: this.code, message: this.message, field: this.issues[0]?.field ?? "", issues: this.issues };
+  }
+}

@@ -1,7 +1,7 @@
 /** Typed Socket.IO events of namespace /chat. */
 import type { Ack } from "./errors.js";
 import type { Input } from "./schemas.js";
-import type { FeedbackRating, Message, PresenceEntry, Role, Session, User } from "./types.js";
+import type { ConfigurationSummary, FeedbackRating, Message, PresenceEntry, Role, Session, User } from "./types.js";
 
 type Handler<I, O> = (payload: I, ack: (reply: Ack<O>) => void) => void;
 
@@ -66,6 +66,12 @@ export interface ClientToServerEvents {
   "invitation:decline": Handler<Input<"invitation:decline">, { declined: boolean }>;
   "member:leave": Handler<Input<"member:leave">, { left: boolean }>;
   "member:remove": Handler<Input<"member:remove">, { removed: boolean }>;
+  /**
+   * Owner only: the named configuration the session's turns use, from the
+   * next turn (null: follow the default). Only an active configuration may
+   * be picked. The room hears session:configured.
+   */
+  "session:configure": Handler<Input<"session:configure">, SessionConfiguredPayload>;
   /** Owner only: archived true archives, false unarchives. The room hears session:archived. */
   "session:archive": Handler<Input<"session:archive">, { session: Session }>;
   "message:send": Handler<Input<"message:send">, { message: Message }>;
@@ -77,6 +83,14 @@ export interface ClientToServerEvents {
   "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: NonNullable<Input<"memory:search">["mode"]>; degraded: boolean }>;
   /** The earlier messages a reply used, with scores and ranks. */
   "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[] }>;
+}
+
+export interface SessionConfiguredPayload {
+  sessionId: string;
+  /** Null: the session follows the default configuration. */
+  configurationId: string | null;
+  /** The configuration the session's next turn uses. */
+  configuration: ConfigurationSummary;
 }
 
 export interface ContextEntryPayload {
@@ -123,6 +137,8 @@ export interface ServerToClientEvents {
   /** To every socket of each member: a full session continues in `successor`, of which they are members already. */
   "session:continued": (e: { sessionId: string; successor: Session }) => void;
   "session:updated": (e: { sessionId: string; title: string; updatedAt: string }) => void;
+  /** To the room: the owner picked another configuration; it applies from the next turn. */
+  "session:configured": (e: SessionConfiguredPayload) => void;
   "presence:join": (e: { sessionId: string; userId: string; username: string }) => void;
   "presence:leave": (e: { sessionId: string; userId: string; username: string }) => void;
   typing: (e: { sessionId: string; userId: string; username: string; isTyping: boolean }) => void;

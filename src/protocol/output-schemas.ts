@@ -9,6 +9,7 @@ import type { ErrorBody } from "./errors.js";
 import { ERROR_CODES } from "./errors.js";
 import type { ClientToServerEvents, ServerToClientEvents } from "./events.js";
 import { retrievalMode } from "./schemas.js";
+import { sessionConfigured } from "./configuration-output.js";
 import type { Message, Session, User } from "./types.js";
 import { z } from "./zod-openapi.js";
 
@@ -112,6 +113,8 @@ export const errorBody = z
     code: z.enum(ERROR_CODES),
     message: z.string(),
     retryAfterMs: int.positive().optional().describe("With RATE_LIMITED: when to try again."),
+    field: z.string().optional().describe("With VALIDATION: the first field in error."),
+    issues: z.array(z.object({ field: z.string(), message: z.string() })).optional().describe("With VALIDATION: every field in error with its message."),
   })
   .openapi("Error");
 /** REST error responses: `{error: {code, message, retryAfterMs?}}` with the code's HTTP status. */
@@ -180,6 +183,7 @@ export const ackDataSchemas = {
   "session:rename": z.object({ session }),
   "session:invite": inviteResult,
   "session:archive": z.object({ session }),
+  "session:configure": sessionConfigured,
   "invitation:list": z.object({ invitations: z.array(invitation) }),
   "invitation:accept": z.object({ session }),
   "invitation:decline": z.object({ declined: z.boolean() }),
@@ -208,6 +212,7 @@ export const serverEventSchemas = {
   "member:joined": z.object({ sessionId: id, member }),
   "member:left": z.object({ sessionId: id, member, reason: z.enum(["left", "removed"]) }),
   "session:updated": z.object({ sessionId: id, title: z.string(), updatedAt: timestamp }),
+  "session:configured": sessionConfigured,
   "presence:join": presenceChange,
   "presence:leave": presenceChange,
   typing: z.object({ sessionId: id, userId: id, username: z.string(), isTyping: z.boolean() }),

@@ -59,6 +59,8 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     /** REST body of PATCH /api/sessions/:id. */
     renameBody: z.object({ title: sessionTitle }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
+    /** Owner only: the named assistant configuration the session's turns use from the next one; null follows the default. */
+    "session:configure": z.object({ sessionId: uuid, configurationId: uuid.nullable() }).strict(),
     /** Owner only: true archives the session, false unarchives it. */
     "session:archive": z.object({ sessionId: uuid, archived: z.boolean() }).strict(),
     /** REST query of GET /api/sessions: archived=false (default) lists live sessions, true archived ones, all both. */

@@ -5,6 +5,7 @@ import type { AuthService } from "../auth/auth-service.js";
 import type { AssistantService } from "../chat/assistant-service.js";
 import type { ChatService } from "../chat/chat-service.js";
 import type { LifecycleService } from "../chat/lifecycle-service.js";
+import type { ConfigurationService } from "../chat/configuration-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError, type ErrorBody } from "../protocol/errors.js";
@@ -40,6 +41,7 @@ export interface SocketServerDeps {
   rateLimits: RateLimits;
   members: SocketMemberEvents;
   lifecycle: LifecycleService;
+  configurations: ConfigurationService;
 }
 
 export const KNOWN_EVENTS = new Set<string>([
@@ -49,6 +51,7 @@ export const KNOWN_EVENTS = new Set<string>([
   "session:rename",
   "session:invite",
   "session:archive",
+  "session:configure",
   "invitation:list",
   "invitation:accept",
   "invitation:decline",
@@ -167,6 +170,9 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     on(socket, "member:remove", "session", schemas["member:remove"], h, (input) => chat.removeMember(user, input.sessionId, input.userId));
     on(socket, "session:rename", "session", schemas["session:rename"], h, (input) => chat.renameSession(actor, input));
     on(socket, "session:archive", "session", schemas["session:archive"], h, (input) => deps.lifecycle.setArchived(user, input.sessionId, input.archived));
+    on(socket, "session:configure", "session", schemas["session:configure"], h, (input) =>
+      deps.configurations.configureSession(user, input.sessionId, input.configurationId, socket.id),
+    );
     on(socket, "message:send", "message", schemas["message:send"], h, async (input) => {
       const { message, duplicate } = await chat.sendMessage(actor, input);
       if (!duplicate) metrics.messagesAccepted.inc();

@@ -46,6 +46,7 @@ function buildRouter(): Router {
     account: unreachable("account"),
     sessionList: unreachable("sessionList"),
     lifecycle: unreachable("lifecycle"),
+    configurations: unreachable("configurations"),
     schemas,
     metrics: new Metrics(),
     readiness: [],
