@@ -152,7 +152,7 @@ export class Router {
 }
 
 const PREFLIGHT_HEADERS = {
-  "access-control-allow-methods": "GET, POST, PATCH, DELETE",
+  "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE",
   "access-control-allow-headers": "authorization, content-type",
   "access-control-max-age": "600",
 };
