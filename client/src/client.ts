@@ -7,7 +7,7 @@ import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import { rest } from "./rest.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
-import type { Calls, InvitationPayload, MemoryHit, SessionSummary, User } from "./protocol.js";
+import type { AssistantConfiguration, Calls, ConfigurationSettings, ConfigurationSummary, FeedbackRating, InvitationPayload, MemoryHit, SessionSummary, User } from "./protocol.js";
 import { ChatSession } from "./session.js";
 import { defaultStorage, type KeyValueStorage } from "./storage.js";
 import { type ConnectionState, Transport, type TransportOptions } from "./transport.js";
@@ -171,8 +171,37 @@ export class ChatClient extends Emitter<ClientEvents> {
     return this.transport.call("memory:search", { query, ...opts });
   }
 
-  feedback(messageId: number, rating: 1 | -1, comment?: string): Promise<Calls["message:feedback"]["output"]["feedback"]> {
+  /** Rates a reply: 1 positive, 0 neutral, -1 negative, with an optional comment. */
+  feedback(messageId: number, rating: FeedbackRating, comment?: string): Promise<Calls["message:feedback"]["output"]["feedback"]> {
     return this.transport.call("message:feedback", comment === undefined ? { messageId, rating } : { messageId, rating, comment }).then((r) => r.feedback);
+  }
+
+  /** The active assistant configurations, to pick one for a session you own (ChatSession.configure). */
+  configurations(): Promise<ConfigurationSummary[]> {
+    return rest<{ configurations: ConfigurationSummary[] }>(this.url, "/api/configurations", { token: this.currentToken }).then((r) => r.configurations);
+  }
+
+  /** Admins: the assistant configurations with every setting (retired ones too when asked). */
+  adminConfigurations(opts: { retired?: boolean } = {}): Promise<AssistantConfiguration[]> {
+    return rest<{ configurations: AssistantConfiguration[] }>(this.url, `/api/admin/configurations${opts.retired ? "?retired=true" : ""}`, { token: this.currentToken }).then(
+      (r) => r.configurations,
+    );
+  }
+
+  /**
+   * Admins: creates a configuration (no id) or changes the given settings of
+   * one. Settings out of bounds reject with code VALIDATION, `field` and `issues`.
+   */
+  saveConfiguration(settings: ConfigurationSettings, id?: string): Promise<AssistantConfiguration> {
+    const init = { token: this.currentToken, body: settings, method: id ? "PATCH" : "POST" };
+    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations${id ? `/${encodeURIComponent(id)}` : ""}`, init).then((r) => r.configuration);
+  }
+
+  /** Admins: "activate", "retire" (its sessions follow the default) or "default" (make it the default). */
+  configurationAction(id: string, action: "activate" | "retire" | "default"): Promise<AssistantConfiguration> {
+    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations/${encodeURIComponent(id)}/${action}`, { token: this.currentToken, method: "POST" }).then(
+      (r) => r.configuration,
+    );
   }
 
   /** Any call of the protocol, typed, with the ack envelope unwrapped (rejects with MemchatError). */

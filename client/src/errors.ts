@@ -11,6 +11,8 @@ export class MemchatError extends Error {
     message: string,
     /** Set with RATE_LIMITED: when trying again can succeed. */
     readonly retryAfterMs?: number,
+    /** Set with VALIDATION: every field in error with its message (the first is the `field` the server names). */
+    readonly issues?: { field: string; message: string }[],
   ) {
     super(message);
     this.name = "MemchatError";

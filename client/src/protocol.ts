@@ -15,13 +15,35 @@ import type {
   MemoryHitPayload,
   RemovalReason,
   ServerToClientEvents,
+  SessionConfiguredPayload,
   SessionJoinResult,
 } from "../../src/protocol/events.js";
-import type { Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User } from "../../src/protocol/types.js";
+import type { ConfigurationCreate } from "../../src/protocol/configuration-schemas.js";
+import type {
+  AssistantConfiguration,
+  ConfigurationSummary,
+  FeedbackRating,
+  Message,
+  MessageStatus,
+  OwnFeedback,
+  PresenceEntry,
+  Role,
+  Session,
+  SessionSummary,
+  User,
+} from "../../src/protocol/types.js";
+
+/** The settings an admin sends to create a configuration (every one optional when changing one). */
+export type ConfigurationSettings = Partial<ConfigurationCreate>;
 
 export type {
   Ack,
   ActiveStream,
+  AssistantConfiguration,
+  ConfigurationSummary,
+  FeedbackRating,
+  OwnFeedback,
+  SessionConfiguredPayload,
   ContextEntryPayload,
   ErrorBody,
   ErrorCode,

@@ -26,7 +26,12 @@ export async function rest<T>(url: string, path: string, init: RestInit = {}): P
   }
   if (res.status === 204) return undefined as T;
   if (init.raw && res.ok) return (await res.blob()) as T;
-  const json = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string; retryAfterMs?: number } } | undefined;
-  if (!res.ok) throw new MemchatError(json?.error?.code ?? `HTTP_${res.status}`, json?.error?.message ?? `The server answered ${res.status}.`, json?.error?.retryAfterMs);
+  const json = (await res.json().catch(() => undefined)) as
+    | { error?: { code: string; message: string; retryAfterMs?: number; issues?: { field: string; message: string }[] } }
+    | undefined;
+  if (!res.ok) {
+    const e = json?.error;
+    throw new MemchatError(e?.code ?? `HTTP_${res.status}`, e?.message ?? `The server answered ${res.status}.`, e?.retryAfterMs, e?.issues);
+  }
   return json as T;
 }

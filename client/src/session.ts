@@ -7,7 +7,7 @@
 import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import type { Outbox } from "./outbox.js";
-import type { Calls, Events, HistoryResult, MemberPayload, Message, Session, SessionJoinResult, User } from "./protocol.js";
+import type { Calls, Events, FeedbackRating, HistoryResult, MemberPayload, Message, Session, SessionConfiguredPayload, SessionJoinResult, User } from "./protocol.js";
 import { ReplyStream } from "./reply-stream.js";
 import type { Transport } from "./transport.js";
 
@@ -19,6 +19,8 @@ export interface SessionEvents {
   presence: { userId: string; username?: string; present: boolean };
   typing: { userId: string; username: string; isTyping: boolean };
   updated: { title: string; updatedAt: string };
+  /** The owner picked another assistant configuration; it applies from the next turn. */
+  configured: SessionConfiguredPayload;
   /** Someone became a member (accepted an invitation), or stopped being one. */
   member: { member: MemberPayload; joined: boolean; reason?: "left" | "removed" };
   /** Every (re)join, with what the server answered. */
@@ -165,8 +167,17 @@ export class ChatSession extends Emitter<SessionEvents> {
     return this.streamOf(message.id, message.replyToId);
   }
 
-  feedback(messageId: number, rating: 1 | -1, comment?: string): Promise<Calls["message:feedback"]["output"]["feedback"]> {
+  /** Rates a reply: 1 positive, 0 neutral, -1 negative, with an optional comment; rating again replaces your earlier rating. */
+  feedback(messageId: number, rating: FeedbackRating, comment?: string): Promise<Calls["message:feedback"]["output"]["feedback"]> {
     return this.d.transport.call("message:feedback", comment === undefined ? { messageId, rating } : { messageId, rating, comment }).then((r) => r.feedback);
+  }
+
+  /** Owner only: the assistant configuration this session's turns use from the next one (null: the default). */
+  configure(configurationId: string | null): Promise<SessionConfiguredPayload> {
+    return this.d.transport.call("session:configure", { sessionId: this.id, configurationId }).then((r) => {
+      this.info = { ...this.info, configurationId: r.configurationId };
+      return r;
+    });
   }
 
   rename(title: string): Promise<Session> {
@@ -266,6 +277,11 @@ export class ChatSession extends Emitter<SessionEvents> {
         if (!mine(e)) return;
         this.info = { ...this.info, title: e.title, updatedAt: e.updatedAt };
         this.emit("updated", { title: e.title, updatedAt: e.updatedAt });
+      }),
+      t.listen("session:configured", (e) => {
+        if (!mine(e)) return;
+        this.info = { ...this.info, configurationId: e.configurationId };
+        this.emit("configured", e);
       }),
       t.listen("session:removed", (e) => {
         if (!mine(e)) return;

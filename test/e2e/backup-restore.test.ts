@@ -81,7 +81,11 @@ async function snapshot(url: string, tokens: string[], sessionIds: string[], poo
   }
   const q = async (sql: string) => (await pool.query(sql, [sessionIds])).rows;
   out.members = await q("SELECT session_id, user_id, role FROM chat_session_members WHERE session_id = ANY($1) ORDER BY 1, 2");
-  out.settings = await q("SELECT session_id, system_prompt, top_k, temperature FROM rag_configurations WHERE session_id = ANY($1) OR session_id IS NULL AND $1 IS NOT NULL ORDER BY 1 NULLS FIRST");
+  out.settings = await q(
+    `SELECT s.id, c.name, c.system_prompt, c.top_k, c.temperature, c.is_default FROM chat_sessions s
+       LEFT JOIN assistant_configurations c ON c.id = s.configuration_id OR s.configuration_id IS NULL AND c.is_default
+      WHERE s.id = ANY($1) ORDER BY 1`,
+  );
   out.feedback = await q("SELECT f.message_id, f.user_id, f.rating, f.comment FROM message_feedback f JOIN chat_messages m ON m.id = f.message_id WHERE m.session_id = ANY($1) ORDER BY 1, 2");
   out.context = await q("SELECT c.message_id, c.context_message_id, c.rank FROM message_context c JOIN chat_messages m ON m.id = c.message_id WHERE m.session_id = ANY($1) ORDER BY 1, 2");
   return out;
@@ -115,7 +119,10 @@ it("backs up a populated server under live writes, and a wiped database restored
   const history = await ok(b!, "message:history", { sessionId: trip.id });
   const reply = history.messages.find((m: { role: string }) => m.role === "assistant");
   await ok(b!, "message:feedback", { messageId: reply.id, rating: -1, comment: "too short" });
-  await db.pool.query("INSERT INTO rag_configurations (session_id, system_prompt, top_k, temperature) VALUES ($1, 'Talk like a travel agent.', 4, 0.2)", [trip.id]);
+  const { rows: agent } = await db.pool.query<{ id: string }>(
+    "INSERT INTO assistant_configurations (name, system_prompt, top_k, temperature) VALUES ('agent', 'Talk like a travel agent.', 4, 0.2) RETURNING id",
+  );
+  await db.pool.query("UPDATE chat_sessions SET configuration_id = $2 WHERE id = $1", [trip.id, agent[0]!.id]);
   await indexed(db.pool);
   const sessionIds = [trip.id, work.id];
   const before = await snapshot(server.url, [alice.token, bob.token], sessionIds, db.pool);

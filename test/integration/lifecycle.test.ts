@@ -127,7 +127,8 @@ describe("full sessions", () => {
     const { lifecycle, recorded } = testLifecycle(db.pool, { sessionMaxMessages: 10 });
     const s = await store.createSession(alice.id, "long talk", true);
     await addMember(db.pool, s.id, alice.id, bob);
-    await db.pool.query("INSERT INTO rag_configurations (session_id, system_prompt, top_k) VALUES ($1, 'Be brief.', 3)", [s.id]);
+    const { rows: brief } = await db.pool.query<{ id: string }>("INSERT INTO assistant_configurations (name, system_prompt, top_k) VALUES ('brief', 'Be brief.', 3) RETURNING id");
+    await db.pool.query("UPDATE chat_sessions SET configuration_id = $2 WHERE id = $1", [s.id, brief[0]!.id]);
     let last;
     for (let i = 0; i < 10; i++) {
       last = await send(s.id, i % 2 ? bob.id : alice.id);
@@ -151,8 +152,7 @@ describe("full sessions", () => {
     expect((await store.getSession(old.successorId!, alice.id))!.role).toBe("owner");
     expect(await store.getSession(old.successorId!, carol.id)).toBeNull();
     expect(await store.assistantEnabled(next.id)).toBe(true);
-    const rag = await db.pool.query("SELECT system_prompt, top_k FROM rag_configurations WHERE session_id = $1", [next.id]);
-    expect(rag.rows).toEqual([{ system_prompt: "Be brief.", top_k: 3 }]);
+    expect(next.configurationId).toBe(brief[0]!.id);
     expect((await send(next.id, bob.id)).kind).toBe("inserted");
 
     expect(recorded.room).toContainEqual({ sessionId: s.id, event: "message:new", payload: { message: history.at(-1) } });
