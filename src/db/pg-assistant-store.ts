@@ -13,6 +13,8 @@ const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT i
           ON CONFLICT (message_id) DO UPDATE SET run_at = now()`;
 
 export interface RagConfig {
+  /** The rag_configurations row: the reply records it (chat_messages.config_id) and analytics count the turn for it. */
+  id?: number;
   systemPrompt: string;
   model: string | null;
   temperature: number;
@@ -39,6 +41,8 @@ export interface Completion {
   promptTokens: number | null;
   firstTokenMs: number | null;
   latencyMs: number;
+  /** The configuration the reply was produced with (null: its settings were never read). */
+  configId?: number | null;
 }
 
 export interface ContextRow {
@@ -59,7 +63,7 @@ SELECT $1, s.last_seq, $2, 'assistant', '', 'streaming', $3, $4 FROM s
 RETURNING ${MESSAGE_COLUMNS}`;
 
 const RAG_CONFIG = `
-SELECT system_prompt, model, temperature, max_tokens, top_k, similarity_threshold, history_window,
+SELECT id, system_prompt, model, temperature, max_tokens, top_k, similarity_threshold, history_window,
        context_token_budget, cross_session
   FROM rag_configurations
  WHERE session_id = $1 OR session_id IS NULL
@@ -93,11 +97,11 @@ export class PgAssistantStore {
   }
 
   /** Keeps the text produced so far, so a crash of this node loses at most one checkpoint interval. */
-  async checkpoint(messageId: number, content: string): Promise<void> {
+  async checkpoint(messageId: number, content: string, configId: number | null = null): Promise<void> {
     await this.pool.query({
-      name: "checkpoint_reply",
-      text: "UPDATE chat_messages SET content = $2, updated_at = now() WHERE id = $1 AND status = 'streaming'",
-      values: [messageId, content],
+      name: "checkpoint_reply_config",
+      text: "UPDATE chat_messages SET content = $2, config_id = coalesce($3, config_id), updated_at = now() WHERE id = $1 AND status = 'streaming'",
+      values: [messageId, content, configId],
     });
   }
 
@@ -108,10 +112,10 @@ export class PgAssistantStore {
   async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
     // One statement: the final state and the context it used land together.
     const { rows } = await this.pool.query<MessageRow>({
-      name: "complete_reply",
+      name: "complete_reply_config",
       text: `WITH upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
-                latency_ms = $7, owner_node = NULL, updated_at = now()
+                latency_ms = $7, owner_node = NULL, config_id = coalesce($12, config_id), updated_at = now()
           WHERE id = $1 AND status = 'streaming'
          RETURNING ${MESSAGE_COLUMNS}
        ), job AS (
@@ -126,6 +130,7 @@ export class PgAssistantStore {
       values: [
         messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
+        c.configId ?? null,
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;
@@ -159,6 +164,7 @@ export class PgAssistantStore {
     const { rows } = await this.pool.query(RAG_CONFIG, [sessionId]);
     const r = rows[0];
     return {
+      id: r.id,
       systemPrompt: r.system_prompt,
       model: r.model,
       temperature: r.temperature,

@@ -12,7 +12,10 @@ import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js"
 import * as out from "../protocol/output-schemas.js";
 import { z } from "zod";
 import type { Metrics } from "./metrics.js";
+import type { AnalyticsService } from "../analytics/analytics-service.js";
+import type { QuotaService } from "../chat/quota-service.js";
 import { registerAdminRoutes } from "./admin-routes.js";
+import { registerUsageRoutes } from "./usage-routes.js";
 import { bearerToken, routeGuards } from "./route-guards.js";
 import { parseWith, type RequestContext, type Router } from "./router.js";
 
@@ -39,6 +42,8 @@ export interface RouteDeps {
   /** When set, /metrics needs it as a bearer token. */
   metricsToken?: string;
   isDraining(): boolean;
+  analytics: AnalyticsService;
+  quota: QuotaService;
 }
 
 const bearer = bearerToken;
@@ -57,7 +62,8 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
   const guards = routeGuards(deps);
   const { addressOf, requireUser, requireCaller } = guards;
-  registerAdminRoutes(router, { auth, guards });
+  registerAdminRoutes(router, { auth, guards, analytics: deps.analytics, quota: deps.quota });
+  registerUsageRoutes(router, { guards, quota: deps.quota });
   // Logins and registrations are limited per client address (password guessing, account floods).
   const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });
   // Every request, public ones included, spends a token of the per-address "rest" family.

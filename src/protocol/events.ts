@@ -67,7 +67,8 @@ export interface ClientToServerEvents {
   "member:remove": Handler<Input<"member:remove">, { removed: boolean }>;
   /** Owner only: archived true archives, false unarchives. The room hears session:archived. */
   "session:archive": Handler<Input<"session:archive">, { session: Session }>;
-  "message:send": Handler<Input<"message:send">, { message: Message }>;
+  /** `replyRefused`: the message is stored but no reply starts (QUOTA_EXCEEDED, with the reset time). */
+  "message:send": Handler<Input<"message:send">, { message: Message; replyRefused?: { code: "QUOTA_EXCEEDED"; message: string; resetAt: string } }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
   typing: Handler<Input<"typing">, { sent: boolean }>;
   "assistant:cancel": Handler<Input<"assistant:cancel">, { cancelled: boolean }>;
@@ -135,7 +136,7 @@ export interface ServerToClientEvents {
     context: { messageId: number; score: number }[];
   }) => void;
   /** messageId is null when the reply could not even be created; replyToId names the user message then. */
-  "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string }) => void;
+  "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string; resetAt?: string }) => void;
 }
 
 /** Events between nodes (Socket.IO serverSideEmit), not seen by clients. */
