@@ -13,6 +13,7 @@ import { AssistantService } from "./chat/assistant-service.js";
 import { ChatService } from "./chat/chat-service.js";
 import { ConfigurationService } from "./chat/configuration-service.js";
 import { LifecycleService } from "./chat/lifecycle-service.js";
+import { QuotaService } from "./chat/quota-service.js";
 import { usernames } from "./chat/usernames.js";
 import { ContextBuilder } from "./chat/context-builder.js";
 import { RateLimits } from "./chat/rate-limits.js";
@@ -27,6 +28,7 @@ import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
+import { PgUsageStore } from "./db/pg-usage-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
 import { createPool } from "./db/pool.js";
 import { Metrics } from "./http/metrics.js";
@@ -35,6 +37,9 @@ import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
 import { PgVectorPurge, QdrantVectorPurge, vectorPurger } from "./memory/vector-purge.js";
+import { AnalyticsService } from "./analytics/analytics-service.js";
+import { PgAnalyticsStore } from "./db/pg-analytics-store.js";
+import { analyticsJob } from "./maintenance/analytics-job.js";
 import { archivalJob } from "./maintenance/archival-job.js";
 import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
 import { retentionJob } from "./maintenance/retention-job.js";
@@ -127,6 +132,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         })
       : new OfflineResponder({ tokenDelayMs: config.llm.offlineTokenDelayMs });
     if (!config.llm.baseUrl) log.warn("no OPENAI_BASE_URL: the offline responder answers (it quotes earlier messages)");
+    const usageStore = new PgUsageStore(pool);
+    const quota = new QuotaService(usageStore, config.quota);
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
@@ -141,8 +148,13 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       metrics: {
         onFirstToken: (s) => metrics.timeToFirstToken.observe(s),
         onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
+        onTokens: (model, prompt, completion) => {
+          metrics.llmTokens.inc({ model, kind: "prompt" }, prompt);
+          metrics.llmTokens.inc({ model, kind: "completion" }, completion);
+        },
       },
       onReplyStored: () => memoryRuntime.messageStored(),
+      quota,
     });
     await assistant.start();
 
@@ -173,6 +185,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const configurations = new ConfigurationService({ store: new PgConfigurationStore(pool), rooms });
     attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle, configurations });
 
+    const analyticsStore = new PgAnalyticsStore(pool);
     // Periodic work, one node at a time across the cluster (src/maintenance/).
     let scheduler: MaintenanceScheduler | undefined;
     const onRun = maintenanceMetrics(metrics.registry, () => scheduler);
@@ -182,6 +195,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
       }
       if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      scheduler.register(analyticsJob(analyticsStore, usageStore, { intervalMs: config.maintenance.intervalMs, retentionDays: config.analytics.retentionDays }));
       scheduler.start();
       const running = scheduler;
       cleanups.push(() => running.stop());
@@ -248,6 +262,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       trustProxy: config.trustProxy,
       metricsToken: config.metricsToken,
       isDraining: () => inFlight.draining,
+      analytics: new AnalyticsService(analyticsStore),
+      quota,
     });
     registerStaticFiles(router);
     registerApiDocs(router, schemas, log);

@@ -87,7 +87,7 @@ const envSchema = z.object({
 
   /** Default retrieval for memory:search and the assistant: hybrid, vector or lexical. */
   RETRIEVAL_MODE: z.enum(["hybrid", "vector", "lexical"]).default("hybrid"),
-  /** memory:search drops vector hits below this cosine similarity (the assistant uses rag_configurations). */
+  /** memory:search drops vector hits below this cosine similarity (the assistant uses its named configuration). */
   MEMORY_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
 
   INDEXER_ENABLED: bool.default("true"),

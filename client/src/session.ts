@@ -173,7 +173,7 @@ export class ChatSession extends Emitter<SessionEvents> {
   }
 
   /** Owner only: the assistant configuration this session's turns use from the next one (null: the default). */
-  configure(configurationId: string | null): Promise<SessionConfiguredPayload> {
+  configure(configurationId: number | null): Promise<SessionConfiguredPayload> {
     return this.d.transport.call("session:configure", { sessionId: this.id, configurationId }).then((r) => {
       this.info = { ...this.info, configurationId: r.configurationId };
       return r;

@@ -13,6 +13,7 @@ import type { FeedbackRating, Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder, GatheredContext } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
+import type { QuotaService, Reservation } from "./quota-service.js";
 import type { RoomEvents } from "./room-events.js";
 
 export interface AssistantOptions {
@@ -31,6 +32,8 @@ export interface AssistantOptions {
 export interface AssistantMetrics {
   onFirstToken(seconds: number): void;
   onTurnEnd(status: string): void;
+  /** A turn ended having spent these tokens with `model`. */
+  onTokens?(model: string, promptTokens: number, completionTokens: number): void;
 }
 
 export interface ActiveStream {
@@ -45,6 +48,8 @@ interface Turn {
   sessionId: string;
   userId: string;
   done: Promise<void>;
+  /** The quota reservation the turn settles when it ends. */
+  reservation?: Reservation;
 }
 
 /** A turn's reads, started before its rows exist (`AssistantService.prefetch`). */
@@ -69,6 +74,8 @@ export class AssistantService {
       opts: AssistantOptions;
       metrics?: AssistantMetrics;
       onReplyStored?: () => void;
+      /** Daily token quotas and usage accounting; without it turns are neither capped nor counted. */
+      quota?: QuotaService;
     },
   ) {}
 
@@ -99,10 +106,24 @@ export class AssistantService {
     return this.d.nodeId;
   }
 
+  /**
+   * Reserves the quota for a turn of the user before its reply row is
+   * written; throws QUOTA_EXCEEDED past the cap. Undefined without quotas.
+   */
+  reserveTurn(userId: string): Promise<Reservation | undefined> {
+    return this.d.quota ? this.d.quota.reserve(userId) : Promise.resolve(undefined);
+  }
+
+  /** Gives back a reservation whose turn did not start. */
+  releaseTurn(reservation: Reservation | undefined): void {
+    if (!reservation || !this.d.quota) return;
+    this.d.quota.release(reservation).catch((err) => this.d.log.warn({ err: (err as Error).message }, "could not release a quota reservation"));
+  }
+
   /** Inserts a streaming reply to `question` and runs it. Null when the user already has a reply streaming in this session. */
-  async startTurn(actor: Actor, question: Message, acceptedAt: number): Promise<Message | null> {
+  async startTurn(actor: Actor, question: Message, acceptedAt: number, reservation?: Reservation): Promise<Message | null> {
     const reply = await this.d.store.insertStreamingReply(question.sessionId, actor.user.id, question.id, this.d.nodeId);
-    if (reply) this.run(actor, question, reply, acceptedAt);
+    if (reply) this.run(actor, question, reply, acceptedAt, undefined, reservation);
     return reply;
   }
 
@@ -150,8 +171,15 @@ export class AssistantService {
    * in the background. `acceptedAt` (performance.now()) is when the user's
    * message arrived: the base of time to first token.
    */
-  run(actor: Actor, question: Message, reply: Message, acceptedAt: number, prefetched?: PrefetchedContext): void {
-    const turn: Turn = { abort: new AbortController(), reason: undefined, sessionId: question.sessionId, userId: actor.user.id, done: Promise.resolve() };
+  run(actor: Actor, question: Message, reply: Message, acceptedAt: number, prefetched?: PrefetchedContext, reservation?: Reservation): void {
+    const turn: Turn = {
+      abort: new AbortController(),
+      reason: undefined,
+      sessionId: question.sessionId,
+      userId: actor.user.id,
+      done: Promise.resolve(),
+      ...(reservation ? { reservation } : {}),
+    };
     this.turns.set(reply.id, turn);
     turn.done = this.stream(turn, question, reply, acceptedAt, prefetched)
       .catch((err) => this.d.log.error({ err, messageId: reply.id }, "assistant turn failed unexpectedly"))
@@ -163,7 +191,13 @@ export class AssistantService {
     if (!target) throw new AppError("NOT_FOUND", "no such user message in this session");
     if (!target.assistantEnabled) throw new AppError("BAD_REQUEST", "this session has no assistant");
     if (target.archived) throw new AppError("ARCHIVED", "this session is archived: it takes no new replies (its owner can unarchive it)");
-    const reply = await this.startTurn(actor, target.message, performance.now());
+    const reservation = await this.reserveTurn(actor.user.id);
+    let reply: Message | null = null;
+    try {
+      reply = await this.startTurn(actor, target.message, performance.now(), reservation);
+    } finally {
+      if (!reply) this.releaseTurn(reservation);
+    }
     if (!reply) throw busyError();
     return { message: reply };
   }
@@ -227,7 +261,6 @@ export class AssistantService {
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
-    let configurationId: string | null = null;
     // Deltas leave in seq order: each waits for the previous one's buffer append.
     let chain = Promise.resolve();
     const flush = () => {
@@ -242,10 +275,12 @@ export class AssistantService {
       });
     };
     let lastCheckpoint = "";
+    let configId: number | null = null;
+    let model = this.d.opts.defaultModel ?? this.d.llm.name;
     const checkpoints = setInterval(() => {
       if (text === lastCheckpoint) return;
       lastCheckpoint = text;
-      store.checkpoint(reply.id, text).catch((err) => log.warn({ err: (err as Error).message }, "checkpoint failed"));
+      store.checkpoint(reply.id, text, configId).catch((err) => log.warn({ err: (err as Error).message }, "checkpoint failed"));
     }, this.d.opts.checkpointMs);
     checkpoints.unref();
 
@@ -258,7 +293,8 @@ export class AssistantService {
       const { config, gathered } =
         (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
       marks.reads = performance.now() - acceptedAt;
-      configurationId = config.configurationId;
+      configId = config.id ?? null;
+      model = config.model ?? model;
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
       usage.promptTokens = built.promptTokens;
@@ -305,9 +341,13 @@ export class AssistantService {
       promptTokens: usage.promptTokens || null,
       firstTokenMs,
       latencyMs: Math.round(performance.now() - acceptedAt),
-      configurationId,
+      configId,
     };
+    // The tokens count whatever became of the row: they were spent.
+    const settled = this.settle(turn, usage.promptTokens, usage.completionTokens);
     const stored = await this.completeWithRetry(reply.id, completion, used);
+    await settled;
+    if (usage.promptTokens + usage.completionTokens > 0) this.d.metrics?.onTokens?.(model, usage.promptTokens, usage.completionTokens);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
     this.d.metrics?.onTurnEnd(status);
@@ -326,6 +366,15 @@ export class AssistantService {
         context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
       });
     }
+  }
+
+  /** Counts the turn's tokens for its user (and releases its reservation); a failure is logged, never thrown. */
+  private async settle(turn: Turn, promptTokens: number, completionTokens: number): Promise<void> {
+    const quota = this.d.quota;
+    if (!quota) return;
+    await quota.settle(turn.userId, turn.reservation, promptTokens, completionTokens).catch((err) =>
+      this.d.log.warn({ err: (err as Error).message, userId: turn.userId }, "could not count a turn's tokens"),
+    );
   }
 
   private requestOptions(config: RagConfig) {

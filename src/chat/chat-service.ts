@@ -9,6 +9,7 @@ import type { Message, Session, User } from "../protocol/types.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { type AssistantService, busyError } from "./assistant-service.js";
 import type { MembershipStore, MessageStore, Presence } from "./ports.js";
+import { QuotaExceededError, type Reservation } from "./quota-service.js";
 import type { RateLimits } from "./rate-limits.js";
 import type { MemberEvents, RoomEvents } from "./room-events.js";
 
@@ -22,6 +23,14 @@ export interface ChatLimits {
   historyPageSize: number;
   /** Most messages session:join returns after afterSeq; the client pages for more. */
   joinBacklogMax: number;
+}
+
+/** Why a stored message got no reply (message:send's ack says so). */
+export interface ReplyRefusal {
+  code: "QUOTA_EXCEEDED";
+  message: string;
+  /** When the quota resets (next midnight UTC). */
+  resetAt: string;
 }
 
 const notFound = () => new AppError("NOT_FOUND", "session not found");
@@ -219,30 +228,54 @@ export class ChatService {
    * is refused (CONFLICT) and nothing is written. A retry returns the stored
    * row and does nothing else.
    */
-  async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean }> {
+  async sendMessage(actor: Actor, input: Input<"message:send">): Promise<{ message: Message; duplicate: boolean; replyRefused?: ReplyRefusal }> {
     const acceptedAt = performance.now();
     // Only a session with an assistant spends the user's turn budget.
-    const wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
+    let wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
     // The message itself was counted by the socket handler (family "message").
     if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
     // The reply's reads need only the text: they run while the rows are written.
     const prefetched = wantsReply ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;
-    const r = await this.store.insertUserMessage({
-      sessionId: input.sessionId,
-      userId: actor.user.id,
-      clientMessageId: input.clientMessageId,
-      content: input.content,
-      replyOwnerNode: wantsReply ? this.assistant!.nodeId : undefined,
-    });
-    if (r.kind === "not_found") throw notFound();
-    if (r.kind === "busy") throw busyError();
-    if (r.kind === "archived") throw archivedError();
-    if (r.kind === "duplicate") return { message: r.message, duplicate: true };
-    this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
-    this.onMessageStored?.();
-    this.onSent?.(r.message, r.reply);
-    if (r.reply) this.assistant!.run(actor, r.message, r.reply, acceptedAt, prefetched);
-    return { message: r.message, duplicate: false };
+    // Over the daily token quota the message is still stored, without a reply.
+    let reservation: Reservation | undefined;
+    let refused: QuotaExceededError | undefined;
+    if (wantsReply) {
+      try {
+        reservation = await this.assistant!.reserveTurn(actor.user.id);
+      } catch (err) {
+        if (!(err instanceof QuotaExceededError)) throw err;
+        refused = err;
+        wantsReply = false;
+      }
+    }
+    let started = false;
+    try {
+      const r = await this.store.insertUserMessage({
+        sessionId: input.sessionId,
+        userId: actor.user.id,
+        clientMessageId: input.clientMessageId,
+        content: input.content,
+        replyOwnerNode: wantsReply ? this.assistant!.nodeId : undefined,
+      });
+      if (r.kind === "not_found") throw notFound();
+      if (r.kind === "busy") throw busyError();
+      if (r.kind === "archived") throw archivedError();
+      if (r.kind === "duplicate") return { message: r.message, duplicate: true };
+      this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
+      this.onMessageStored?.();
+      this.onSent?.(r.message, r.reply);
+      if (r.reply) {
+        this.assistant!.run(actor, r.message, r.reply, acceptedAt, prefetched, reservation);
+        started = true;
+      }
+      if (!refused) return { message: r.message, duplicate: false };
+      const replyRefused: ReplyRefusal = { code: "QUOTA_EXCEEDED", message: refused.message, resetAt: refused.resetAt.toISOString() };
+      // The sender's other tabs hear it too; the room does not (a quota is the user's own business).
+      this.members.toUser(actor.user.id, "assistant:error", { sessionId: input.sessionId, messageId: null, replyToId: r.message.id, ...replyRefused });
+      return { message: r.message, duplicate: false, replyRefused };
+    } finally {
+      if (!started) this.assistant?.releaseTurn(reservation);
+    }
   }
 
   async history(user: User, input: Input<"message:history">): Promise<HistoryResult> {

@@ -50,26 +50,26 @@ export class ConfigurationService {
     return { configuration: written(await this.d.store.create(input, admin.id), input.name) };
   }
 
-  async update(admin: User, id: string, raw: unknown): Promise<{ configuration: AssistantConfiguration }> {
+  async update(admin: User, id: number, raw: unknown): Promise<{ configuration: AssistantConfiguration }> {
     const input: ConfigurationUpdate = parseSettings(configurationUpdate, raw);
     return { configuration: written(await this.d.store.update(id, input, admin.id), input.name) };
   }
 
-  async activate(admin: User, id: string): Promise<{ configuration: AssistantConfiguration }> {
+  async activate(admin: User, id: number): Promise<{ configuration: AssistantConfiguration }> {
     const r = await this.d.store.activate(id, admin.id);
     if (r === "not_found") throw notFound();
     return { configuration: r };
   }
 
   /** Sessions that used it follow the default from their next turn (they are not told one by one: nothing changes for them until then). */
-  async retire(admin: User, id: string): Promise<{ configuration: AssistantConfiguration; sessionsReset: number }> {
+  async retire(admin: User, id: number): Promise<{ configuration: AssistantConfiguration; sessionsReset: number }> {
     const r = await this.d.store.retire(id, admin.id);
     if (r === "not_found") throw notFound();
     if (r === "default") throw new AppError("CONFLICT", "the default configuration cannot be retired: make another one the default first");
     return r;
   }
 
-  async setDefault(admin: User, id: string): Promise<{ configuration: AssistantConfiguration }> {
+  async setDefault(admin: User, id: number): Promise<{ configuration: AssistantConfiguration }> {
     const r = await this.d.store.setDefault(id, admin.id);
     if (r === "not_found") throw notFound();
     if (r === "retired") throw new AppError("CONFLICT", "a retired configuration cannot be the default: activate it first");
@@ -77,7 +77,7 @@ export class ConfigurationService {
   }
 
   /** Owner only; the room hears session:configured. */
-  async configureSession(user: User, sessionId: string, configurationId: string | null, exceptConnectionId?: string): Promise<SessionConfiguredPayload> {
+  async configureSession(user: User, sessionId: string, configurationId: number | null, exceptConnectionId?: string): Promise<SessionConfiguredPayload> {
     const r: ConfigureResult = await this.d.store.configureSession(sessionId, user.id, configurationId);
     if (r === "not_found") throw new AppError("NOT_FOUND", "session not found");
     if (r === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can change its configuration");

@@ -14,7 +14,8 @@ const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT i
 
 /** The settings of one turn: the named configuration its session uses (sql/019_named_configurations.sql). */
 export interface RagConfig {
-  configurationId: string;
+  /** The configuration (assistant_configurations.id): the reply records it (chat_messages.config_id) and analytics count the turn for it. */
+  id: number;
   systemPrompt: string;
   model: string | null;
   temperature: number;
@@ -42,8 +43,8 @@ export interface Completion {
   promptTokens: number | null;
   firstTokenMs: number | null;
   latencyMs: number;
-  /** The configuration the reply was produced with; null when the turn ended before reading one. */
-  configurationId: string | null;
+  /** The configuration the reply was produced with (null: its settings were never read). */
+  configId?: number | null;
 }
 
 export interface ContextRow {
@@ -104,11 +105,11 @@ export class PgAssistantStore {
   }
 
   /** Keeps the text produced so far, so a crash of this node loses at most one checkpoint interval. */
-  async checkpoint(messageId: number, content: string): Promise<void> {
+  async checkpoint(messageId: number, content: string, configId: number | null = null): Promise<void> {
     await this.pool.query({
-      name: "checkpoint_reply",
-      text: "UPDATE chat_messages SET content = $2, updated_at = now() WHERE id = $1 AND status = 'streaming'",
-      values: [messageId, content],
+      name: "checkpoint_reply_config",
+      text: "UPDATE chat_messages SET content = $2, config_id = coalesce($3, config_id), updated_at = now() WHERE id = $1 AND status = 'streaming'",
+      values: [messageId, content, configId],
     });
   }
 
@@ -119,10 +120,10 @@ export class PgAssistantStore {
   async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
     // One statement: the final state and the context it used land together.
     const { rows } = await this.pool.query<MessageRow>({
-      name: "complete_reply",
+      name: "complete_reply_config",
       text: `WITH upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
-                latency_ms = $7, configuration_id = $12, owner_node = NULL, updated_at = now()
+                latency_ms = $7, owner_node = NULL, config_id = coalesce($12, config_id), updated_at = now()
           WHERE id = $1 AND status = 'streaming'
          RETURNING ${MESSAGE_COLUMNS}
        ), job AS (
@@ -137,7 +138,7 @@ export class PgAssistantStore {
       values: [
         messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
-        c.configurationId,
+        c.configId ?? null,
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;
@@ -173,7 +174,7 @@ export class PgAssistantStore {
     // Float4 columns: 0.7 reads 0.699999988; the LLM gets what the admin typed.
     const real = (x: number) => Math.round(x * 10_000) / 10_000;
     return {
-      configurationId: r.id,
+      id: r.id,
       systemPrompt: r.system_prompt,
       model: r.model,
       temperature: real(r.temperature),
@@ -264,7 +265,7 @@ export class PgAssistantStore {
       `WITH upd AS (
          UPDATE chat_messages m SET status = 'interrupted', owner_node = NULL, updated_at = now(),
                 -- its turn never stored the configuration it read: the one its session uses now is the best guess
-                configuration_id = coalesce(m.configuration_id,
+                config_id = coalesce(m.config_id,
                   (SELECT coalesce(s.configuration_id, (SELECT id FROM assistant_configurations WHERE is_default))
                      FROM chat_sessions s WHERE s.id = m.session_id))
           WHERE m.status = 'streaming'

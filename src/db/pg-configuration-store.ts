@@ -15,7 +15,7 @@ const COLUMNS = `c.id, c.name, c.description, c.system_prompt, c.model, c.temper
   c.is_default, c.active, c.created_at, c.updated_at`;
 
 interface Row {
-  id: string;
+  id: number;
   name: string;
   description: string;
   system_prompt: string;
@@ -88,7 +88,7 @@ const NAME_INDEX = "assistant_configurations_name";
 export type WriteResult = AssistantConfiguration | "not_found" | "name_taken";
 export type RetireResult = { configuration: AssistantConfiguration; sessionsReset: number } | "not_found" | "default";
 export type DefaultResult = AssistantConfiguration | "not_found" | "retired";
-export type ConfigureResult = { configurationId: string | null } | "not_found" | "forbidden" | "no_configuration";
+export type ConfigureResult = { configurationId: number | null } | "not_found" | "forbidden" | "no_configuration";
 
 export class PgConfigurationStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -102,7 +102,7 @@ export class PgConfigurationStore {
     return rows.map(toConfiguration);
   }
 
-  async get(id: string): Promise<AssistantConfiguration | null> {
+  async get(id: number): Promise<AssistantConfiguration | null> {
     const { rows } = await this.pool.query<Row>(`SELECT ${COLUMNS} FROM assistant_configurations c WHERE c.id = $1`, [id]);
     return rows[0] ? toConfiguration(rows[0]) : null;
   }
@@ -124,7 +124,7 @@ export class PgConfigurationStore {
     }
   }
 
-  async update(id: string, input: ConfigurationUpdate, adminId: string): Promise<WriteResult> {
+  async update(id: number, input: ConfigurationUpdate, adminId: string): Promise<WriteResult> {
     const keys = settingKeys(input);
     const sets = keys.map((k, i) => `${SETTING_COLUMNS[k]} = $${i + 2}`);
     try {
@@ -141,7 +141,7 @@ export class PgConfigurationStore {
   }
 
   /** Activating is idempotent. */
-  async activate(id: string, adminId: string): Promise<AssistantConfiguration | "not_found"> {
+  async activate(id: number, adminId: string): Promise<AssistantConfiguration | "not_found"> {
     const { rows } = await this.pool.query<Row>(
       `UPDATE assistant_configurations AS c SET active = true, updated_by = $2, updated_at = CASE WHEN c.active THEN c.updated_at ELSE now() END
         WHERE c.id = $1 RETURNING ${COLUMNS}`,
@@ -154,7 +154,7 @@ export class PgConfigurationStore {
    * Retires a configuration; its sessions follow the default from their next
    * turn. The default cannot be retired (make another the default first).
    */
-  async retire(id: string, adminId: string): Promise<RetireResult> {
+  async retire(id: number, adminId: string): Promise<RetireResult> {
     return this.transaction(async (client) => {
       const { rows: locked } = await client.query<{ is_default: boolean }>("SELECT is_default FROM assistant_configurations WHERE id = $1 FOR NO KEY UPDATE", [id]);
       if (!locked[0]) return "not_found";
@@ -170,7 +170,7 @@ export class PgConfigurationStore {
   }
 
   /** Makes an active configuration the default; sessions that follow the default use it from their next turn. */
-  async setDefault(id: string, adminId: string): Promise<DefaultResult> {
+  async setDefault(id: number, adminId: string): Promise<DefaultResult> {
     return this.transaction(async (client) => {
       const { rows: target } = await client.query<{ active: boolean }>("SELECT active FROM assistant_configurations WHERE id = $1 FOR NO KEY UPDATE", [id]);
       if (!target[0]) return "not_found";
@@ -194,7 +194,7 @@ export class PgConfigurationStore {
    * not block the key-share locks of foreign-key checks, so sends and
    * rollovers never wait on it.
    */
-  async configureSession(sessionId: string, userId: string, configurationId: string | null): Promise<ConfigureResult> {
+  async configureSession(sessionId: string, userId: string, configurationId: number | null): Promise<ConfigureResult> {
     const { rows } = await this.pool.query<{ role: "owner" | "member" | null; usable: boolean; updated: boolean }>(
       `WITH target AS (
          SELECT id FROM assistant_configurations WHERE id = $3 AND active FOR SHARE
@@ -203,11 +203,11 @@ export class PgConfigurationStore {
        ), upd AS (
          UPDATE chat_sessions s SET configuration_id = $3, updated_at = now()
           WHERE s.id = $1 AND EXISTS (SELECT 1 FROM mem WHERE role = 'owner')
-            AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM target))
+            AND ($3::integer IS NULL OR EXISTS (SELECT 1 FROM target))
          RETURNING s.id
        )
        SELECT (SELECT role FROM mem) AS role,
-              $3::uuid IS NULL OR EXISTS (SELECT 1 FROM target) AS usable,
+              $3::integer IS NULL OR EXISTS (SELECT 1 FROM target) AS usable,
               EXISTS (SELECT 1 FROM upd) AS updated`,
       [sessionId, userId, configurationId],
     );

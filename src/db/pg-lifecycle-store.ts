@@ -117,7 +117,7 @@ export class PgLifecycleStore implements LifecycleStore {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const { rows: locked } = await client.query<{ owner_id: string; title: string; assistant_enabled: boolean; configuration_id: string | null }>(
+      const { rows: locked } = await client.query<{ owner_id: string; title: string; assistant_enabled: boolean; configuration_id: number | null }>(
         "SELECT owner_id, title, assistant_enabled, configuration_id FROM chat_sessions WHERE id = $1 AND NOT archived AND message_count >= $2 FOR NO KEY UPDATE",
         [sessionId, maxMessages],
       );

@@ -65,7 +65,7 @@ export interface SessionRow {
   archived: boolean;
   archived_at: Date | null;
   successor_id: string | null;
-  configuration_id: string | null;
+  configuration_id: number | null;
   member_role: Session["role"];
 }
 

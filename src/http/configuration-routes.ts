@@ -7,8 +7,8 @@
 import { z } from "zod";
 import type { ConfigurationService } from "../chat/configuration-service.js";
 import * as cout from "../protocol/configuration-output.js";
-import { adminConfigurationQuery, configurationCreate, configurationParams, configurationUpdate, sessionConfigurationBody } from "../protocol/configuration-schemas.js";
 import { uuid } from "../protocol/schemas.js";
+import { adminConfigurationQuery, configurationCreate, configurationIdParam, configurationParams, configurationUpdate, sessionConfigurationBody } from "../protocol/configuration-schemas.js";
 import type { RouteGuards } from "./route-guards.js";
 import { parseWith, type Router } from "./router.js";
 
@@ -22,7 +22,7 @@ const one = z.object({ configuration: cout.configuration });
 
 export function registerConfigurationRoutes(router: Router, deps: ConfigurationRouteDeps): void {
   const { guards, configurations } = deps;
-  const idParam = (params: Record<string, string>) => parseWith(uuid, params.id);
+  const idParam = (params: Record<string, string>) => parseWith(configurationIdParam, params.id);
 
   router
     .add("GET", "/api/configurations", async (ctx) => {
@@ -37,14 +37,14 @@ export function registerConfigurationRoutes(router: Router, deps: ConfigurationR
     })
     .add("PUT", "/api/sessions/:id/configuration", async (ctx) => {
       const user = await guards.requireUser(ctx, "session");
-      const sessionId = idParam(ctx.params);
+      const sessionId = parseWith(uuid, ctx.params.id);
       const { configurationId } = await ctx.body(sessionConfigurationBody);
       return { body: await configurations.configureSession(user, sessionId, configurationId) };
     }, {
       summary: "Pick the session's assistant configuration (owner only; an active one, or null for the default); applies from the next turn",
       tag: "sessions",
       auth: true,
-      params: configurationParams,
+      params: z.object({ id: uuid }),
       body: sessionConfigurationBody,
       responses: { 200: { description: "the room hears session:configured", body: cout.sessionConfigured } },
       errors: ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "RATE_LIMITED", "UNAVAILABLE"],

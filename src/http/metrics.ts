@@ -51,6 +51,12 @@ export class Metrics {
     labelNames: ["status"] as const,
     registers: [this.registry],
   });
+  readonly llmTokens = new Counter({
+    name: "chat_llm_tokens_total",
+    help: "LLM tokens spent by assistant replies as they end, by model and kind (prompt or completion)",
+    labelNames: ["model", "kind"] as const,
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: "chat_rate_limited_total",
     help: "Requests refused by a rate limit, by limit",

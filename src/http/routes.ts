@@ -12,9 +12,12 @@ import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js"
 import * as out from "../protocol/output-schemas.js";
 import { z } from "zod";
 import type { Metrics } from "./metrics.js";
+import type { AnalyticsService } from "../analytics/analytics-service.js";
+import type { QuotaService } from "../chat/quota-service.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { registerConfigurationRoutes } from "./configuration-routes.js";
 import type { ConfigurationService } from "../chat/configuration-service.js";
+import { registerUsageRoutes } from "./usage-routes.js";
 import { bearerToken, routeGuards } from "./route-guards.js";
 import { parseWith, type RequestContext, type Router } from "./router.js";
 
@@ -42,6 +45,8 @@ export interface RouteDeps {
   metricsToken?: string;
   isDraining(): boolean;
   configurations: ConfigurationService;
+  analytics: AnalyticsService;
+  quota: QuotaService;
 }
 
 const bearer = bearerToken;
@@ -60,7 +65,8 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
   const { auth, chat, memory, schemas } = deps;
   const guards = routeGuards(deps);
   const { addressOf, requireUser, requireCaller } = guards;
-  registerAdminRoutes(router, { auth, guards });
+  registerAdminRoutes(router, { auth, guards, analytics: deps.analytics, quota: deps.quota });
+  registerUsageRoutes(router, { guards, quota: deps.quota });
   registerConfigurationRoutes(router, { configurations: deps.configurations, guards });
   // Logins and registrations are limited per client address (password guessing, account floods).
   const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });

@@ -9,7 +9,7 @@ const int = z.number().int();
 
 export const configurationSummary = z
   .object({
-    id,
+    id: int.positive(),
     name: z.string(),
     description: z.string(),
     model: z.string().nullable().describe("Null: the server's LLM_MODEL."),
@@ -42,7 +42,7 @@ export const retireResult = z
 export const sessionConfigured = z
   .object({
     sessionId: id,
-    configurationId: id.nullable().describe("Null: the session follows the default configuration."),
+    configurationId: int.positive().nullable().describe("Null: the session follows the default configuration."),
     configuration: configurationSummary.describe("The configuration the session's next turn uses."),
   })
   .openapi("SessionConfigured");

@@ -5,7 +5,7 @@
  * range, since an admin reads them next to the input they typed.
  */
 import { z } from "zod";
-import { NO_NUL, notBlank, uuid, WELL_FORMED } from "./schemas.js";
+import { configurationId, NO_NUL, notBlank, WELL_FORMED } from "./schemas.js";
 
 export const RETRIEVAL_MODES = ["hybrid", "vector", "lexical", "none"] as const;
 export type ConfigurationRetrievalMode = (typeof RETRIEVAL_MODES)[number];
@@ -78,7 +78,9 @@ export type ConfigurationCreate = z.infer<typeof configurationCreate>;
 export type ConfigurationUpdate = z.infer<typeof configurationUpdate>;
 
 /** The body of PUT /api/sessions/:id/configuration (configurationId null: the default); the socket's session:configure is in schemas.ts. */
-export const sessionConfigurationBody = z.object({ configurationId: uuid.nullable() }).strict();
-export const configurationParams = z.object({ id: uuid });
+export const sessionConfigurationBody = z.object({ configurationId: configurationId.nullable() }).strict();
+/** :id of /api/admin/configurations/:id (a string in the URL). */
+export const configurationIdParam = z.coerce.number().int().positive().max(2_147_483_647);
+export const configurationParams = z.object({ id: configurationIdParam });
 /** GET /api/admin/configurations?retired=true lists retired ones too. */
 export const adminConfigurationQuery = z.object({ retired: z.enum(["true", "false"]).optional() }).strict();

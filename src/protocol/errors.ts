@@ -16,6 +16,8 @@ export const ERROR_CODES = [
   "UNSUPPORTED_MEDIA_TYPE",
   /** A well-formed request whose settings are out of bounds (HTTP 422): `field` names the first, `issues` lists each. */
   "VALIDATION",
+  /** The user's daily token quota is spent: no assistant turn starts until the reset (retryAfterMs, next midnight UTC). */
+  "QUOTA_EXCEEDED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -62,6 +64,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   VALIDATION: 422,
+  QUOTA_EXCEEDED: 429,
 };
 
 /** VALIDATION: the request parsed, but settings are out of bounds; each field in error is named. */

@@ -74,7 +74,8 @@ export interface ClientToServerEvents {
   "session:configure": Handler<Input<"session:configure">, SessionConfiguredPayload>;
   /** Owner only: archived true archives, false unarchives. The room hears session:archived. */
   "session:archive": Handler<Input<"session:archive">, { session: Session }>;
-  "message:send": Handler<Input<"message:send">, { message: Message }>;
+  /** `replyRefused`: the message is stored but no reply starts (QUOTA_EXCEEDED, with the reset time). */
+  "message:send": Handler<Input<"message:send">, { message: Message; replyRefused?: { code: "QUOTA_EXCEEDED"; message: string; resetAt: string } }>;
   "message:history": Handler<Input<"message:history">, HistoryResult>;
   typing: Handler<Input<"typing">, { sent: boolean }>;
   "assistant:cancel": Handler<Input<"assistant:cancel">, { cancelled: boolean }>;
@@ -88,7 +89,7 @@ export interface ClientToServerEvents {
 export interface SessionConfiguredPayload {
   sessionId: string;
   /** Null: the session follows the default configuration. */
-  configurationId: string | null;
+  configurationId: number | null;
   /** The configuration the session's next turn uses. */
   configuration: ConfigurationSummary;
 }
@@ -152,7 +153,7 @@ export interface ServerToClientEvents {
     context: { messageId: number; score: number }[];
   }) => void;
   /** messageId is null when the reply could not even be created; replyToId names the user message then. */
-  "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string }) => void;
+  "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string; resetAt?: string }) => void;
 }
 
 /** Events between nodes (Socket.IO serverSideEmit), not seen by clients. */

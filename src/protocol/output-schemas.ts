@@ -55,7 +55,7 @@ export const session = z
     archived: z.boolean().describe("An archived session is read-only and out of the default list."),
     archivedAt: timestamp.nullable(),
     successorId: id.nullable().describe("The session continuing this one, when it was archived full."),
-    configurationId: id.nullable().describe("The named assistant configuration the session uses; null: the default one."),
+    configurationId: int.positive().nullable().describe("The named assistant configuration the session uses; null: the default one."),
   })
   .openapi("Session");
 
@@ -189,7 +189,13 @@ export const ackDataSchemas = {
   "invitation:decline": z.object({ declined: z.boolean() }),
   "member:leave": z.object({ left: z.boolean() }),
   "member:remove": z.object({ removed: z.boolean() }),
-  "message:send": z.object({ message }),
+  "message:send": z.object({
+    message,
+    replyRefused: z
+      .object({ code: z.literal("QUOTA_EXCEEDED"), message: z.string(), resetAt: timestamp.describe("When the daily quota resets (next midnight UTC).") })
+      .optional()
+      .describe("Present when the message was stored but no reply started: the sender's daily token quota is spent."),
+  }),
   "message:history": historyResult,
   typing: z.object({ sent: z.boolean() }),
   "assistant:cancel": z.object({ cancelled: z.boolean() }),
@@ -230,6 +236,7 @@ export const serverEventSchemas = {
     replyToId: int.optional(),
     code: z.string(),
     message: z.string(),
+    resetAt: timestamp.optional().describe("With QUOTA_EXCEEDED (sent to the user's own sockets only): when the quota resets."),
   }),
 } satisfies Record<keyof ServerToClientEvents, z.ZodTypeAny>;
 

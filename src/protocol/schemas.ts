@@ -11,6 +11,8 @@ import { z } from "zod";
 export const uuid = z.string().uuid().toLowerCase();
 /** Message ids are PostgreSQL bigint identities, sent as JSON numbers. */
 export const messageId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** Named assistant configurations are numbered (assistant_configurations.id, an integer identity). */
+export const configurationId = z.number().int().positive().max(2_147_483_647);
 export const seq = z.number().int().min(0).max(2_147_483_647);
 
 // Text checks are string checks (regexes), not refinements: a zod refinement costs
@@ -60,7 +62,7 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
     renameBody: z.object({ title: sessionTitle }).strict(),
     "session:invite": z.object({ sessionId: uuid, username }).strict(),
     /** Owner only: the named assistant configuration the session's turns use from the next one; null follows the default. */
-    "session:configure": z.object({ sessionId: uuid, configurationId: uuid.nullable() }).strict(),
+    "session:configure": z.object({ sessionId: uuid, configurationId: configurationId.nullable() }).strict(),
     /** Owner only: true archives the session, false unarchives it. */
     "session:archive": z.object({ sessionId: uuid, archived: z.boolean() }).strict(),
     /** REST query of GET /api/sessions: archived=false (default) lists live sessions, true archived ones, all both. */

@@ -47,7 +47,7 @@ export interface Session {
   /** The session that continues this one (it reached SESSION_MAX_MESSAGES), when there is one. */
   successorId: string | null;
   /** The named assistant configuration the session uses; null: the default one. */
-  configurationId: string | null;
+  configurationId: number | null;
 }
 
 /** A session as GET /api/sessions lists it. */
@@ -69,7 +69,7 @@ export interface PresenceEntry {
 
 /** A named assistant configuration as admins see it (GET /api/admin/configurations). */
 export interface AssistantConfiguration {
-  id: string;
+  id: number;
   name: string;
   description: string;
   systemPrompt: string;

@@ -174,9 +174,9 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
       deps.configurations.configureSession(user, input.sessionId, input.configurationId, socket.id),
     );
     on(socket, "message:send", "message", schemas["message:send"], h, async (input) => {
-      const { message, duplicate } = await chat.sendMessage(actor, input);
+      const { message, duplicate, replyRefused } = await chat.sendMessage(actor, input);
       if (!duplicate) metrics.messagesAccepted.inc();
-      return { message };
+      return replyRefused ? { message, replyRefused } : { message };
     });
     on(socket, "message:history", "read", schemas["message:history"], h, (input) => chat.history(user, input));
     on(socket, "typing", "typing", schemas.typing, h, (input) => chat.typing(actor, input, socket.rooms.has(roomOf(input.sessionId))));

@@ -33,7 +33,7 @@ const adminApi = (p: string, init: { method?: string; body?: unknown } = {}) => 
 async function createConfiguration(body: Record<string, unknown>) {
   const r = await adminApi("/api/admin/configurations", { method: "POST", body });
   if (r.status !== 201) throw new Error(`create failed: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.configuration as { id: string; name: string };
+  return r.body.configuration as { id: number; name: string };
 }
 
 /** One turn in `sessionId`; resolves with the request the LLM double received and the stored reply. */
@@ -43,8 +43,8 @@ async function turn(s: Socket, sessionId: string, content: string) {
   await ok(s, "message:send", { sessionId, clientMessageId: `c-${Math.random()}`, content });
   const done = await t;
   const request = llm.requests[before]!.body!;
-  const { rows } = await db.pool.query("SELECT configuration_id FROM chat_messages WHERE id = $1", [done.start.messageId]);
-  return { request, replyId: done.start.messageId, configurationId: rows[0].configuration_id as string | null, end: done.end! };
+  const { rows } = await db.pool.query("SELECT config_id FROM chat_messages WHERE id = $1", [done.start.messageId]);
+  return { request, replyId: done.start.messageId, configurationId: rows[0].config_id as number | null, end: done.end! };
 }
 
 beforeAll(async () => {
@@ -94,7 +94,7 @@ describe("the admin's editor", () => {
       name: "Terse", description: "", model: null, temperature: 0.1, topK: 3, maxTokens: 64, similarityThreshold: 0.3,
       historyWindow: 12, contextTokenBudget: 2000, retrievalMode: "lexical", crossSession: false, isDefault: false, active: true,
     });
-    const id = created.body.configuration.id as string;
+    const id = created.body.configuration.id as number;
 
     const edited = await adminApi(`/api/admin/configurations/${id}`, { method: "PATCH", body: { description: "for quick answers", temperature: 0.25 } });
     expect(edited.status).toBe(200);
@@ -110,7 +110,7 @@ describe("the admin's editor", () => {
     const moved = await adminApi(`/api/admin/configurations/${id}/default`, { method: "POST" });
     expect(moved.body.configuration).toMatchObject({ id, isDefault: true });
     const after = (await adminApi("/api/admin/configurations")).body.configurations;
-    expect(after.filter((c: { isDefault: boolean }) => c.isDefault).map((c: { id: string }) => c.id)).toEqual([id]);
+    expect(after.filter((c: { isDefault: boolean }) => c.isDefault).map((c: { id: number }) => c.id)).toEqual([id]);
     const back = await adminApi(`/api/admin/configurations/${initial.id}/default`, { method: "POST" });
     expect(back.body.configuration.isDefault).toBe(true);
 
@@ -118,17 +118,17 @@ describe("the admin's editor", () => {
     expect(retired.status).toBe(200);
     expect(retired.body).toMatchObject({ configuration: { id, active: false }, sessionsReset: 0 });
     expect((await adminApi(`/api/admin/configurations/${id}/default`, { method: "POST" })).body.error.code).toBe("CONFLICT");
-    expect((await adminApi("/api/admin/configurations")).body.configurations.map((c: { id: string }) => c.id)).not.toContain(id);
-    expect((await adminApi("/api/admin/configurations?retired=true")).body.configurations.map((c: { id: string }) => c.id)).toContain(id);
+    expect((await adminApi("/api/admin/configurations")).body.configurations.map((c: { id: number }) => c.id)).not.toContain(id);
+    expect((await adminApi("/api/admin/configurations?retired=true")).body.configurations.map((c: { id: number }) => c.id)).toContain(id);
     // every user sees the active ones, without prompts
     const forMembers = await api(server.url, "/api/configurations", { token: member.token });
     expect(forMembers.status).toBe(200);
-    expect(forMembers.body.configurations.map((c: { id: string }) => c.id)).not.toContain(id);
+    expect(forMembers.body.configurations.map((c: { id: number }) => c.id)).not.toContain(id);
     expect(forMembers.body.configurations[0]).not.toHaveProperty("systemPrompt");
 
     const activated = await adminApi(`/api/admin/configurations/${id}/activate`, { method: "POST" });
     expect(activated.body.configuration.active).toBe(true);
-    expect((await api(server.url, "/api/configurations", { token: member.token })).body.configurations.map((c: { id: string }) => c.id)).toContain(id);
+    expect((await api(server.url, "/api/configurations", { token: member.token })).body.configurations.map((c: { id: number }) => c.id)).toContain(id);
   });
 
   it("answers VALIDATION naming each setting out of bounds, and changes nothing", async () => {
@@ -192,13 +192,12 @@ describe("the admin's editor", () => {
     }
     expect((await adminApi("/api/admin/configurations")).body.configurations[0]).toMatchObject({ id: target.id, systemPrompt: target.systemPrompt });
     expect((await api(server.url, "/api/configurations")).status).toBe(401);
-    const missing = "00000000-0000-4000-8000-000000000000";
+    const missing = 999_999;
     expect((await adminApi(`/api/admin/configurations/${missing}/retire`, { method: "POST" })).status).toBe(404);
     expect((await adminApi(`/api/admin/configurations/${missing}`, { method: "PATCH", body: { topK: 2 } })).status).toBe(404);
-    // an upper-case id is the same configuration
-    const upper = await adminApi(`/api/admin/configurations/${target.id.toUpperCase()}/activate`, { method: "POST" });
-    expect(upper.body.configuration.id).toBe(target.id);
-    expect((await adminApi("/api/admin/configurations/not-a-uuid/activate", { method: "POST" })).status).toBe(400);
+    for (const bad of ["not-a-number", "0", "-1", "1.5", "99999999999"]) {
+      expect((await adminApi(`/api/admin/configurations/${bad}/activate`, { method: "POST" })).status, bad).toBe(400);
+    }
   });
 });
 
@@ -224,7 +223,7 @@ describe("a session's configuration", () => {
     expect(first.configurationId).toBe(defaultId);
 
     const heard = nextEvent(m, "session:configured");
-    const picked = await ok(o, "session:configure", { sessionId: session.id, configurationId: pirate.id.toUpperCase() });
+    const picked = await ok(o, "session:configure", { sessionId: session.id.toUpperCase(), configurationId: pirate.id });
     expect(picked).toMatchObject({ sessionId: session.id, configurationId: pirate.id, configuration: { id: pirate.id, name: "Pirate", isDefault: false } });
     expect(await heard).toEqual(picked);
     const second = await turn(o, session.id, "hello again");
@@ -276,8 +275,8 @@ describe("a session's configuration", () => {
     expect((await put(admin.token)).status).toBe(404);
     const { rows } = await db.pool.query("SELECT configuration_id FROM chat_sessions WHERE id = $1", [session.id]);
     expect(rows[0].configuration_id).toBeNull();
-    expect(await call(o, "session:configure", { sessionId: session.id, configurationId: "nope" })).toMatchObject({ ok: false, error: { code: "BAD_REQUEST" } });
-    expect(await call(o, "session:configure", { sessionId: session.id, configurationId: "00000000-0000-4000-8000-000000000000" })).toMatchObject({
+    expect(await call(o, "session:configure", { sessionId: session.id, configurationId: "1" })).toMatchObject({ ok: false, error: { code: "BAD_REQUEST" } });
+    expect(await call(o, "session:configure", { sessionId: session.id, configurationId: 999_999 })).toMatchObject({
       ok: false,
       error: { code: "NOT_FOUND" },
     });

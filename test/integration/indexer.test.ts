@@ -129,7 +129,7 @@ describe("indexer", () => {
     if (q.kind !== "inserted" || !q.reply) throw new Error("expected a message and its reply");
     expect(await jobFor(q.message.id)).toBe(1);
     expect(await jobFor(q.reply.id)).toBe(0); // streaming text is never embedded
-    const done = await assistant.complete(q.reply.id, { content: "answer", status: "complete", completionTokens: 1, promptTokens: 1, firstTokenMs: 1, latencyMs: 2, configurationId: null }, []);
+    const done = await assistant.complete(q.reply.id, { content: "answer", status: "complete", completionTokens: 1, promptTokens: 1, firstTokenMs: 1, latencyMs: 2, configId: null }, []);
     expect(done?.status).toBe("complete");
     expect(await jobFor(q.reply.id)).toBe(1);
     // a reply whose node is gone is interrupted by the sweeper, and queued too

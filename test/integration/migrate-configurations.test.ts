@@ -47,17 +47,17 @@ it("turns the old default row into the default configuration and each per-sessio
   expect(await runMigrations(pool, silentLogger)).toContain(19);
 
   const { rows: configs } = await pool.query(
-    `SELECT name, system_prompt, temperature, top_k, max_tokens, similarity_threshold, history_window, retrieval_mode, is_default, active
+    `SELECT id, name, system_prompt, temperature, top_k, max_tokens, similarity_threshold, history_window, retrieval_mode, is_default, active
        FROM assistant_configurations ORDER BY is_default DESC, name`,
   );
   const tunedRow = old.find((r) => r.session_id === tuned)!.id;
   const silentRow = old.find((r) => r.session_id === silent)!.id;
   expect(configs).toEqual([
-    { name: "Default", system_prompt: "Be kind.", temperature: expect.closeTo(0.4, 5), top_k: 8, max_tokens: 512, similarity_threshold: 1, history_window: 12, retrieval_mode: "hybrid", is_default: true, active: true },
+    { id: old.find((r) => r.session_id === null)!.id, name: "Default", system_prompt: "Be kind.", temperature: expect.closeTo(0.4, 5), top_k: 8, max_tokens: 512, similarity_threshold: 1, history_window: 12, retrieval_mode: "hybrid", is_default: true, active: true },
     ...[
       // values outside the new bounds are brought inside them; top_k 0 meant no retrieval
-      { name: `Migrated settings #${tunedRow}`, system_prompt: "Talk like a travel agent.", temperature: expect.closeTo(0.2, 5), top_k: 4, max_tokens: 16, similarity_threshold: expect.closeTo(0.3, 5), history_window: 100, retrieval_mode: "hybrid", is_default: false, active: true },
-      { name: `Migrated settings #${silentRow}`, system_prompt: "No memory.", temperature: 1, top_k: 1, max_tokens: 512, similarity_threshold: expect.closeTo(0.3, 5), history_window: 12, retrieval_mode: "none", is_default: false, active: true },
+      { id: tunedRow, name: `Migrated settings #${tunedRow}`, system_prompt: "Talk like a travel agent.", temperature: expect.closeTo(0.2, 5), top_k: 4, max_tokens: 16, similarity_threshold: expect.closeTo(0.3, 5), history_window: 100, retrieval_mode: "hybrid", is_default: false, active: true },
+      { id: silentRow, name: `Migrated settings #${silentRow}`, system_prompt: "No memory.", temperature: 1, top_k: 1, max_tokens: 512, similarity_threshold: expect.closeTo(0.3, 5), history_window: 12, retrieval_mode: "none", is_default: false, active: true },
     ].sort((a, b) => a.name.localeCompare(b.name)),
   ]);
   expect((await pool.query("SELECT to_regclass('rag_configurations') AS t")).rows[0].t).toBeNull();
@@ -77,4 +77,7 @@ it("turns the old default row into the default configuration and each per-sessio
   await pool.query("UPDATE message_feedback SET rating = 0");
   await expect(pool.query("UPDATE message_feedback SET rating = 2")).rejects.toThrow(/message_feedback_rating_check/);
   await expect(pool.query("UPDATE assistant_configurations SET is_default = true")).rejects.toThrow(/assistant_configurations_one_default/);
+  // new configurations are numbered after the migrated ones
+  const { rows: fresh } = await pool.query<{ id: number }>("INSERT INTO assistant_configurations (name, system_prompt) VALUES ('new', 'x') RETURNING id");
+  expect(fresh[0]!.id).toBeGreaterThan(Math.max(...old.map((r) => r.id)));
 });

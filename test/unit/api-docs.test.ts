@@ -53,6 +53,8 @@ function buildRouter(): Router {
     rateLimits: new RateLimits(new LocalRateLimiter(), config.rateLimits, silentLogger),
     trustProxy: false,
     isDraining: () => false,
+    analytics: unreachable("analytics"),
+    quota: unreachable("quota"),
   };
   registerRoutes(router, deps);
   registerStaticFiles(router);

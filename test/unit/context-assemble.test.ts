@@ -6,7 +6,7 @@ import type { Message } from "../../src/protocol/types.js";
 import { composeOfflineReply, parseContextSection } from "../../src/llm/offline-responder.js";
 
 const config: RagConfig = {
-  configurationId: "00000000-0000-4000-8000-000000000000",
+  id: 1,
   systemPrompt: "You are helpful.",
   model: null,
   temperature: 0.2,
