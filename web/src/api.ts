@@ -1,6 +1,6 @@
 /** REST calls (DESIGN.md section 5) and where the signed-in user is kept. */
 import { MemchatError as RequestError, rest, type RestInit } from "@memchat/client";
-import type { SessionSummary, User } from "./protocol.js";
+import type { AssistantConfiguration, ConfigurationSettings, ConfigurationSummary, SessionSummary, User } from "./protocol.js";
 
 /**
  * A failure to show the user; `code` is the server's, or NETWORK / TIMEOUT / OFFLINE from this side.
@@ -32,6 +32,21 @@ export const api = {
   exportData: (token: string) => request<Blob>("/api/me/export", { token, raw: true }),
   deleteSession: (token: string, sessionId: string) =>
     request<void>(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token }),
+  me: (token: string) => request<{ user: User; role: "member" | "admin" }>("/api/me", { token }),
+  /** The active assistant configurations, for a session owner's picker. */
+  configurations: (token: string) => request<{ configurations: ConfigurationSummary[] }>("/api/configurations", { token }).then((r) => r.configurations),
+  /** Admins: every configuration, retired ones included. */
+  adminConfigurations: (token: string) =>
+    request<{ configurations: AssistantConfiguration[] }>("/api/admin/configurations?retired=true", { token }).then((r) => r.configurations),
+  /** Admins: creates (no id) or changes a configuration; VALIDATION errors carry `issues`. */
+  saveConfiguration: (token: string, settings: ConfigurationSettings, id?: number) =>
+    request<{ configuration: AssistantConfiguration }>(`/api/admin/configurations${id === undefined ? "" : `/${id}`}`, {
+      method: id === undefined ? "POST" : "PATCH",
+      token,
+      body: settings,
+    }).then((r) => r.configuration),
+  configurationAction: (token: string, id: number, action: "activate" | "retire" | "default") =>
+    request<{ configuration: AssistantConfiguration }>(`/api/admin/configurations/${id}/${action}`, { method: "POST", token }).then((r) => r.configuration),
 };
 
 const AUTH_KEY = "memchat.auth";

@@ -8,6 +8,8 @@ import { RequestError } from "./api.js";
 import type { Connection } from "./connection.js";
 import { append, clear, h, icon, renderText } from "./dom.js";
 import { clockTime, describe, fullTime, listJoin, roleName, snippet, statusLabel } from "./format.js";
+import { ConfigPicker } from "./config-picker.js";
+import { feedbackControls, type Rating } from "./feedback.js";
 import { inviteControl } from "./invite.js";
 import type { Outbox, OutboxItem } from "./outbox.js";
 import type { ActiveStream, ContextEntry, Events, JoinResult, Message, MessageStatus, Session, User } from "./protocol.js";
@@ -26,6 +28,8 @@ export interface ConversationContext {
   touched(session: Session | string): void;
   /** The session is gone (deleted, or access revoked). */
   lost(sessionId: string, reason: string): void;
+  /** The bearer token, for REST reads (the configuration picker's list). */
+  token: string;
 }
 
 interface Entry {
@@ -43,8 +47,10 @@ interface Entry {
   /** While it streams: its deltas in seq order, each once, gaps held back (the client library's). */
   stream?: ReplyStream;
   context?: ContextEntry[];
-  usage?: { promptTokens: number; completionTokens: number };
-  rating?: 1 | -1;
+  usage?: { promptTokens: number | null; completionTokens: number | null };
+  rating?: Rating;
+  comment?: string | null;
+  commenting?: boolean;
   error?: string;
   stopping?: boolean;
   showContext?: boolean;
@@ -97,6 +103,7 @@ export class Conversation {
   /** The reader is at the bottom: new content and resizes keep them there. */
   private pinned = true;
   private readonly resizeObserver: ResizeObserver;
+  private readonly picker: ConfigPicker;
 
   constructor(
     private session: Session,
@@ -120,6 +127,7 @@ export class Conversation {
     this.jumpButton = h("button", { type: "button", class: "jump", hidden: true, onclick: () => this.scrollToBottom() }, "New messages", icon("chevronDown"));
     this.typingEl = h("div", { class: "typing", "data-testid": "typing" });
     this.inviteArea = h("div", { class: "invite-area" });
+    this.picker = new ConfigPicker(session, { conn: ctx.conn, token: ctx.token, toast: (m) => ctx.toast(m) });
 
     this.input = h("textarea", {
       id: "composer-input",
@@ -156,7 +164,7 @@ export class Conversation {
     this.el = h(
       "section",
       { class: "conversation", "aria-labelledby": "conversation-title" },
-      h("header", { class: "conv-header" }, h("div", { class: "conv-heading" }, this.title, this.presenceEl), this.inviteArea),
+      h("header", { class: "conv-header" }, h("div", { class: "conv-heading" }, this.title, this.presenceEl), this.picker.el, this.inviteArea),
       h("div", { class: "scroll-wrap" }, this.scroller, this.jumpButton),
       this.typingEl,
       this.archivedNote,
@@ -199,6 +207,7 @@ export class Conversation {
     if (this.disposed) return;
     this.disposed = true;
     for (const u of this.unsubscribe) u();
+    this.picker.dispose();
     this.resizeObserver.disconnect();
     for (const t of this.typers.values()) clearTimeout(t);
     clearTimeout(this.typingIdle);
@@ -257,6 +266,7 @@ export class Conversation {
     }
     this.joined = true;
     this.session = r.session;
+    this.picker.update(r.session);
     this.present.clear();
     for (const p of r.presence) this.present.add(p.userId);
     this.renderHeader();
@@ -494,7 +504,12 @@ export class Conversation {
     if (m.role === "user" && m.userId === this.ctx.me.id && m.clientMessageId) this.ctx.outbox.settle(m);
     if (m.status !== "streaming") this.ctx.seen.set(m.id, { sessionId: m.sessionId, role: m.role, content: m.content });
     const existing = this.entries.get(m.id);
-    if (!existing) return this.add(m);
+    if (!existing) {
+      const added = this.add(m);
+      if (fromHistory(added, m)) this.paint(added);
+      return added;
+    }
+    fromHistory(existing, m);
     const seqChanged = existing.seq !== m.seq;
     existing.seq = m.seq;
     existing.createdAt = m.createdAt;
@@ -637,24 +652,11 @@ export class Conversation {
       );
       return bar;
     }
-    for (const rating of [1, -1] as const) {
-      append(
-        bar,
-        h(
-          "button",
-          {
-            type: "button",
-            class: "chip icon-only",
-            "data-action": rating === 1 ? "up" : "down",
-            "aria-label": rating === 1 ? "Good reply" : "Bad reply",
-            title: rating === 1 ? "Good reply" : "Bad reply",
-            "aria-pressed": String(e.rating === rating),
-            onclick: () => this.rate(e, rating),
-          },
-          icon(rating === 1 ? "up" : "down"),
-        ),
-      );
-    }
+    const [chips, commentForm] = feedbackControls(e, (rating, comment) => this.rate(e, rating, comment), () => {
+      e.commenting = !e.commenting;
+      this.paint(e);
+    });
+    append(bar, chips!);
     if (e.replyToId !== null) {
       append(
         bar,
@@ -683,7 +685,8 @@ export class Conversation {
         ),
       );
     }
-    if (e.usage) append(bar, h("span", { class: "usage" }, `${e.usage.promptTokens} + ${e.usage.completionTokens} tokens`));
+    if (e.usage) append(bar, h("span", { class: "usage", "data-testid": "usage" }, tokenText(e.usage)));
+    if (commentForm) append(bar, commentForm);
     return bar;
   }
 
@@ -887,12 +890,16 @@ export class Conversation {
     );
   }
 
-  private rate(e: Entry, rating: 1 | -1): void {
-    const previous = e.rating;
+  /** `comment` undefined keeps the comment given before (a rating chip), a string replaces it (the form). */
+  private rate(e: Entry, rating: Rating, comment?: string): void {
+    const previous = { rating: e.rating, comment: e.comment, commenting: e.commenting };
+    const kept = comment ?? e.comment ?? undefined;
     e.rating = rating;
+    e.comment = kept?.trim() ? kept.trim() : null;
+    e.commenting = false;
     this.paint(e);
-    this.ctx.conn.call("message:feedback", { messageId: e.id, rating }).catch((err: unknown) => {
-      e.rating = previous;
+    this.ctx.conn.call("message:feedback", kept?.trim() ? { messageId: e.id, rating, comment: kept } : { messageId: e.id, rating }).catch((err: unknown) => {
+      Object.assign(e, previous);
       this.paint(e);
       this.ctx.toast(`Could not save your feedback: ${describe(err)}`);
     });
@@ -945,4 +952,24 @@ export class Conversation {
     this.typers.delete(userId);
     this.renderTyping();
   }
+}
+
+/** What history tells about a reply beyond its text: its tokens and the reader's own rating. True when anything was taken. */
+function fromHistory(e: Entry, m: Message): boolean {
+  let changed = false;
+  if (m.usage && !e.usage) {
+    e.usage = m.usage;
+    changed = true;
+  }
+  if (m.ownFeedback && e.rating === undefined) {
+    e.rating = m.ownFeedback.rating;
+    e.comment = m.ownFeedback.comment;
+    changed = true;
+  }
+  return changed;
+}
+
+function tokenText(u: { promptTokens: number | null; completionTokens: number | null }): string {
+  if (u.promptTokens === null && u.completionTokens === null) return "tokens not recorded";
+  return `${u.promptTokens ?? "?"} + ${u.completionTokens ?? "?"} tokens`;
 }

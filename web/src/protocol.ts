@@ -8,7 +8,10 @@ import type { Calls, Events } from "@memchat/client";
 export type {
   Ack,
   ActiveStream,
+  AssistantConfiguration,
   CallName,
+  ConfigurationSettings,
+  ConfigurationSummary,
   Calls,
   ErrorBody,
   EventName,
