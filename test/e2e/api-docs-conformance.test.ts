@@ -174,6 +174,11 @@ describe("the running server answers as its documents say", () => {
     const renamed = nextEvent(b, "session:updated");
     ackConforms("session:rename", await call(a, "session:rename", { sessionId, title: "renamed" }));
     eventConforms("session:updated", await renamed);
+    // Named configurations (issue 15): the owner picks, the room hears it; a member may not.
+    const configured = nextEvent(b, "session:configured");
+    ackConforms("session:configure", await call(a, "session:configure", { sessionId, configurationId: null }));
+    eventConforms("session:configured", await configured);
+    ackConforms("session:configure", await call(b, "session:configure", { sessionId, configurationId: null }));
     ackConforms("message:history", await call(a, "message:history", { sessionId }));
     const search = await call(a, "memory:search", { query: "hello", mode: "lexical" });
     ackConforms("memory:search", search);
@@ -233,6 +238,26 @@ describe("the running server answers as its documents say", () => {
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: t })).status).toBe(200);
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: bob.token })).status).toBe(403);
     expect((await rest("POST", "/api/sessions/{id}/unarchive", { id: sessionId }, { token: t })).status).toBe(200);
+    // Named configurations (issue 15).
+    const made = await rest("POST", "/api/admin/configurations", {}, { token: boss.token, body: { name: "Documented", systemPrompt: "Be documented." } });
+    expect(made.status).toBe(201);
+    const cid = made.body.configuration.id;
+    expect((await rest("POST", "/api/admin/configurations", {}, { token: boss.token, body: { name: "Bad", systemPrompt: "x", temperature: 5 } })).status).toBe(422);
+    expect((await rest("POST", "/api/admin/configurations", {}, { token: bob.token, body: { name: "Mine", systemPrompt: "x" } })).status).toBe(403);
+    expect((await rest("GET", "/api/admin/configurations", {}, { token: boss.token, query: "retired=true" })).status).toBe(200);
+    expect((await rest("GET", "/api/admin/configurations", {}, { token: bob.token })).status).toBe(403);
+    expect((await rest("PATCH", "/api/admin/configurations/{id}", { id: String(cid) }, { token: boss.token, body: { topK: 3 } })).status).toBe(200);
+    expect((await rest("PATCH", "/api/admin/configurations/{id}", { id: String(cid) }, { token: boss.token, body: { topK: 300 } })).status).toBe(422);
+    expect((await rest("GET", "/api/configurations", {}, { token: t })).status).toBe(200);
+    expect((await rest("PUT", "/api/sessions/{id}/configuration", { id: sessionId }, { token: t, body: { configurationId: cid } })).status).toBe(200);
+    expect((await rest("PUT", "/api/sessions/{id}/configuration", { id: sessionId }, { token: bob.token, body: { configurationId: null } })).status).toBe(403);
+    expect((await rest("POST", "/api/admin/configurations/{id}/default", { id: String(cid) }, { token: boss.token })).status).toBe(200);
+    expect((await rest("POST", "/api/admin/configurations/{id}/retire", { id: String(cid) }, { token: boss.token })).status).toBe(409);
+    const first = (await rest("GET", "/api/admin/configurations", {}, { token: boss.token })).body.configurations.find((c: { name: string }) => c.name === "Default");
+    expect((await rest("POST", "/api/admin/configurations/{id}/default", { id: String(first.id) }, { token: boss.token })).status).toBe(200);
+    expect((await rest("POST", "/api/admin/configurations/{id}/retire", { id: String(cid) }, { token: boss.token })).status).toBe(200);
+    expect((await rest("POST", "/api/admin/configurations/{id}/activate", { id: String(cid) }, { token: boss.token })).status).toBe(200);
+    expect((await rest("POST", "/api/admin/configurations/{id}/activate", { id: "999999" }, { token: boss.token })).status).toBe(404);
     const search = await rest("GET", "/api/memory/search", {}, { token: t, query: "q=hello&mode=lexical" });
     expect(search.body.hits.length, "a hit to check the hit schema on").toBeGreaterThan(0);
     expect((await rest("DELETE", "/api/sessions/{id}", { id: sessionId }, { token: t })).status).toBe(204);
