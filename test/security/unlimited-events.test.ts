@@ -19,7 +19,9 @@ import { type RedisServerHandle, startRedisServer } from "../support/redis.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
 const BURST = 3;
-const FAMILIES = ["message", "turn", "connect", "login", "session", "invite", "typing", "read", "search", "feedback", "cancel"];
+const FAMILIES = ["message", "turn", "connect", "login", "session", "invite", "typing", "read", "search", "feedback", "cancel", "admin"];
+/** Named in ADMIN_USERNAMES: an admin, for the admin family. */
+const ADMIN = uniqueName("limitadmin");
 /** Per address, and registering a test user spends one too. */
 const REST_BURST = 10;
 
@@ -74,6 +76,7 @@ beforeAll(async () => {
     JWT_SECRET: "sec-limits-secret-0123456789-0123456789",
     EMBEDDER: "hash",
     TRUST_PROXY: "true",
+    ADMIN_USERNAMES: ADMIN,
     ...rates,
     RATE_REST_BURST: String(REST_BURST),
     RATE_REST_PER_SEC: "0.001",
@@ -113,6 +116,26 @@ describe("socket events: each family answers RATE_LIMITED with retryAfterMs once
     const rest = await api(server.url, `/api/sessions/${other.id}/members`, { method: "POST", token: b.user.token, body: { username: a.user.user.username }, headers: b.headers });
     expect(rest.status).toBe(429);
     expect(rest.body.error.code).toBe("RATE_LIMITED");
+  });
+
+  it("session: session:configure draws from it too", async () => {
+    const { socket } = await client();
+    const { session } = await ok(socket, "session:create", {});
+    // session:create spent one token of the burst
+    for (let i = 1; i < BURST; i++) await ok(socket, "session:configure", { sessionId: session.id, configurationId: null });
+    expectRateLimited(await call(socket, "session:configure", { sessionId: session.id, configurationId: null }));
+  });
+
+  it("admin: the configuration editor's routes, per admin", async () => {
+    const headers = freshAddress();
+    const admin = await register(server.url, ADMIN, headers);
+    for (let i = 0; i < BURST; i++) {
+      expect((await api(server.url, "/api/admin/configurations", { token: admin.token, headers })).status).toBe(200);
+    }
+    const refused = await api(server.url, "/api/admin/configurations", { method: "POST", token: admin.token, body: { name: "late", systemPrompt: "x" }, headers });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe("RATE_LIMITED");
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM assistant_configurations WHERE name = 'late'")).rows[0].n).toBe(0);
   });
 
   it("typing", async () => {
