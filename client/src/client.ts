@@ -192,14 +192,14 @@ export class ChatClient extends Emitter<ClientEvents> {
    * Admins: creates a configuration (no id) or changes the given settings of
    * one. Settings out of bounds reject with code VALIDATION, `field` and `issues`.
    */
-  saveConfiguration(settings: ConfigurationSettings, id?: string): Promise<AssistantConfiguration> {
-    const init = { token: this.currentToken, body: settings, method: id ? "PATCH" : "POST" };
-    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations${id ? `/${encodeURIComponent(id)}` : ""}`, init).then((r) => r.configuration);
+  saveConfiguration(settings: ConfigurationSettings, id?: number): Promise<AssistantConfiguration> {
+    const init = { token: this.currentToken, body: settings, method: id === undefined ? "POST" : "PATCH" };
+    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations${id === undefined ? "" : `/${id}`}`, init).then((r) => r.configuration);
   }
 
   /** Admins: "activate", "retire" (its sessions follow the default) or "default" (make it the default). */
-  configurationAction(id: string, action: "activate" | "retire" | "default"): Promise<AssistantConfiguration> {
-    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations/${encodeURIComponent(id)}/${action}`, { token: this.currentToken, method: "POST" }).then(
+  configurationAction(id: number, action: "activate" | "retire" | "default"): Promise<AssistantConfiguration> {
+    return rest<{ configuration: AssistantConfiguration }>(this.url, `/api/admin/configurations/${id}/${action}`, { token: this.currentToken, method: "POST" }).then(
       (r) => r.configuration,
     );
   }

@@ -355,7 +355,8 @@ export class AssistantService {
     // members have left the room) or the sweeper already ended the reply and told the room.
     if (stored === null) return;
     this.d.onReplyStored?.();
-    const message = stored ?? { ...reply, content: text, status };
+    // As history will show it: the row's token counts on the message itself.
+    const message: Message = { ...(stored ?? { ...reply, content: text, status }), usage: { promptTokens: completion.promptTokens, completionTokens: completion.completionTokens } };
     if (failure) {
       rooms.emit(sessionId, "assistant:error", { sessionId, messageId: reply.id, code: failure.code, message: failure.message });
     } else {
@@ -416,7 +417,8 @@ export class AssistantService {
         message = { ...m, content: buffered };
       }
       this.d.log.info({ messageId: m.id }, "marked an orphaned streaming reply interrupted");
-      this.d.rooms.emit(m.sessionId, "assistant:end", { sessionId: m.sessionId, message, usage: { promptTokens: 0, completionTokens: 0 }, context: [] });
+      const ended: Message = { ...message, usage: { promptTokens: null, completionTokens: null } };
+      this.d.rooms.emit(m.sessionId, "assistant:end", { sessionId: m.sessionId, message: ended, usage: { promptTokens: 0, completionTokens: 0 }, context: [] });
     }
     if (orphans.length > 0) this.d.onReplyStored?.();
   }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type ChatClient, connect, type Emitter, MemchatError, type Message, type ReplyDelta, type ReplyStream } from "@memchat/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { register, type TestUser } from "../support/client.js";
+import { register, type TestUser, uniqueName } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
@@ -40,6 +40,7 @@ beforeAll(async () => {
     // Small enough that a burst of sends meets RATE_LIMITED, which send() must wait out.
     RATE_MESSAGE_BURST: "3",
     RATE_MESSAGE_PER_SEC: "4",
+    ADMIN_USERNAMES: CLIENT_ADMIN,
   });
 });
 
@@ -105,6 +106,8 @@ async function storedCount(sessionId: string, clientMessageId: string): Promise<
   const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_messages WHERE session_id = $1 AND client_message_id = $2", [sessionId, clientMessageId]);
   return rows[0]!.n;
 }
+
+const CLIENT_ADMIN = uniqueName("clientadmin");
 
 const TOKENS = ["Once", " upon", " a", " time", " there", " was", " a", " socket", " that", " dropped", " mid", "-sentence", " and", " came", " back", "."];
 
@@ -354,5 +357,34 @@ describe("through a dropped network", () => {
     expect(final).toEqual(ended);
     expect(seen.pieces.map((p) => p.text).join("")).toBe(TOKENS.join(""));
     expect(reply.text).toBe(TOKENS.join(""));
+  });
+});
+
+describe("configurations and feedback", () => {
+  it("an admin saves configurations (VALIDATION with its issues), an owner picks one for the next reply, and rates it neutral", async () => {
+    const admin = await client(await register(server.url, CLIENT_ADMIN));
+    const err = await admin.saveConfiguration({ name: "Hot", systemPrompt: "Be bold.", temperature: 7 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MemchatError);
+    expect(err).toMatchObject({ code: "VALIDATION", issues: [{ field: "temperature", message: "temperature must be between 0 and 2" }] });
+    const hot = await admin.saveConfiguration({ name: "Hot", systemPrompt: "Be bold.", temperature: 1.5 });
+    expect(hot).toMatchObject({ name: "Hot", temperature: 1.5, active: true, isDefault: false });
+    expect((await admin.saveConfiguration({ temperature: 1.4 }, hot.id)).temperature).toBe(1.4);
+    expect((await admin.configurationAction(hot.id, "retire")).active).toBe(false);
+    expect((await admin.adminConfigurations({ retired: true })).map((c) => c.id)).toContain(hot.id);
+    expect((await admin.configurationAction(hot.id, "activate")).active).toBe(true);
+
+    const owner = await client(await register(server.url));
+    expect((await owner.configurations()).map((c) => c.name)).toEqual(["Default", "Hot"]);
+    await expect(owner.adminConfigurations()).rejects.toMatchObject({ code: "FORBIDDEN" });
+    const s = await owner.createSession();
+    const picked = await s.configure(hot.id);
+    expect(picked.configuration.name).toBe("Hot");
+    expect(s.info.configurationId).toBe(hot.id);
+    llm.enqueue({ tokens: ["bold"] });
+    const reply = await (await s.replyTo((await s.send("be bold")).id)).result();
+    expect(llm.requests.at(-1)!.body!.temperature).toBe(1.4);
+    expect(await s.feedback(reply.id, 0, "meh")).toMatchObject({ messageId: reply.id, rating: 0, comment: "meh" });
+    const history = await owner.call("message:history", { sessionId: s.id });
+    expect(history.messages.find((m) => m.id === reply.id)?.ownFeedback).toMatchObject({ rating: 0, comment: "meh" });
   });
 });
