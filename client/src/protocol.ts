@@ -17,7 +17,7 @@ import type {
   ServerToClientEvents,
   SessionJoinResult,
 } from "../../src/protocol/events.js";
-import type { Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User } from "../../src/protocol/types.js";
+import type { Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User, UserRole } from "../../src/protocol/types.js";
 
 export type {
   Ack,
@@ -38,6 +38,7 @@ export type {
   SessionJoinResult,
   SessionSummary,
   User,
+  UserRole,
 };
 export type MemoryHit = MemoryHitPayload;
 
