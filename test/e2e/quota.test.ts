@@ -53,6 +53,8 @@ beforeAll(async () => {
         RATE_SESSION_BURST: "200",
         RATE_TURN_BURST: "200",
         RATE_MESSAGE_BURST: "200",
+        SWEEP_INTERVAL_MS: "300",
+        NODE_STALE_MS: "3000",
       }),
     );
   }
@@ -146,5 +148,21 @@ describe("daily token quotas", () => {
       const replies = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE user_id = $1 AND role = 'assistant'", [u.user.id]);
       expect(replies.rows[0].n).toBe(1);
     }
+  });
+
+  it("a reply whose node died gives its reservation back when another node's sweep ends it", async () => {
+    const u = await register(nodes[0]!.url);
+    const s = await client(nodes[0]!, u);
+    const { session } = await ok(s, "session:create", { title: "orphan" });
+    // As a node that reserved, wrote the streaming row and died would leave them.
+    await db.pool.query("INSERT INTO usage_daily (user_id, day, reserved_tokens) VALUES ($1, (now() AT TIME ZONE 'UTC')::date, 50000)", [u.user.id]);
+    await db.pool.query(
+      "INSERT INTO chat_messages (session_id, seq, user_id, role, content, status, owner_node) VALUES ($1, 1, $2, 'assistant', 'half a', 'streaming', 'quota-dead-node')",
+      [session.id, u.user.id],
+    );
+    await expect.poll(async () => (await usageRow(u.user.id))?.r, { timeout: 15_000 }).toBe(0);
+    const row = await db.pool.query("SELECT status FROM chat_messages WHERE session_id = $1", [session.id]);
+    expect(row.rows[0].status).toBe("interrupted");
+    expect((await usageRow(u.user.id)).turns).toBe(0);
   });
 });
