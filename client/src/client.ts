@@ -7,7 +7,7 @@ import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import { rest } from "./rest.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
-import type { AssistantConfiguration, Calls, ConfigurationSettings, ConfigurationSummary, FeedbackRating, InvitationPayload, MemoryHit, SessionSummary, User } from "./protocol.js";
+import type { AssistantConfiguration, Calls, ConfigurationSettings, ConfigurationSummary, FeedbackRating, InvitationPayload, MemoryHit, SessionSummary, User, UserRole } from "./protocol.js";
 import { ChatSession } from "./session.js";
 import { defaultStorage, type KeyValueStorage } from "./storage.js";
 import { type ConnectionState, Transport, type TransportOptions } from "./transport.js";
@@ -43,11 +43,15 @@ export interface ClientEvents {
   sendFailed: OutboxItem;
   /** Someone invited you to a session: acceptInvitation() or declineInvitation(). */
   invitation: InvitationPayload;
+  /** A message was stored but its reply did not start: your daily token quota is spent until `resetAt`. */
+  replyRefused: { sessionId: string; messageId: number; code: "QUOTA_EXCEEDED"; message: string; resetAt: string };
 }
 
 export interface AuthResult {
   token: string;
   user: User;
+  /** member or admin (servers before roles answer without it). */
+  role?: UserRole;
 }
 
 /** POST /api/auth/login (or /register); rejects with the server's code. */
@@ -85,7 +89,10 @@ export class ChatClient extends Emitter<ClientEvents> {
       send: (item) =>
         this.transport
           .call("message:send", { sessionId: item.sessionId, clientMessageId: item.clientMessageId, content: item.content, assistant: item.assistant })
-          .then((r) => r.message),
+          .then((r) => {
+            if (r.replyRefused) this.emit("replyRefused", { sessionId: item.sessionId, messageId: r.message.id, ...r.replyRefused });
+            return r.message;
+          }),
       online: () => this.transport.connected,
       storage: opts.storage ?? defaultStorage(),
       // Per user: a shared browser must not send one user's drafts as another.

@@ -10,6 +10,17 @@ export { asMemchatError, type ClientErrorCode, MemchatError, TRANSIENT_CODES } f
 export { newClientMessageId, Outbox, type OutboxItem, type OutboxOptions } from "./outbox.js";
 export type * from "./protocol.js";
 export { rest, type RestInit } from "./rest.js";
+export {
+  type AnalyticsReport,
+  type AnalyticsRow,
+  type ConfigurationTotals,
+  fetchAnalytics,
+  fetchMe,
+  fetchUsage,
+  setUserQuota,
+  setUserRole,
+  type UsageReport,
+} from "./usage.js";
 export { type ReplyDelta, type ReplyEnd, ReplyStream } from "./reply-stream.js";
 export { ChatSession, type SessionEvents } from "./session.js";
 export { defaultStorage, type KeyValueStorage, memoryStorage } from "./storage.js";

@@ -31,6 +31,7 @@ import type {
   Session,
   SessionSummary,
   User,
+  UserRole,
 } from "../../src/protocol/types.js";
 
 /** The settings an admin sends to create a configuration (every one optional when changing one). */
@@ -60,6 +61,7 @@ export type {
   SessionJoinResult,
   SessionSummary,
   User,
+  UserRole,
 };
 export type MemoryHit = MemoryHitPayload;
 

@@ -56,6 +56,8 @@ export class ChatSession extends Emitter<SessionEvents> {
   private readonly reported = new Map<number, Message["status"]>();
   private readonly streams = new Map<number, ReplyStream>();
   private replyWaiters: { replyToId: number; resolve(r: ReplyStream): void; reject(e: MemchatError): void }[] = [];
+  /** Replies refused before anyone asked (QUOTA_EXCEEDED can arrive before the send's ack): by the message they were for. */
+  private readonly refused = new Map<number, MemchatError>();
   private lastSeq = 0;
   private joined = false;
   private closed = false;
@@ -105,6 +107,8 @@ export class ChatSession extends Emitter<SessionEvents> {
    */
   replyTo(messageId: number): Promise<ReplyStream> {
     for (const r of this.streams.values()) if (r.replyToId === messageId) return Promise.resolve(r);
+    const refused = this.refused.get(messageId);
+    if (refused) return Promise.reject(refused);
     if (this.closed) return Promise.reject(new MemchatError("CLOSED", "This session handle was left or lost."));
     return new Promise((resolve, reject) => this.replyWaiters.push({ replyToId: messageId, resolve, reject }));
   }
@@ -311,8 +315,13 @@ export class ChatSession extends Emitter<SessionEvents> {
         if (!mine(e)) return;
         if (e.messageId === null) {
           // No reply row at all: whoever waits for the reply to that message hears why.
-          const error = new MemchatError(e.code, e.message);
-          for (const w of this.takeReplyWaiters(e.replyToId ?? null)) w.reject(error);
+          const error = new MemchatError(e.code, e.message, e.resetAt ? Math.max(1, Date.parse(e.resetAt) - Date.now()) : undefined);
+          const waiting = this.takeReplyWaiters(e.replyToId ?? null);
+          for (const w of waiting) w.reject(error);
+          if (waiting.length === 0 && e.replyToId !== undefined) {
+            if (this.refused.size >= 100) this.refused.delete(this.refused.keys().next().value!);
+            this.refused.set(e.replyToId, error);
+          }
           return;
         }
         this.streamOf(e.messageId, e.replyToId ?? null).fail(new MemchatError(e.code, e.message));

@@ -417,6 +417,9 @@ export class AssistantService {
         message = { ...m, content: buffered };
       }
       this.d.log.info({ messageId: m.id }, "marked an orphaned streaming reply interrupted");
+      if (m.userId && this.d.quota) {
+        await this.d.quota.releaseOrphan(m.userId, new Date(m.createdAt)).catch((err) => this.d.log.warn({ err: (err as Error).message }, "could not release an orphaned reply's quota reservation"));
+      }
       const ended: Message = { ...message, usage: { promptTokens: null, completionTokens: null } };
       this.d.rooms.emit(m.sessionId, "assistant:end", { sessionId: m.sessionId, message: ended, usage: { promptTokens: 0, completionTokens: 0 }, context: [] });
     }

@@ -67,6 +67,15 @@ export class QuotaService {
     return { userId, day, tokens };
   }
 
+  /**
+   * A reply whose node died was marked interrupted by another node's sweep:
+   * its reservation (made on the day the reply started) goes back. Its
+   * tokens are unknown and not counted.
+   */
+  async releaseOrphan(userId: string, startedAt: Date): Promise<void> {
+    await this.store.release(userId, utcDay(startedAt), this.opts.turnEstimateTokens);
+  }
+
   /** The turn never ran: give the estimate back. */
   async release(r: Reservation): Promise<void> {
     await this.store.release(r.userId, r.day, r.tokens);

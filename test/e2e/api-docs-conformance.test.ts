@@ -235,6 +235,13 @@ describe("the running server answers as its documents say", () => {
     expect((await rest("GET", "/api/me")).status).toBe(401);
     expect((await rest("PUT", "/api/admin/users/{id}/role", { id: bob.user.id }, { token: boss.token, body: { role: "member" } })).status).toBe(200);
     expect((await rest("PUT", "/api/admin/users/{id}/role", { id: bob.user.id }, { token: bob.token, body: { role: "admin" } })).status).toBe(403);
+    expect((await rest("PUT", "/api/admin/users/{id}/quota", { id: bob.user.id }, { token: boss.token, body: { dailyTokens: 5000 } })).status).toBe(200);
+    expect((await rest("PUT", "/api/admin/users/{id}/quota", { id: bob.user.id }, { token: boss.token, body: { dailyTokens: "many" } })).status).toBe(400);
+    expect((await rest("GET", "/api/me/usage", {}, { token: bob.token })).body.quota.dailyTokens).toBe(5000);
+    expect((await rest("GET", "/api/me/usage")).status).toBe(401);
+    expect((await rest("GET", "/api/admin/analytics", {}, { token: boss.token, query: "from=2026-01-01&to=2026-01-31" })).status).toBe(200);
+    expect((await rest("GET", "/api/admin/analytics", {}, { token: boss.token, query: "from=2026-02-30" })).status).toBe(400);
+    expect((await rest("GET", "/api/admin/analytics", {}, { token: bob.token })).status).toBe(403);
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: t })).status).toBe(200);
     expect((await rest("POST", "/api/sessions/{id}/archive", { id: sessionId }, { token: bob.token })).status).toBe(403);
     expect((await rest("POST", "/api/sessions/{id}/unarchive", { id: sessionId }, { token: t })).status).toBe(200);

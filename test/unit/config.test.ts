@@ -20,6 +20,21 @@ describe("loadConfig", () => {
     expect(c.trustProxy).toBe(true);
   });
 
+  it("reads roles, quotas and analytics retention (issue 15): quotas off by default, 0 meaning off", () => {
+    const d = loadConfig({});
+    expect(d.auth.adminUsernames).toEqual([]);
+    expect(d.quota).toEqual({ dailyTokens: undefined, turnEstimateTokens: 1000 });
+    expect(d.analytics).toEqual({ retentionDays: 730 });
+    expect(d.rateLimits.rules.admin).toEqual({ capacity: 60, refillPerSecond: 5 });
+    const c = loadConfig({ ADMIN_USERNAMES: " alice, Bob ,,", QUOTA_DAILY_TOKENS: "50000", QUOTA_TURN_ESTIMATE_TOKENS: "800", ANALYTICS_RETENTION_DAYS: "90" });
+    expect(c.auth.adminUsernames).toEqual(["alice", "Bob"]);
+    expect(c.quota).toEqual({ dailyTokens: 50000, turnEstimateTokens: 800 });
+    expect(c.analytics.retentionDays).toBe(90);
+    expect(loadConfig({ QUOTA_DAILY_TOKENS: "0" }).quota.dailyTokens).toBeUndefined();
+    expect(() => loadConfig({ ANALYTICS_RETENTION_DAYS: "0" })).toThrow(ConfigError);
+    expect(() => loadConfig({ QUOTA_DAILY_TOKENS: "-5" })).toThrow(ConfigError);
+  });
+
   it("treats an empty DATABASE_URL as unset", () => {
     expect(loadConfig({ DATABASE_URL: "" }).database.url).toBeUndefined();
   });

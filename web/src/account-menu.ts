@@ -3,9 +3,12 @@
  * delete my account. Each asks the server, then tells the app what happened
  * (the last two end the sign-in).
  */
+import { fetchMe } from "@memchat/client";
+import { openAnalyticsPage } from "./analytics-page.js";
 import { api, type Auth } from "./api.js";
 import { h } from "./dom.js";
 import { describe } from "./format.js";
+import { openUsagePanel } from "./usage-panel.js";
 
 export interface AccountMenuHooks {
   /** The sign-in ended here (logged out everywhere, account deleted). */
@@ -20,6 +23,7 @@ export function accountMenu(auth: Auth, hooks: AccountMenuHooks): HTMLDivElement
   const items = h(
     "div",
     { id, class: "account-menu-items", hidden: true },
+    item("Usage", () => (close(), openUsagePanel(auth))),
     item("Export my data", () => exportData()),
     item("Log out everywhere", () => logoutAll()),
     item("Delete account", () => deleteAccount(), "danger"),
@@ -35,6 +39,13 @@ export function accountMenu(auth: Auth, hooks: AccountMenuHooks): HTMLDivElement
     toggle.setAttribute("aria-expanded", String(open));
   };
   const close = () => setOpen(false);
+  // Admins also get the analytics page; the role is the server's to tell (it can change after sign-in).
+  fetchMe("", auth.token).then(
+    ({ role }) => {
+      if (role === "admin") items.insertBefore(item("Analytics", () => (close(), openAnalyticsPage(auth))), items.children[1] ?? null);
+    },
+    () => undefined,
+  );
   // Closes when focus moves elsewhere, or on Escape.
   menu.addEventListener("focusout", (e) => {
     if (!menu.contains(e.relatedTarget as Node | null)) close();
