@@ -76,7 +76,8 @@ describe("configurations and feedback in the browser", () => {
   it("lets the admin create a configuration (with errors at their fields), the owner pick it, and rate the reply", async () => {
     const page = await newPage();
     await signUp(page, server.url, adminName); // the first account: an admin
-    await page.getByTestId("open-configurations").click();
+    await page.getByRole("button", { name: "Account" }).click();
+    await page.getByRole("button", { name: "Configurations" }).click();
     const editor = page.getByTestId("configurations-page");
     await editor.waitFor();
     await editor.locator('[data-config="Default"]').waitFor();
@@ -119,7 +120,7 @@ describe("configurations and feedback in the browser", () => {
     await screenshot(page, "configurations-editor");
     expect((await db.pool.query("SELECT name FROM assistant_configurations WHERE is_default")).rows).toEqual([{ name: "Default" }]);
     expect((await db.pool.query("SELECT active FROM assistant_configurations WHERE name = 'Scratch'")).rows).toEqual([{ active: false }]);
-    await editor.getByRole("button", { name: "Close" }).click();
+    await editor.getByRole("button", { name: "Close", exact: true }).click();
     await editor.waitFor({ state: "detached" });
 
     // the owner's picker lists active configurations only; the pick applies to the next reply
@@ -173,9 +174,11 @@ describe("configurations and feedback in the browser", () => {
     await signUp(page, server.url, uniqueName("member"));
     await createSessionInUi(page, "Mine");
     await expect.poll(() => page.getByTestId("config-picker").locator("option").allTextContents()).toEqual(["Default (Default)", "Pirate"]);
-    // /api/me has answered by now (it was asked first): the editor's button stays hidden
+    // /api/me has answered by now (it was asked first): the menu offers no editor
     await page.waitForLoadState("networkidle");
-    expect(await page.getByTestId("open-configurations").isHidden()).toBe(true);
+    await page.getByRole("button", { name: "Account" }).click();
+    await page.getByRole("button", { name: "Export my data" }).waitFor();
+    expect(await page.getByRole("button", { name: "Configurations" }).count()).toBe(0);
     expect(pageErrors).toEqual([]);
   });
 });

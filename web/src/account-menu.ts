@@ -5,6 +5,7 @@
  */
 import { fetchMe } from "@memchat/client";
 import { openAnalyticsPage } from "./analytics-page.js";
+import { openConfigurationsPage } from "./configurations-page.js";
 import { api, type Auth } from "./api.js";
 import { h } from "./dom.js";
 import { describe } from "./format.js";
@@ -43,6 +44,7 @@ export function accountMenu(auth: Auth, hooks: AccountMenuHooks): HTMLDivElement
   fetchMe("", auth.token).then(
     ({ role }) => {
       if (role === "admin") items.insertBefore(item("Analytics", () => (close(), openAnalyticsPage(auth))), items.children[1] ?? null);
+      if (role === "admin") items.insertBefore(item("Configurations", () => (close(), openConfigurationsPage(auth, hooks.toast))), items.children[2] ?? null);
     },
     () => undefined,
   );

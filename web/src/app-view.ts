@@ -5,7 +5,6 @@
  */
 import { api, type Auth, lastSession, RequestError, rememberSession } from "./api.js";
 import { accountMenu } from "./account-menu.js";
-import { configurationsButton } from "./configurations-page.js";
 import { Connection, type ConnectionState } from "./connection.js";
 import { Conversation, type ConversationContext } from "./conversation.js";
 import { append, clear, h, icon, type IconName } from "./dom.js";
@@ -106,7 +105,6 @@ export class ChatApp {
         { class: "user" },
         h("span", { class: "avatar", "aria-hidden": "true" }, auth.user.username.slice(0, 1).toUpperCase()),
         h("span", { class: "username", "data-testid": "username" }, auth.user.username),
-        configurationsButton(auth, (m) => this.toast(m)),
         accountMenu(auth, { signOut: (notice) => this.signOut(notice), toast: (m) => this.toast(m) }),
         h(
           "button",

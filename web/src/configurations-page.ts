@@ -2,12 +2,13 @@
  * The admins' configuration editor: every named assistant configuration,
  * a form to create or change one (the server's VALIDATION errors shown at
  * each field), and the actions activate, retire and make default. A page of
- * its own over the chat, opened from the top bar; members never see its
- * button (and the server answers them FORBIDDEN anyway).
+ * its own over the chat (overlay-page.ts), opened from the account menu,
+ * which offers it to admins only (the server answers members FORBIDDEN anyway).
  */
 import { api, type Auth, RequestError } from "./api.js";
 import { append, clear, h } from "./dom.js";
 import { describe } from "./format.js";
+import { openOverlayPage, type OverlayPage } from "./overlay-page.js";
 import type { AssistantConfiguration, ConfigurationSettings } from "./protocol.js";
 
 type Field = keyof ConfigurationSettings;
@@ -29,26 +30,11 @@ const FIELDS: { field: Field; label: string; kind: "text" | "textarea" | "number
 ];
 const MODES = ["hybrid", "vector", "lexical", "none"] as const;
 
-/** The top-bar button: shown once /api/me says the user is an admin. */
-export function configurationsButton(auth: Auth, toast: (message: string) => void): HTMLButtonElement {
-  const button = h("button", { type: "button", class: "btn btn-ghost", hidden: true, "data-testid": "open-configurations" }, "Configurations");
-  button.addEventListener("click", () => openConfigurationsPage(auth, toast));
-  api.me(auth.token).then(
-    (me) => (button.hidden = me.role !== "admin"),
-    () => undefined, // not an admin as far as this page knows; the server decides anyway
-  );
-  return button;
-}
-
 export function openConfigurationsPage(auth: Auth, toast: (message: string) => void): void {
-  document.querySelector(".admin-page")?.remove();
-  const page = new ConfigurationsPage(auth, toast);
-  document.body.appendChild(page.el);
-  page.focus();
+  new ConfigurationsPage(auth, toast, openOverlayPage("configurations-page", "Assistant configurations"));
 }
 
 class ConfigurationsPage {
-  readonly el: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly form: HTMLFormElement;
   private readonly formTitle: HTMLHeadingElement;
@@ -62,6 +48,7 @@ class ConfigurationsPage {
   constructor(
     private readonly auth: Auth,
     private readonly toast: (message: string) => void,
+    private readonly page: OverlayPage,
   ) {
     this.list = h("ul", { class: "config-list", "aria-label": "Configurations" });
     this.formTitle = h("h3", { id: "config-form-title" });
@@ -80,36 +67,13 @@ class ConfigurationsPage {
         h("button", { type: "button", class: "btn btn-ghost", onclick: () => this.edit(undefined) }, "New configuration"),
       ),
     );
-    this.el = h(
-      "div",
-      { class: "admin-page", role: "dialog", "aria-modal": "true", "aria-labelledby": "config-page-title", "data-testid": "configurations-page" },
-      h(
-        "div",
-        { class: "admin-page-inner" },
-        h(
-          "header",
-          { class: "admin-page-head" },
-          h("h2", { id: "config-page-title" }, "Assistant configurations"),
-          h("button", { type: "button", class: "btn btn-ghost", onclick: () => this.close() }, "Close"),
-        ),
-        h("p", { class: "muted" }, "Sessions use the default unless their owner picks another. Changes apply from each session's next reply; retiring a configuration moves its sessions to the default."),
-        h("div", { class: "admin-page-body" }, h("section", { "aria-label": "All configurations" }, this.list), this.form),
-      ),
+    page.el.dataset.testid = "configurations-page";
+    page.body.append(
+      h("p", { class: "muted" }, "Sessions use the default unless their owner picks another. Changes apply from each session's next reply; retiring a configuration moves its sessions to the default."),
+      h("div", { class: "admin-page-body" }, h("section", { "aria-label": "All configurations" }, this.list), this.form),
     );
-    this.el.addEventListener("keydown", (e) => {
-      if (e.key === "Escape") this.close();
-    });
     this.edit(undefined);
     void this.load();
-  }
-
-  focus(): void {
-    this.el.querySelector<HTMLElement>("h2")?.setAttribute("tabindex", "-1");
-    this.el.querySelector<HTMLElement>("h2")?.focus();
-  }
-
-  private close(): void {
-    this.el.remove();
   }
 
   private row(f: (typeof FIELDS)[number]): HTMLElement {
@@ -217,7 +181,7 @@ class ConfigurationsPage {
     }
     const unplaced = issues.filter((i) => !this.errors.has(i.field as Field));
     if (unplaced.length) this.formError.textContent = unplaced.map((i) => i.message).join("; ");
-    this.el.querySelector<HTMLElement>("[aria-invalid=true]")?.focus();
+    this.page.el.querySelector<HTMLElement>("[aria-invalid=true]")?.focus();
   }
 
   private async act(c: AssistantConfiguration, action: "activate" | "retire" | "default"): Promise<void> {
