@@ -143,7 +143,7 @@ const envSchema = z.object({
   RETENTION_BATCH_SIZE: int(10, 100_000).default(1000),
   /** Pause between two retention statements, so sends get the database in between. */
   RETENTION_BATCH_PAUSE_MS: int(0, 60_000).default(20),
-  /** How often each maintenance job (archival, retention) runs, cluster-wide. */
+  /** How often each maintenance job (archival, retention, analytics) runs, cluster-wide. */
   MAINTENANCE_INTERVAL_MS: int(1000, 7 * 24 * 3600 * 1000).default(600_000),
   /** How long a node holds a maintenance job's lease without renewing it (a crashed node's job runs elsewhere after this). */
   MAINTENANCE_LEASE_MS: int(1000, 24 * 3600 * 1000).default(120_000),
