@@ -6,13 +6,23 @@
  * (PgAssistantStore.ragConfig), so every change here applies from the next turn.
  */
 import type { ConfigureResult, PgConfigurationStore, WriteResult } from "../db/pg-configuration-store.js";
-import { toSummary } from "../db/pg-configuration-store.js";
 import { configurationCreate, type ConfigurationCreate, type ConfigurationUpdate, configurationUpdate } from "../protocol/configuration-schemas.js";
 import { AppError, ValidationError } from "../protocol/errors.js";
 import type { SessionConfiguredPayload } from "../protocol/events.js";
 import type { AssistantConfiguration, ConfigurationSummary, User } from "../protocol/types.js";
 import type { RoomEvents } from "./room-events.js";
 import type { z } from "zod";
+
+/** What every user may read of a configuration: no prompt, no tuning. */
+export const toSummary = (c: AssistantConfiguration): ConfigurationSummary => ({
+  id: c.id,
+  name: c.name,
+  description: c.description,
+  model: c.model,
+  retrievalMode: c.retrievalMode,
+  crossSession: c.crossSession,
+  isDefault: c.isDefault,
+});
 
 const notFound = () => new AppError("NOT_FOUND", "no such configuration");
 

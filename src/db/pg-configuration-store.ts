@@ -7,7 +7,7 @@
  */
 import type pg from "pg";
 import type { ConfigurationCreate, ConfigurationUpdate } from "../protocol/configuration-schemas.js";
-import type { AssistantConfiguration, ConfigurationSummary } from "../protocol/types.js";
+import type { AssistantConfiguration } from "../protocol/types.js";
 import { isUniqueViolation } from "./errors.js";
 
 const COLUMNS = `c.id, c.name, c.description, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k,
@@ -55,16 +55,6 @@ export const toConfiguration = (r: Row): AssistantConfiguration => ({
   active: r.active,
   createdAt: r.created_at.toISOString(),
   updatedAt: r.updated_at.toISOString(),
-});
-
-export const toSummary = (c: AssistantConfiguration): ConfigurationSummary => ({
-  id: c.id,
-  name: c.name,
-  description: c.description,
-  model: c.model,
-  retrievalMode: c.retrievalMode,
-  crossSession: c.crossSession,
-  isDefault: c.isDefault,
 });
 
 /** API field → column, for inserts and updates (the only names ever put into SQL text). */
