@@ -164,6 +164,12 @@ function ensuringStore(store: VectorStore, log: Logger): VectorStore {
     },
     search: (v, f, l) => store.search(v, f, l),
     deleteBySession: (s) => store.deleteBySession(s),
+    async upsertPassages(points) {
+      await ensure();
+      await store.upsertPassages(points);
+    },
+    searchPassages: (v, f, l) => store.searchPassages(v, f, l),
+    deleteByAttachment: (a) => store.deleteByAttachment(a),
     close: () => store.close(),
   };
 }
