@@ -18,6 +18,20 @@ const optionalUrl = z
   .transform((v) => (v === "" ? undefined : v))
   .pipe(z.string().url().optional());
 
+/** Attachment types accepted when UPLOAD_ALLOWED_TYPES is unset: images, PDF and text-like files. */
+export const DEFAULT_UPLOAD_TYPES = [
+  "image/png",
+  "image/jpeg",
+  "image/webp",
+  "image/gif",
+  "application/pdf",
+  "text/plain",
+  "text/markdown",
+  "text/csv",
+  "application/json",
+  "text/html",
+] as const;
+
 const envSchema = z.object({
   /** HTTP and Socket.IO port. */
   PORT: int(0, 65535).default(3000),
@@ -148,6 +162,30 @@ const envSchema = z.object({
   /** How long a node holds a maintenance job's lease without renewing it (a crashed node's job runs elsewhere after this). */
   MAINTENANCE_LEASE_MS: int(1000, 24 * 3600 * 1000).default(120_000),
   MAINTENANCE_ENABLED: bool.default("true"),
+
+  /** Largest file a member may upload, in bytes (streamed: never held whole in memory). */
+  MAX_UPLOAD_BYTES: int(1, 5 * 1024 ** 3).default(25 * 1024 * 1024),
+  /** Types a file may be, judged by its bytes (sniffed), not by its name or declared type; comma separated. */
+  UPLOAD_ALLOWED_TYPES: z.string().default(DEFAULT_UPLOAD_TYPES.join(",")),
+  /** Most attachments one message may carry. */
+  MAX_ATTACHMENTS_PER_MESSAGE: int(1, 100).default(10),
+  /** Bytes of attachments one user may keep stored (uploads and sent files, every session). Unset: no quota. */
+  STORAGE_QUOTA_BYTES: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  /** An upload not sent with a message this long after it finished is removed. */
+  ATTACHMENT_PENDING_TTL_MS: int(60_000, 30 * 24 * 3600 * 1000).default(3600_000),
+  /** How often expired uploads are removed and the stored objects of deleted attachments are deleted. */
+  ATTACHMENT_SWEEP_INTERVAL_MS: int(1000, 24 * 3600 * 1000).default(60_000),
+  /** S3-compatible object store for attachments (cluster profile). Unset: files go to DATA_DIR/files. */
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not an S3 bucket name").optional(),
+  /** Endpoint of a non-AWS store (MinIO: http://minio:9000); unset for AWS. */
+  S3_ENDPOINT: optionalUrl.optional(),
+  S3_REGION: z.string().default("us-east-1"),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** Path-style URLs (endpoint/bucket/key), which MinIO and most S3-compatible stores want. */
+  S3_FORCE_PATH_STYLE: bool.default("true"),
+  /** Prefix of every object key, so one bucket can serve several deployments. */
+  S3_PREFIX: z.string().regex(/^([a-z0-9][a-z0-9._-]*\/)*$/, "lower-case path segments each ending in /").default(""),
 });
 
 /**
@@ -170,6 +208,7 @@ const RATE_DEFAULTS: Record<LimitName, readonly [burst: number, perSecond: numbe
   rest: [600, 100],
   // logout-all, export, deletion
   account: [10, 0.2],
+  upload: [20, 0.5],
 };
 const rateVar = (name: string, part: "BURST" | "PER_SEC") => `RATE_${name.toUpperCase()}_${part}`;
 const rateSchema: z.ZodType<Record<string, number>, z.ZodTypeDef, unknown> = z.object(
@@ -229,6 +268,18 @@ export interface Config {
     batchPauseMs: number;
   };
   maintenance: { enabled: boolean; intervalMs: number; leaseMs: number };
+  files: {
+    maxUploadBytes: number;
+    allowedTypes: string[];
+    maxPerMessage: number;
+    quotaBytes: number | undefined;
+    pendingTtlMs: number;
+    sweepIntervalMs: number;
+    /** Set: attachments go to this S3-compatible store; unset: DATA_DIR/files. */
+    s3:
+      | { bucket: string; endpoint: string | undefined; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean; prefix: string }
+      | undefined;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -321,5 +372,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       batchPauseMs: e.RETENTION_BATCH_PAUSE_MS,
     },
     maintenance: { enabled: e.MAINTENANCE_ENABLED, intervalMs: e.MAINTENANCE_INTERVAL_MS, leaseMs: e.MAINTENANCE_LEASE_MS },
+    files: {
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      allowedTypes: e.UPLOAD_ALLOWED_TYPES.split(",").map((t) => t.trim().toLowerCase()).filter(Boolean),
+      maxPerMessage: e.MAX_ATTACHMENTS_PER_MESSAGE,
+      quotaBytes: e.STORAGE_QUOTA_BYTES,
+      pendingTtlMs: e.ATTACHMENT_PENDING_TTL_MS,
+      sweepIntervalMs: e.ATTACHMENT_SWEEP_INTERVAL_MS,
+      s3: e.S3_BUCKET
+        ? {
+            bucket: e.S3_BUCKET,
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            accessKeyId: e.S3_ACCESS_KEY_ID,
+            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.S3_FORCE_PATH_STYLE,
+            prefix: e.S3_PREFIX,
+          }
+        : undefined,
+    },
   };
 }

@@ -233,10 +233,12 @@ export class ChatService {
       clientMessageId: input.clientMessageId,
       content: input.content,
       replyOwnerNode: wantsReply ? this.assistant!.nodeId : undefined,
+      ...(input.attachments?.length ? { attachmentIds: input.attachments } : {}),
     });
     if (r.kind === "not_found") throw notFound();
     if (r.kind === "busy") throw busyError();
     if (r.kind === "archived") throw archivedError();
+    if (r.kind === "bad_attachments") throw new AppError("BAD_REQUEST", "an attachment is not your own unsent upload in this session");
     if (r.kind === "duplicate") return { message: r.message, duplicate: true };
     this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
     this.onMessageStored?.();

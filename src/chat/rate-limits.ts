@@ -32,6 +32,7 @@ export const LIMITS = {
   cancel: { what: "cancellations", scope: "user" },
   rest: { what: "requests", scope: "address" },
   account: { what: "account operations", scope: "user" },
+  upload: { what: "uploads", scope: "user" },
 } as const satisfies Record<string, { what: string; scope: Scope }>;
 
 export type LimitName = keyof typeof LIMITS;

@@ -6,6 +6,8 @@ import type { ChatService } from "../chat/chat-service.js";
 import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { LimitName, RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
+import type { AttachmentService } from "../files/attachment-service.js";
+import { registerAttachmentRoutes } from "./attachment-routes.js";
 import { clientAddress } from "./client-address.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
@@ -36,6 +38,8 @@ export interface RouteDeps {
   account: AccountService;
   sessionList: SessionList;
   trustProxy: boolean;
+  /** Files in sessions; routes absent when not given. */
+  attachments?: AttachmentService;
   /** When set, /metrics needs it as a bearer token. */
   metricsToken?: string;
   isDraining(): boolean;
@@ -69,6 +73,8 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
     await deps.rateLimits.checkFor(limit, { userId: user.id, address: addressOf(ctx.req) });
     return user;
   }
+
+  if (deps.attachments) registerAttachmentRoutes(router, deps.attachments, requireUser);
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {

@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   "PAYLOAD_TOO_LARGE",
   /** REST only: a body whose Content-Type is not exactly application/json (HTTP 415). */
   "UNSUPPORTED_MEDIA_TYPE",
+  /** An upload that would take the user's stored files over STORAGE_QUOTA_BYTES (HTTP 507). */
+  "QUOTA_EXCEEDED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -55,4 +57,5 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  QUOTA_EXCEEDED: 507,
 };

@@ -9,7 +9,7 @@ import type { ErrorBody } from "./errors.js";
 import { ERROR_CODES } from "./errors.js";
 import type { ClientToServerEvents, ServerToClientEvents } from "./events.js";
 import { retrievalMode } from "./schemas.js";
-import type { Message, Session, User } from "./types.js";
+import type { AttachmentPayload, AttachmentRef, Message, Session, User } from "./types.js";
 import { z } from "./zod-openapi.js";
 
 const id = z.string().uuid();
@@ -18,6 +18,30 @@ const int = z.number().int();
 
 export const role = z.enum(["user", "assistant", "system"]).openapi("Role");
 export const messageStatus = z.enum(["complete", "streaming", "cancelled", "error", "interrupted"]).openapi("MessageStatus");
+
+export const attachmentRef = z
+  .object({
+    id,
+    name: z.string(),
+    contentType: z.string().describe("What the bytes are (sniffed at upload), not what the uploader declared."),
+    size: int.nonnegative(),
+    thumbnail: z.boolean().describe("An image: GET /api/attachments/{id}/thumbnail serves a small WebP."),
+    width: int.nullable(),
+    height: int.nullable(),
+  })
+  .openapi("AttachmentRef");
+
+/** POST /api/sessions/:id/attachments and GET /api/attachments/:id. */
+export const attachment = attachmentRef
+  .extend({
+    sessionId: id,
+    uploaderId: id,
+    sha256: z.string().describe("Hex SHA-256 of the bytes."),
+    state: z.enum(["pending", "attached"]).describe("pending: uploaded, not yet sent with a message (removed after ATTACHMENT_PENDING_TTL_MS)."),
+    messageId: int.nullable().describe("The message that carries it, once sent."),
+    createdAt: timestamp,
+  })
+  .openapi("Attachment");
 
 export const message = z
   .object({
@@ -31,6 +55,7 @@ export const message = z
     userId: id.nullable().describe("The author of a user message; for an assistant reply, the user whose turn it was."),
     replyToId: int.nullable(),
     createdAt: timestamp,
+    attachments: z.array(attachmentRef).optional().describe("Files sent with a user message; absent when none."),
   })
   .openapi("Message");
 
@@ -232,4 +257,5 @@ export const typesMatchSchemas: [
   Check<{ [K in keyof ServerToClientEvents]: Same<z.infer<EventSchemas[K]>, ServerPayload<K>> }>,
   Check<{ Message: Same<z.infer<typeof message>, Message>; Session: Same<z.infer<typeof session>, Session>; User: Same<z.infer<typeof user>, User> }>,
   Check<{ Error: Same<z.infer<typeof errorBody>, ErrorBody> }>,
-] = [true, true, true, true];
+  Check<{ Attachment: Same<z.infer<typeof attachment>, AttachmentPayload>; AttachmentRef: Same<z.infer<typeof attachmentRef>, AttachmentRef> }>,
+] = [true, true, true, true, true];

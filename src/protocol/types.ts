@@ -15,6 +15,21 @@ export interface Message {
   userId: string | null;
   replyToId: number | null;
   createdAt: string;
+  /** Files sent with a user message (absent when none). */
+  attachments?: AttachmentRef[];
+}
+
+/** A file as messages carry it; its bytes are at GET /api/attachments/:id/content. */
+export interface AttachmentRef {
+  id: string;
+  name: string;
+  /** What the bytes are (sniffed at upload), not what the uploader declared. */
+  contentType: string;
+  size: number;
+  /** True for images: GET /api/attachments/:id/thumbnail serves a small WebP. */
+  thumbnail: boolean;
+  width: number | null;
+  height: number | null;
 }
 
 export interface Session {
@@ -48,4 +63,22 @@ export interface User {
 
 export interface PresenceEntry {
   userId: string;
+}
+
+/** An attachment as the upload route answers it. */
+export interface AttachmentPayload {
+  id: string;
+  sessionId: string;
+  uploaderId: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  thumbnail: boolean;
+  width: number | null;
+  height: number | null;
+  /** "pending" until sent with a message, then "attached". */
+  state: "pending" | "attached";
+  messageId: number | null;
+  createdAt: string;
 }
