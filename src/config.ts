@@ -114,6 +114,16 @@ const envSchema = z.object({
   INDEXER_LEASE_MS: int(1000, 3_600_000).default(60_000),
   INDEXER_BASE_BACKOFF_MS: int(10, 600_000).default(1000),
   INDEXER_MAX_BACKOFF_MS: int(10, 3_600_000).default(60_000),
+  /** Reading attachments (src/files/extract): characters kept per file, PDF pages read, time and heap per file, worker threads. */
+  EXTRACT_MAX_CHARS: int(1000, 50_000_000).default(2_000_000),
+  EXTRACT_MAX_PAGES: int(1, 100_000).default(1000),
+  EXTRACT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  EXTRACT_WORKER_HEAP_MB: int(32, 16_384).default(512),
+  EXTRACT_WORKERS: int(1, 16).default(1),
+  /** Passages of attachments: target length and overlap in characters; how many a reply may draw on. */
+  PASSAGE_CHARS: int(100, 10_000).default(800),
+  PASSAGE_OVERLAP_CHARS: int(0, 5_000).default(160),
+  PASSAGE_TOP_K: int(0, 50).default(4),
 
   /** Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1. Unset: the offline responder answers. */
   OPENAI_BASE_URL: optionalUrl.optional(),
@@ -247,6 +257,7 @@ export interface Config {
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
+  extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number };
   llm: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -336,6 +347,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.INDEXER_LEASE_MS,
       baseBackoffMs: e.INDEXER_BASE_BACKOFF_MS,
       maxBackoffMs: e.INDEXER_MAX_BACKOFF_MS,
+    },
+    extract: {
+      maxChars: e.EXTRACT_MAX_CHARS,
+      maxPages: e.EXTRACT_MAX_PAGES,
+      timeoutMs: e.EXTRACT_TIMEOUT_MS,
+      workerHeapMb: e.EXTRACT_WORKER_HEAP_MB,
+      workers: e.EXTRACT_WORKERS,
+      passageChars: e.PASSAGE_CHARS,
+      passageOverlap: e.PASSAGE_OVERLAP_CHARS,
+      passageTopK: e.PASSAGE_TOP_K,
     },
     llm: {
       baseUrl: e.OPENAI_BASE_URL,
