@@ -234,7 +234,8 @@ export class PgVectorStore implements VectorStore {
 
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     // Passages share the collection: a message search names the message roles.
-    return this.searchRoles(vector, { ...filter, roles: filter.roles ?? MESSAGE_ROLES }, limit);
+    const hits = await this.searchRoles(vector, { ...filter, roles: filter.roles ?? MESSAGE_ROLES }, limit);
+    return hits.map((h) => ({ messageId: h.messageId, sessionId: h.sessionId, score: h.score, role: h.role, content: h.content }));
   }
 
   async searchPassages(vector: Float32Array, filter: PassageFilter, limit: number): Promise<PassageVectorHit[]> {
