@@ -21,6 +21,11 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "./db/embedde
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
+import { PgAttachmentStore } from "./db/pg-attachment-store.js";
+import { attachmentMetrics } from "./files/attachment-metrics.js";
+import { AttachmentService } from "./files/attachment-service.js";
+import { openFileStore } from "./files/open-file-store.js";
+import { attachmentsJob } from "./maintenance/attachments-job.js";
 import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
@@ -85,7 +90,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const users = new PgUserStore(pool);
     const auth = new AuthService(users, tokens, config.auth.scryptN, config.auth.cacheMs);
     const usernameOf = usernames(users);
-    const schemas = protocolSchemas(config.limits);
+    const schemas = protocolSchemas({ ...config.limits, maxAttachments: config.files.maxPerMessage });
     const inFlight = createInFlight();
 
     const router = new Router(log, metrics, config.limits.maxPayloadBytes, { corsOrigin: config.corsOrigin });
@@ -152,6 +157,18 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       log: log.child({ component: "lifecycle" }),
       opts: config.lifecycle,
     });
+    const fileStore = await openFileStore(config);
+    cleanups.push(async () => fileStore.close());
+    const attachmentStore = new PgAttachmentStore(pool);
+    const attachments = new AttachmentService(
+      attachmentStore,
+      fileStore.store,
+      config.files,
+      log.child({ component: "attachments" }),
+      attachmentMetrics(metrics.registry, () => attachmentStore),
+    );
+    const purgeFiles = () =>
+      void attachments.purge().catch((err) => log.warn({ err: (err as Error).message }, "deleting stored files failed; the attachments job retries"));
     const chat = new ChatService({
       store: messageStore,
       membership: new PgMembershipStore(pool),
@@ -164,6 +181,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       memory: memoryRuntime.memory,
       rateLimits,
       onSent: (message, reply) => lifecycle.messageStored(message, reply),
+      // The session's rows are gone (committed): its stored files go now, not at the next sweep.
+      onSessionDeleted: purgeFiles,
     });
     attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle });
 
@@ -176,6 +195,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
       }
       if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      scheduler.register(attachmentsJob(attachments, config.files.sweepIntervalMs));
       scheduler.start();
       const running = scheduler;
       cleanups.push(() => running.stop());
@@ -212,6 +232,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         },
       },
       ...coordination.readiness,
+      { name: "files", critical: false, check: () => fileStore.store.check() },
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
     const account = new AccountService({
@@ -239,6 +260,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       readiness,
       rateLimits,
       trustProxy: config.trustProxy,
+      attachments,
       metricsToken: config.metricsToken,
       isDraining: () => inFlight.draining,
     });

@@ -44,6 +44,8 @@ export interface ChatDeps {
   rateLimits?: RateLimits;
   /** A user message (and its reply row) was stored: the lifecycle checks the session's size. */
   onSent?: (message: Message, reply: Message | null) => void;
+  /** A session was deleted (committed): its stored files can go. */
+  onSessionDeleted?: (sessionId: string) => void;
 }
 
 export class ChatService {
@@ -58,6 +60,7 @@ export class ChatService {
   private readonly memory: MemoryService | undefined;
   private readonly rateLimits: RateLimits | undefined;
   private readonly onSent: ChatDeps["onSent"];
+  private readonly onSessionDeleted: ChatDeps["onSessionDeleted"];
 
   constructor(d: ChatDeps) {
     this.store = d.store;
@@ -71,6 +74,7 @@ export class ChatService {
     this.memory = d.memory;
     this.rateLimits = d.rateLimits;
     this.onSent = d.onSent;
+    this.onSessionDeleted = d.onSessionDeleted;
   }
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
@@ -207,6 +211,7 @@ export class ChatService {
     if (r.kind === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
     if (r.kind === "not_found") throw notFound();
     this.members.evict(sessionId, r.memberIds, "deleted");
+    this.onSessionDeleted?.(sessionId);
     await this.assistant?.cancelReplies(r.streamingReplyIds);
     await this.memory?.forgetSession(sessionId);
   }

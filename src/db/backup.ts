@@ -16,6 +16,13 @@
  * Derived and runtime tables are left out: vectors (rebuilt by the indexer
  * from the restored messages), the indexing queue (every message is queued
  * again), live nodes and maintenance leases.
+ *
+ * Attachments: the rows (names, types, sizes, hashes, which message carries
+ * which file) are in the backup; the files themselves are not. They live in
+ * the file store (DATA_DIR/files or the S3 bucket), backed up beside the
+ * database (README, "Backup and restore"). An attachment whose file is missing
+ * after a restore answers NOT_FOUND on download; its sha256 tells a restored
+ * file from another.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -38,6 +45,7 @@ export const DERIVED_TABLES: Record<string, string> = {
   message_vector_deletions_pruned: "the vector code caches' change log: vectors are rebuilt",
   chat_nodes: "live server nodes",
   maintenance_jobs: "maintenance leases and last runs",
+  attachment_object_purge: "stored files waiting to be deleted: their rows are gone, a restore does not bring them back",
   schema_migrations: "recorded as schemaVersion; the restore runs the migrations",
 };
 

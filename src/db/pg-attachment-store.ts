@@ -74,7 +74,7 @@ export interface FinishedUpload {
 }
 
 /** A per-user lock for quota checks: uploads finishing together cannot both slip under it. */
-const QUOTA_LOCK = "SELECT pg_advisory_xact_lock(7311942020, hashtext($1::text))";
+const QUOTA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('attachment-quota:' || $1::text, 0))";
 
 export class PgAttachmentStore {
   constructor(private readonly pool: pg.Pool) {}

@@ -143,7 +143,9 @@ export class AttachmentService {
     const storageKey = `attachments/${id}`;
     await this.store.begin({ id, sessionId, uploaderId: user.id, name, declaredType: declaredType.slice(0, 200) || null, storageKey });
     const inspector = new UploadInspector({ name, allowedTypes: this.allowed, maxBytes: this.opts.maxUploadBytes, quotaLeft });
-    file.once("error", (err) => inspector.destroy(err));
+    // Refusals surface through the store's put, which may not be listening yet when the first bytes are judged.
+    inspector.on("error", () => undefined);
+    file.on("error", (err) => inspector.destroy(err));
     try {
       const sniffed = () => inspector.sniffed!.contentType;
       await this.files.put(storageKey, file.pipe(inspector), { contentType: "application/octet-stream" });

@@ -43,6 +43,8 @@ export class DiskFileStore implements FileStore {
   }
 
   async put(key: string, body: Readable): Promise<StoredObject> {
+    // The stream may fail before the pipeline below listens (while directories are made): that failure is the pipeline's to report.
+    body.on("error", () => undefined);
     const target = this.pathOf(key);
     const tmp = path.join(this.tmpDir, randomUUID());
     try {

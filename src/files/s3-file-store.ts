@@ -49,6 +49,8 @@ export class S3FileStore implements FileStore {
   }
 
   async put(key: string, body: Readable, opts: { contentType?: string } = {}): Promise<StoredObject> {
+    // A failure before the upload reads the stream is reported by the upload (its read fails), not as an unhandled event.
+    body.on("error", () => undefined);
     const Key = this.keyOf(key);
     let size = 0;
     const counted = new Transform({
@@ -57,6 +59,7 @@ export class S3FileStore implements FileStore {
         cb(null, chunk);
       },
     });
+    counted.on("error", () => undefined);
     body.once("error", (err) => counted.destroy(err));
     body.pipe(counted);
     const upload = new Upload({
