@@ -25,6 +25,7 @@ import { PgAttachmentStore } from "./db/pg-attachment-store.js";
 import { attachmentMetrics } from "./files/attachment-metrics.js";
 import { AttachmentService } from "./files/attachment-service.js";
 import { openFileStore } from "./files/open-file-store.js";
+import { startPassageRunner } from "./files/passage-runtime.js";
 import { attachmentsJob } from "./maintenance/attachments-job.js";
 import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
@@ -130,7 +131,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
-      context: new ContextBuilder(memoryRuntime.memory, usernameOf),
+      context: new ContextBuilder(memoryRuntime.memory, usernameOf, { search: memoryRuntime.passages, topK: config.extract.passageTopK }),
       llm,
       buffer: coordination.streamBuffer,
       cancelBus: coordination.cancelBus,
@@ -143,6 +144,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         onTurnEnd: (status) => metrics.assistantTurns.inc({ status }),
       },
       onReplyStored: () => memoryRuntime.messageStored(),
+      passageContext: (userId, messageId) => memoryRuntime.passageQueries.contextOf(userId, messageId),
     });
     await assistant.start();
 
@@ -167,6 +169,9 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       log.child({ component: "attachments" }),
       attachmentMetrics(metrics.registry, () => attachmentStore),
     );
+    // The assistant reads attachments: stored files are extracted into passages that the indexer embeds.
+    const passageRunner = await startPassageRunner(config, pool, databaseUrl, fileStore.store, qdrantPurge ?? new PgVectorPurge(pool), () => memoryRuntime.messageStored(), log, metrics.registry);
+    cleanups.push(() => passageRunner.stop());
     const purgeFiles = () =>
       void attachments.purge().catch((err) => log.warn({ err: (err as Error).message }, "deleting stored files failed; the attachments job retries"));
     const chat = new ChatService({

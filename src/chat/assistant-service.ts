@@ -9,9 +9,10 @@ import type { Logger } from "pino";
 import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
+import type { PassageContextPayload } from "../protocol/events.js";
 import type { Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
-import type { ContextBuilder, GatheredContext } from "./context-builder.js";
+import type { ContextBuilder, GatheredContext, UsedPassage } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
 import type { RoomEvents } from "./room-events.js";
 
@@ -69,6 +70,8 @@ export class AssistantService {
       opts: AssistantOptions;
       metrics?: AssistantMetrics;
       onReplyStored?: () => void;
+      /** The passages of shared files a reply used (message:context). */
+      passageContext?: (userId: string, messageId: number) => Promise<PassageContextPayload[]>;
     },
   ) {}
 
@@ -202,7 +205,11 @@ export class AssistantService {
   }
 
   async context(actor: Actor, messageId: number) {
-    return { context: await this.d.store.contextOf(actor.user.id, messageId) };
+    const [context, passages] = await Promise.all([
+      this.d.store.contextOf(actor.user.id, messageId),
+      this.d.passageContext ? this.d.passageContext(actor.user.id, messageId) : Promise.resolve([]),
+    ]);
+    return { context, passages };
   }
 
   private abortLocal(messageId: number, reason: "cancel" | "shutdown"): void {
@@ -224,6 +231,7 @@ export class AssistantService {
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
+    let usedPassages: UsedPassage[] = [];
     // Deltas leave in seq order: each waits for the previous one's buffer append.
     let chain = Promise.resolve();
     const flush = () => {
@@ -256,6 +264,7 @@ export class AssistantService {
       marks.reads = performance.now() - acceptedAt;
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
+      usedPassages = built.usedPassages;
       usage.promptTokens = built.promptTokens;
       marks.context = performance.now() - acceptedAt;
       for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
@@ -301,7 +310,7 @@ export class AssistantService {
       firstTokenMs,
       latencyMs: Math.round(performance.now() - acceptedAt),
     };
-    const stored = await this.completeWithRetry(reply.id, completion, used);
+    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
     this.d.metrics?.onTurnEnd(status);
@@ -318,6 +327,7 @@ export class AssistantService {
         message,
         usage,
         context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
+        passages: usedPassages.map((p) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score })),
       });
     }
   }
@@ -350,10 +360,11 @@ export class AssistantService {
     id: number,
     c: Parameters<PgAssistantStore["complete"]>[1],
     used: Parameters<PgAssistantStore["complete"]>[2],
+    passages: Parameters<PgAssistantStore["complete"]>[3] = [],
   ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.d.store.complete(id, c, used);
+        return await this.d.store.complete(id, c, used, passages);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");

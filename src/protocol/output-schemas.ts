@@ -176,6 +176,29 @@ export const contextEntry = z
   })
   .openapi("ContextEntry");
 
+export const passageUse = z
+  .object({
+    passageId: int,
+    attachmentId: id,
+    name: z.string().describe("The file's name."),
+    page: int.nullable().describe("1-based PDF page; null for files without pages."),
+    score: z.number(),
+  })
+  .openapi("PassageUse");
+
+export const passageContextEntry = z
+  .object({
+    passageId: int,
+    score: z.number(),
+    rank: int,
+    source: z.string(),
+    attachmentId: id.nullable().describe("Null (with name, page and content) when the caller may not read that file (any more)."),
+    name: z.string().nullable(),
+    page: int.nullable(),
+    content: z.string().nullable(),
+  })
+  .openapi("PassageContextEntry");
+
 export const health = z.object({ status: z.literal("ok") }).openapi("Health");
 export const readiness = z
   .object({
@@ -204,7 +227,7 @@ export const ackDataSchemas = {
   "assistant:regenerate": z.object({ message }),
   "message:feedback": z.object({ feedback }),
   "memory:search": memorySearchResult,
-  "message:context": z.object({ context: z.array(contextEntry) }),
+  "message:context": z.object({ context: z.array(contextEntry), passages: z.array(passageContextEntry).optional() }),
 } satisfies Record<keyof ClientToServerEvents, z.ZodTypeAny>;
 
 const presenceChange = z.object({ sessionId: id, userId: id, username: z.string() });
@@ -230,6 +253,7 @@ export const serverEventSchemas = {
     message,
     usage: z.object({ promptTokens: int, completionTokens: int }),
     context: z.array(z.object({ messageId: int, score: z.number() })),
+    passages: z.array(passageUse).optional().describe("Passages of files shared in the chat that the reply drew on."),
   }),
   "assistant:error": z.object({
     sessionId: id,
