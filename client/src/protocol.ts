@@ -17,11 +17,13 @@ import type {
   ServerToClientEvents,
   SessionJoinResult,
 } from "../../src/protocol/events.js";
-import type { Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User } from "../../src/protocol/types.js";
+import type { AttachmentPayload, AttachmentRef, Message, MessageStatus, PresenceEntry, Role, Session, SessionSummary, User } from "../../src/protocol/types.js";
 
 export type {
   Ack,
   ActiveStream,
+  AttachmentPayload,
+  AttachmentRef,
   ContextEntryPayload,
   ErrorBody,
   ErrorCode,

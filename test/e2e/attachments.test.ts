@@ -9,6 +9,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
+import { connect as connectClient, MemchatError } from "@memchat/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addMember, api, call, connect, nextEvent, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
@@ -173,6 +174,36 @@ describe("sharing files in a session", () => {
     // the member discards their own upload
     expect((await api(server.url, `/api/attachments/${pendingOfMember.body.id}`, { method: "DELETE", token: member.token })).status).toBe(204);
     expect((await api(server.url, `/api/attachments/${pendingOfMember.body.id}`, { token: member.token })).status).toBe(404);
+  });
+});
+
+describe("the client library", () => {
+  it("uploads with progress, sends the id with a message, downloads, and reports refusals by code", async () => {
+    const a = await connectClient({ url: server.url, token: owner.token, socket: { transports: ["websocket"] } });
+    const b = await connectClient({ url: server.url, token: member.token, socket: { transports: ["websocket"] } });
+    try {
+      const s = await a.createSession({ title: "library files", assistant: false });
+      const o = await client(owner);
+      await addMember(server.url, o, s.id, member);
+      const progress: number[] = [];
+      const pic = await png(300, 200);
+      const up = await a.upload(s.id, new Blob([pic], { type: "image/png" }), "pic.png", { onProgress: (sent) => progress.push(sent) });
+      expect(up).toMatchObject({ contentType: "image/png", thumbnail: true, state: "pending" });
+      expect(progress.at(-1)).toBe(pic.length);
+      const sent = await s.send("a picture", { attachments: [up.id] });
+      expect(sent.attachments?.map((x) => x.id)).toEqual([up.id]);
+      const bytes = Buffer.from(await (await b.download(up.id)).arrayBuffer());
+      expect(bytes.equals(pic)).toBe(true);
+      expect((await b.download(up.id, "thumbnail")).size).toBeGreaterThan(0);
+      const refused = await b.discardUpload(up.id).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(MemchatError);
+      expect((refused as MemchatError).code).toBe("NOT_FOUND");
+      const wrong = await b.upload(s.id, new Blob([new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])]), "x.txt").catch((e: unknown) => e);
+      expect((wrong as MemchatError).code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
 

@@ -6,11 +6,12 @@
 import { ReplyStream } from "@memchat/client";
 import { RequestError } from "./api.js";
 import type { Connection } from "./connection.js";
+import { AttachmentTray, attachmentList } from "./attachments.js";
 import { append, clear, h, icon, renderText } from "./dom.js";
 import { clockTime, describe, fullTime, listJoin, roleName, snippet, statusLabel } from "./format.js";
 import { inviteControl } from "./invite.js";
 import type { Outbox, OutboxItem } from "./outbox.js";
-import type { ActiveStream, ContextEntry, Events, JoinResult, Message, MessageStatus, Session, User } from "./protocol.js";
+import type { ActiveStream, AttachmentRef, ContextEntry, Events, JoinResult, Message, MessageStatus, Session, User } from "./protocol.js";
 
 export interface ConversationContext {
   conn: Connection;
@@ -38,6 +39,7 @@ interface Entry {
   userId: string | null;
   replyToId: number | null;
   createdAt: string;
+  attachments?: AttachmentRef[];
   /** What paintBody last drew (status + content), so an unchanged body is not redrawn and re-announced. */
   drawn?: string;
   /** While it streams: its deltas in seq order, each once, gaps held back (the client library's). */
@@ -79,6 +81,7 @@ export class Conversation {
   private readonly input: HTMLTextAreaElement;
   private readonly assistantToggle: HTMLInputElement;
   private readonly sendButton: HTMLButtonElement;
+  private readonly tray: AttachmentTray;
   private readonly stopButton: HTMLButtonElement;
   private readonly archivedNote: HTMLParagraphElement;
   private readonly unsubscribe: (() => void)[] = [];
@@ -133,6 +136,7 @@ export class Conversation {
     });
     this.assistantToggle = h("input", { type: "checkbox", id: "assistant-toggle", checked: true });
     this.sendButton = h("button", { type: "submit", class: "btn btn-primary send", "aria-label": "Send message" }, icon("send"));
+    this.tray = new AttachmentTray(ctx.conn.token, () => this.session.id, (m) => ctx.toast(m));
     this.stopButton = h(
       "button",
       { type: "button", class: "btn btn-danger stop", hidden: true, onclick: () => this.stopLatest() },
@@ -143,7 +147,8 @@ export class Conversation {
       "form",
       { class: "composer", "aria-label": "Send a message", onsubmit: (e: Event) => (e.preventDefault(), this.submit()) },
       h("label", { for: "composer-input", class: "sr-only" }, "Message"),
-      h("div", { class: "composer-row" }, this.input, this.stopButton, this.sendButton),
+      this.tray.el,
+      h("div", { class: "composer-row" }, this.tray.button, this.input, this.stopButton, this.sendButton),
       h(
         "div",
         { class: "composer-foot" },
@@ -163,6 +168,7 @@ export class Conversation {
       composer,
       this.announcer,
     );
+    this.tray.acceptDrops(this.el);
     this.renderHeader();
     this.renderTop();
     this.renderOutbox();
@@ -500,6 +506,7 @@ export class Conversation {
     existing.createdAt = m.createdAt;
     existing.userId = m.userId;
     existing.replyToId = m.replyToId ?? existing.replyToId;
+    existing.attachments = m.attachments ?? existing.attachments;
     if (m.status !== "streaming") {
       existing.status = m.status;
       existing.content = m.content;
@@ -514,7 +521,7 @@ export class Conversation {
     return existing;
   }
 
-  private add(m: Pick<Message, "id" | "role" | "content" | "status" | "userId" | "createdAt"> & { seq: number | null; replyToId: number | null }): Entry {
+  private add(m: Pick<Message, "id" | "role" | "content" | "status" | "userId" | "createdAt" | "attachments"> & { seq: number | null; replyToId: number | null }): Entry {
     const body = h("div", { class: "msg-body" });
     const el = h("li", { class: "msg" });
     const entry: Entry = {
@@ -526,6 +533,7 @@ export class Conversation {
       userId: m.userId,
       replyToId: m.replyToId,
       createdAt: m.createdAt,
+      ...(m.attachments?.length ? { attachments: m.attachments } : {}),
       key: 0,
       el,
       body,
@@ -591,6 +599,7 @@ export class Conversation {
     );
     this.paintBody(e);
     append(e.el, meta, e.body);
+    if (e.attachments?.length) append(e.el, attachmentList(this.ctx.conn.token, e.attachments, (m) => this.ctx.toast(m)));
     if (e.error) append(e.el, h("p", { class: "msg-error", role: "alert" }, e.error));
     if (e.role === "assistant") append(e.el, this.replyActions(e));
     else if (e.error && e.role === "user") {
@@ -719,6 +728,7 @@ export class Conversation {
       { class: `msg msg-user msg-own pending pending-${item.state}`, "data-testid": "pending-message" },
       h("div", { class: "msg-meta" }, h("span", { class: "author" }, "You"), h("span", { class: `badge badge-${item.state}` }, state)),
       h("div", { class: "msg-body" }, item.content),
+      item.attachments ? h("p", { class: "muted pending-files" }, `${item.attachments} file${item.attachments === 1 ? "" : "s"} attached`) : null,
     );
     if (item.error && item.state === "failed") append(li, h("p", { class: "msg-error", role: "alert" }, item.error));
     if (item.state === "failed") {
@@ -742,6 +752,7 @@ export class Conversation {
     this.input.disabled = archived;
     this.sendButton.disabled = archived;
     this.assistantToggle.disabled = archived;
+    this.tray.setDisabled(archived);
     this.archivedNote.hidden = !archived;
     this.archivedNote.textContent = archived
       ? `This session is archived: you can read and search it, but not write in it${this.session.role === "owner" ? " unless you unarchive it" : ""}.`
@@ -851,12 +862,19 @@ export class Conversation {
   }
 
   private submit(): void {
-    const content = this.input.value;
+    if (this.tray.uploading) {
+      this.ctx.toast("Wait until your files have finished uploading.");
+      return;
+    }
+    const files = this.tray.ready();
+    // A message of files alone says which files.
+    const content = this.input.value.trim() ? this.input.value : files.map((f) => f.name).join(", ");
     if (!content.trim()) return;
     this.input.value = "";
     this.autosize();
     this.stopTyping();
-    this.ctx.outbox.add(this.session.id, content, this.assistantToggle.checked);
+    this.tray.clear();
+    this.ctx.outbox.add(this.session.id, content, this.assistantToggle.checked, files.map((f) => f.id));
     this.scrollToBottom();
     this.ctx.touched(this.session.id);
   }

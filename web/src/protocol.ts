@@ -8,6 +8,8 @@ import type { Calls, Events } from "@memchat/client";
 export type {
   Ack,
   ActiveStream,
+  AttachmentPayload,
+  AttachmentRef,
   CallName,
   Calls,
   ErrorBody,
