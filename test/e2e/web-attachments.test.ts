@@ -80,7 +80,7 @@ it("attaches by button and by drop with progress, shows chips and the image inli
       <rect y="500" width="1200" height="160" fill="#2a6f97"/><rect y="640" width="1200" height="160" fill="#e9c46a"/>
     </svg>`,
   );
-  const grain = await sharp({ create: { width: 1200, height: 800, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 30 } } }).png().toBuffer();
+  const grain = await sharp({ create: { width: 1200, height: 800, channels: 3, background: "#808080", noise: { type: "gaussian", mean: 128, sigma: 30 } } }).png().toBuffer();
   const photo = await sharp(scene).composite([{ input: grain, blend: "soft-light" }]).jpeg({ quality: 92 }).toBuffer();
   await owner.getByTestId("attach-input").setInputFiles({ name: "beach.jpg", mimeType: "image/jpeg", buffer: photo });
   const progress = owner.getByTestId("upload-progress");
