@@ -80,7 +80,7 @@ it("attaches by button and by drop with progress, shows chips and the image inli
       <rect y="500" width="1200" height="160" fill="#2a6f97"/><rect y="640" width="1200" height="160" fill="#e9c46a"/>
     </svg>`,
   );
-  const grain = await sharp({ create: { width: 1200, height: 800, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 30 } } }).png().toBuffer();
+  const grain = await sharp({ create: { width: 1200, height: 800, channels: 3, background: "#808080", noise: { type: "gaussian", mean: 128, sigma: 30 } } }).png().toBuffer();
   const photo = await sharp(scene).composite([{ input: grain, blend: "soft-light" }]).jpeg({ quality: 92 }).toBuffer();
   await owner.getByTestId("attach-input").setInputFiles({ name: "beach.jpg", mimeType: "image/jpeg", buffer: photo });
   const progress = owner.getByTestId("upload-progress");
@@ -92,8 +92,10 @@ it("attaches by button and by drop with progress, shows chips and the image inli
   await owner.locator('[data-testid="tray-item"][data-state="ready"]').waitFor();
 
   // a text file dropped on the conversation
+  // Runs in the page (the test's own types have no DOM).
   const dt = await owner.evaluateHandle(() => {
-    const d = new DataTransfer();
+    const page = globalThis as unknown as { DataTransfer: new () => { items: { add(f: File): void } } };
+    const d = new page.DataTransfer();
     d.items.add(new File(["# Packing list\n\n- sunscreen\n- towel\n"], "packing.md", { type: "text/markdown" }));
     return d;
   });
@@ -109,9 +111,9 @@ it("attaches by button and by drop with progress, shows chips and the image inli
   await eventually(async () => expect((await shownMessages(member)).some((m) => m.text.includes("photos and the list"))).toBe(true));
   const chips = member.locator('[data-testid="message"] [data-testid="attachment"]');
   await chips.nth(1).waitFor();
-  expect(await chips.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.type))).toEqual(["image/jpeg", "text/markdown"]);
+  expect(await chips.evaluateAll((els) => els.map((e) => (e as unknown as { dataset: Record<string, string> }).dataset.type))).toEqual(["image/jpeg", "text/markdown"]);
   const preview = member.getByTestId("attachment-preview");
-  await eventually(async () => expect(await preview.evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBe(320));
+  await eventually(async () => expect(await preview.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(320));
   await screenshot(member, "attachments");
 
   const download = member.waitForEvent("download");

@@ -17,6 +17,7 @@ import { DiskFileStore } from "../../src/files/disk-file-store.js";
 import { attachmentsJob } from "../../src/maintenance/attachments-job.js";
 import { type Clock, MaintenanceScheduler } from "../../src/maintenance/scheduler.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
+import { testLifecycle } from "../support/lifecycle.js";
 import { silentLogger } from "../support/logger.js";
 
 let db: TestDatabase;
@@ -84,4 +85,28 @@ it("removes uploads not sent within the TTL, with their stored files, on the sch
   const late = await messages.insertUserMessage({ sessionId: session.id, userId, clientMessageId: "m2", content: "late", attachmentIds: [unsent] });
   expect(late.kind).toBe("bad_attachments");
   await scheduler.stop();
+});
+
+it("retention deletes an archived session's attachments, and the purge deletes their files", async () => {
+  const { rows } = await db.pool.query<{ id: string; username: string }>("INSERT INTO users (username, password_hash) VALUES ($1, 'x') RETURNING id, username", [`r_${randomUUID().slice(0, 8)}`]);
+  const user = rows[0]!;
+  const messages = new PgMessageStore(db.pool);
+  const session = await messages.createSession(user.id, "old", false);
+  const files = await new DiskFileStore(path.join(dir, "retention")).init();
+  const store = new PgAttachmentStore(db.pool);
+  const service = new AttachmentService(store, files, { maxUploadBytes: 1 << 20, allowedTypes: ["text/plain"], quotaBytes: undefined, pendingTtlMs: 60 * MIN }, silentLogger);
+  const sent = await stored(store, files, session.id, user.id);
+  const unsent = await stored(store, files, session.id, user.id);
+  expect((await messages.insertUserMessage({ sessionId: session.id, userId: user.id, clientMessageId: "r1", content: "file", attachmentIds: [sent] })).kind).toBe("inserted");
+
+  const { lifecycle } = testLifecycle(db.pool, { retentionArchivedDays: 1, batchSize: 10 });
+  await lifecycle.setArchived({ id: user.id, username: user.username }, session.id, true);
+  await db.pool.query("UPDATE chat_sessions SET archived_at = now() - interval '3 days' WHERE id = $1", [session.id]);
+  await lifecycle.purgeExpired(new Date(), new AbortController().signal);
+
+  expect((await db.pool.query("SELECT count(*)::int AS n FROM attachments WHERE id = ANY($1)", [[sent, unsent]])).rows[0].n).toBe(0);
+  expect(await files.stat(`attachments/${sent}`)).not.toBeNull();
+  expect(await service.purge()).toBe(2);
+  expect(await files.stat(`attachments/${sent}`)).toBeNull();
+  expect(await files.stat(`attachments/${unsent}`)).toBeNull();
 });
