@@ -11,7 +11,7 @@ import { append, clear, h, icon, renderText } from "./dom.js";
 import { clockTime, describe, fullTime, listJoin, roleName, snippet, statusLabel } from "./format.js";
 import { inviteControl } from "./invite.js";
 import type { Outbox, OutboxItem } from "./outbox.js";
-import type { ActiveStream, AttachmentRef, ContextEntry, Events, JoinResult, Message, MessageStatus, Session, User } from "./protocol.js";
+import type { ActiveStream, AttachmentRef, ContextEntry, Events, JoinResult, Message, MessageStatus, PassageUse, Session, User } from "./protocol.js";
 
 export interface ConversationContext {
   conn: Connection;
@@ -45,6 +45,8 @@ interface Entry {
   /** While it streams: its deltas in seq order, each once, gaps held back (the client library's). */
   stream?: ReplyStream;
   context?: ContextEntry[];
+  /** Passages of shared files the reply drew on: with assistant:end, or loaded with the context. */
+  passages?: PassageUse[];
   usage?: { promptTokens: number; completionTokens: number };
   rating?: 1 | -1;
   error?: string;
@@ -420,6 +422,7 @@ export class Conversation {
     this.withScroll(() => {
       const entry = this.upsert(e.message);
       entry.context = e.context;
+      entry.passages = e.passages;
       entry.usage = e.usage;
       entry.stopping = false;
       this.paint(entry);
@@ -600,6 +603,7 @@ export class Conversation {
     this.paintBody(e);
     append(e.el, meta, e.body);
     if (e.attachments?.length) append(e.el, attachmentList(this.ctx.conn.token, e.attachments, (m) => this.ctx.toast(m)));
+    if (e.role === "assistant" && e.passages?.length) append(e.el, passageChips(e.passages));
     if (e.error) append(e.el, h("p", { class: "msg-error", role: "alert" }, e.error));
     if (e.role === "assistant") append(e.el, this.replyActions(e));
     else if (e.error && e.role === "user") {
@@ -675,7 +679,7 @@ export class Conversation {
         ),
       );
     }
-    if (e.status !== "error" && e.context?.length !== 0) {
+    if (e.status !== "error" && (e.context?.length !== 0 || (e.passages?.length ?? 0) > 0)) {
       append(
         bar,
         h(
@@ -688,7 +692,7 @@ export class Conversation {
             onclick: () => void this.toggleContext(e),
           },
           icon("context"),
-          e.showContext ? "Hide context" : e.context ? `Show context (${e.context.length})` : "Show context",
+          e.showContext ? "Hide context" : e.context ? `Show context (${e.context.length + (e.passages?.length ?? 0)})` : "Show context",
         ),
       );
     }
@@ -708,11 +712,16 @@ export class Conversation {
       } else what = h("span", { class: "muted" }, `Message #${c.messageId}, in another session or further back in this one`);
       return h("li", {}, h("span", { class: "score", title: "Relevance score" }, c.score.toFixed(2)), what);
     });
+    const docs = (e.passages ?? []).map((p) =>
+      h("li", {}, h("span", { class: "score", title: "Relevance score" }, p.score.toFixed(2)), h("span", {}, h("strong", {}, `${p.name}${p.page === null ? "" : `, page ${p.page}`}`))),
+    );
     return h(
       "div",
       { class: "context-panel" },
       h("h3", {}, "Earlier messages this reply used"),
       items.length ? h("ol", {}, ...items) : h("p", { class: "muted" }, "None: this reply used no earlier messages."),
+      docs.length ? h("h3", {}, "Passages of shared files") : null,
+      docs.length ? h("ol", {}, ...docs) : null,
     );
   }
 
@@ -940,7 +949,12 @@ export class Conversation {
     }
     if (!e.context) {
       try {
-        e.context = (await this.ctx.conn.call("message:context", { messageId: e.id })).context;
+        const found = await this.ctx.conn.call("message:context", { messageId: e.id });
+        e.context = found.context;
+        // Passages of files the caller may no longer read come without a name: not shown.
+        e.passages = (found.passages ?? []).flatMap((p) =>
+          p.attachmentId !== null && p.name !== null ? [{ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score }] : [],
+        );
       } catch (err) {
         this.ctx.toast(`Could not load the context of this reply: ${describe(err)}`);
         return;
@@ -963,4 +977,17 @@ export class Conversation {
     this.typers.delete(userId);
     this.renderTyping();
   }
+}
+
+/** The files (and pages) a reply drew on, as chips under it; one chip per file and page. */
+function passageChips(passages: readonly PassageUse[]): HTMLElement {
+  const seen = new Set<string>();
+  const chips: HTMLElement[] = [];
+  for (const p of passages) {
+    const label = p.page === null ? p.name : `${p.name} · p. ${p.page}`;
+    if (seen.has(label)) continue;
+    seen.add(label);
+    chips.push(h("span", { class: "chip passage-chip", title: `This reply used a passage of ${p.name}${p.page === null ? "" : `, page ${p.page}`}` }, icon("context"), label));
+  }
+  return h("div", { class: "passage-chips", "aria-label": "Shared files this reply used" }, ...chips);
 }
