@@ -104,7 +104,9 @@ $$;
 CREATE TRIGGER attachment_passages_after_delete AFTER DELETE ON attachment_passages
   REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION attachment_passages_after_delete();
 
--- A stored attachment is queued for extraction, whichever code path stored it.
+-- A stored attachment is queued for extraction, whichever code path stored it
+-- (every upload writes its row as 'uploading' and moves it to 'pending').
+-- Not on INSERT: a restore writes rows as they were, with their extraction rows.
 CREATE FUNCTION attachments_queue_extraction() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO attachment_extractions (attachment_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
@@ -112,5 +114,5 @@ BEGIN
   RETURN NULL;
 END
 $$;
-CREATE TRIGGER attachments_queue_extraction AFTER INSERT OR UPDATE OF state ON attachments
+CREATE TRIGGER attachments_queue_extraction AFTER UPDATE OF state ON attachments
   FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION attachments_queue_extraction();

@@ -46,6 +46,8 @@ export const DERIVED_TABLES: Record<string, string> = {
   chat_nodes: "live server nodes",
   maintenance_jobs: "maintenance leases and last runs",
   attachment_object_purge: "stored files waiting to be deleted: their rows are gone, a restore does not bring them back",
+  passage_index_jobs: "indexing queue of attachment passages: every restored passage is queued again",
+  attachment_vector_purge: "vectors of deleted attachments waiting to be deleted: vectors are rebuilt",
   schema_migrations: "recorded as schemaVersion; the restore runs the migrations",
 };
 
@@ -250,6 +252,9 @@ export async function restoreDatabase(pool: pg.Pool, dir: string, log: Logger, o
     }
     if (present.has("chat_messages") && (await client.query("SELECT to_regclass('message_index_jobs') AS t")).rows[0].t) {
       await client.query("INSERT INTO message_index_jobs (message_id) SELECT id FROM chat_messages WHERE status <> 'streaming' ON CONFLICT DO NOTHING");
+    }
+    if (present.has("attachment_passages") && (await client.query("SELECT to_regclass('passage_index_jobs') AS t")).rows[0].t) {
+      await client.query("INSERT INTO passage_index_jobs (passage_id) SELECT id FROM attachment_passages ON CONFLICT DO NOTHING");
     }
     await client.query("COMMIT");
   } catch (err) {
