@@ -12,6 +12,7 @@ import { api, connect, ok, register } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { eventually } from "../support/redis.js";
 import { type S3Double, startS3Double } from "../support/s3-double.js";
+import { type NginxHandle, startNginx } from "../support/nginx.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 import { png, upload } from "../support/uploads.js";
 
@@ -38,7 +39,10 @@ beforeAll(async () => {
   });
 });
 
+let nginx: NginxHandle | undefined;
+
 afterAll(async () => {
+  await nginx?.stop();
   await server?.stop();
   await s3?.close();
   await db?.drop();
@@ -66,6 +70,26 @@ it("stores, serves and deletes attachments in the S3 store", async () => {
     expect((await api(server.url, `/api/sessions/${session.id}`, { method: "DELETE", token: u.token })).status).toBe(204);
     await eventually(async () => expect(s3.objects.size).toBe(0));
     expect(s3.multipart.size).toBe(0);
+  } finally {
+    s.close();
+  }
+});
+
+it("uploads far larger than other request bodies pass the cluster's nginx (deploy/nginx.conf), streamed", async () => {
+  nginx = await startNginx([server.url]);
+  const u = await register(server.url);
+  const s = await connect(server.url, u.token);
+  try {
+    const { session } = await ok(s, "session:create", { title: "through nginx", assistant: false });
+    const data = new Uint8Array(6 * 1024 * 1024).fill(0x7a);
+    const up = await upload(nginx.url, u.token, session.id, { name: "big.txt", type: "text/plain", data });
+    expect(up.status).toBe(201);
+    expect(up.body.size).toBe(data.length);
+    // six MiB is past the 5 MiB part size: the store received it as a multipart upload
+    expect(s3.log).toContain("POST complete-multipart");
+    // other bodies keep the 1 MB cap
+    const json = await fetch(`${nginx.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(2 * 1024 * 1024) });
+    expect(json.status).toBe(413);
   } finally {
     s.close();
   }
