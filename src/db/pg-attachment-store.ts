@@ -168,6 +168,12 @@ export class PgAttachmentStore {
     return rows[0] ? toAttachment(rows[0]) : null;
   }
 
+  /** A row by id, for the server's own use (no access check). */
+  async byId(id: string): Promise<AttachmentRecord | null> {
+    const { rows } = await this.pool.query<AttachmentRow>(`SELECT ${ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = $1`, [id]);
+    return rows[0] ? toAttachment(rows[0]) : null;
+  }
+
   /** The user's own unsent upload: deleted (its objects are queued for the purger); false when there is none. */
   async discardPending(id: string, userId: string): Promise<boolean> {
     const { rowCount } = await this.pool.query(

@@ -26,6 +26,8 @@ export interface AttachmentOptions {
   allowedTypes: readonly string[];
   quotaBytes: number | undefined;
   pendingTtlMs: number;
+  /** An upload was stored whole and is pending (for work on its content, e.g. text extraction). */
+  onStored?: (a: AttachmentRecord) => void;
 }
 
 export interface AttachmentMetrics {
@@ -154,6 +156,7 @@ export class AttachmentService {
       const r = await this.store.finish({ id, contentType: sniffed(), sizeBytes: inspector.size, sha256: inspector.sha256, ...dims }, user.id, this.opts.quotaBytes);
       if (r === "quota") throw quotaError();
       if (r === "gone") throw new AppError("NOT_FOUND", "session not found");
+      this.opts.onStored?.(r);
       return toPayload(r);
     } catch (err) {
       file.resume();
@@ -208,6 +211,19 @@ export class AttachmentService {
     const stream = await this.files.get(key);
     if (!stream) throw new AppError("NOT_FOUND", "the attachment's file is missing from the store");
     return { attachment: toPayload(a), contentType: variant === "content" ? a.contentType : "image/webp", stream, size: variant === "content" ? a.sizeBytes : undefined };
+  }
+
+  /**
+   * The stored bytes of an attachment, for the server's own work on them
+   * (extraction, indexing): no user check, so never call it with an id a
+   * client chose without checking access first. Null when the row or the
+   * object is gone.
+   */
+  async readStored(id: string): Promise<{ attachment: AttachmentRecord; stream: Readable } | null> {
+    const a = await this.store.byId(id);
+    if (!a || a.state === "uploading") return null;
+    const stream = await this.files.get(a.storageKey);
+    return stream ? { attachment: a, stream } : null;
   }
 
   /** The user's own unsent upload is removed (its objects right after). */

@@ -270,14 +270,15 @@ describe("what a file is, and limits", () => {
       expect((await tmpFiles()).length).toBe(1);
     });
     await u.cut();
+    // the server cleans up once it sees the connection gone: row, temporary file, and the object's purge entry
     await eventually(async () => {
       const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM attachments WHERE session_id = $1 AND state = 'uploading'", [sessionId]);
       expect(rows[0].n).toBe(0);
       expect(await tmpFiles()).toEqual([]);
+      const purge = await db.pool.query("SELECT count(*)::int AS n FROM attachment_object_purge");
+      expect(purge.rows[0].n).toBe(0);
     });
     expect(await storedObjects()).toEqual(before);
-    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM attachment_object_purge");
-    expect(rows[0].n).toBe(0);
   });
 
   it("refuses an upload over the user's storage quota with QUOTA_EXCEEDED and keeps nothing of it", async () => {

@@ -81,6 +81,14 @@ it("removes uploads not sent within the TTL, with their stored files, on the sch
   const { rows: runs } = await db.pool.query("SELECT last_outcome, last_summary FROM maintenance_jobs WHERE name = 'attachments'");
   expect(runs[0]).toEqual({ last_outcome: "ok", last_summary: { expired: 1, purged: 1 } });
 
+  // the server's own reads (extraction) see the sent file, not the expired one
+  const read = await service.readStored(sent);
+  expect(read?.attachment.state).toBe("attached");
+  const chunks: Buffer[] = [];
+  for await (const c of read!.stream) chunks.push(c as Buffer);
+  expect(Buffer.concat(chunks).toString()).toBe(`file ${sent}`);
+  expect(await service.readStored(unsent)).toBeNull();
+
   // the expired id cannot be sent any more
   const late = await messages.insertUserMessage({ sessionId: session.id, userId, clientMessageId: "m2", content: "late", attachmentIds: [unsent] });
   expect(late.kind).toBe("bad_attachments");
