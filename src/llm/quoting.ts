@@ -80,3 +80,35 @@ export function quoteDocuments(passages: readonly DocumentPassage[]): string {
   lines.push(QUOTE_CLOSE);
   return lines.join("\n");
 }
+
+/** The passages of every documents section in the system messages, in order (quoteDocuments read back). */
+export function parseDocuments(messages: readonly { role: string; content: string }[]): (DocumentPassage & { source: string })[] {
+  const out: (DocumentPassage & { source: string })[] = [];
+  for (const m of messages) {
+    if (m.role !== "system") continue;
+    let inSection = false;
+    let current: (DocumentPassage & { source: string; lines: string[] }) | undefined;
+    const flush = () => {
+      if (current) out.push({ name: current.name, page: current.page, source: current.source, content: current.lines.join("\n") });
+      current = undefined;
+    };
+    for (const line of m.content.split("\n")) {
+      if (line === quoteOpen({ source: "documents" })) {
+        inSection = true;
+        continue;
+      }
+      if (!inSection) continue;
+      if (line === QUOTE_CLOSE) {
+        flush();
+        inSection = false;
+        continue;
+      }
+      const head = /^- from document "([^"]*)"(?:, page (\d+))?:$/.exec(line);
+      if (head) {
+        flush();
+        current = { name: head[1]!, page: head[2] ? Number(head[2]) : null, content: "", source: line.slice(2, -1), lines: [] };
+      } else if (current && line.startsWith("  ")) current.lines.push(line.slice(2));
+    }
+  }
+  return out;
+}

@@ -71,3 +71,24 @@ describe("document passages in the prompt", () => {
     expect(built.usedPassages.map((p) => p.passageId)).toEqual([7, 8]);
   });
 });
+
+describe("documents section read back", () => {
+  it("parseDocuments reads what quoteDocuments wrote, and the offline responder quotes a relevant passage with its file and page", async () => {
+    const { parseDocuments } = await import("../../src/llm/quoting.js");
+    const { composeOfflineReply } = await import("../../src/llm/offline-responder.js");
+    const section = quoteDocuments([
+      { name: "boat manual.pdf", page: 2, content: "The spare propeller is stored\nunder the aft bench." },
+      { name: "notes.md", page: null, content: "Lunch is at noon." },
+    ]);
+    expect(parseDocuments([{ role: "system", content: `rules\n\n${section}` }])).toEqual([
+      { name: "boat manual.pdf", page: 2, source: 'from document "boat manual.pdf", page 2', content: "The spare propeller is stored\nunder the aft bench." },
+      { name: "notes.md", page: null, source: 'from document "notes.md"', content: "Lunch is at noon." },
+    ]);
+    const reply = composeOfflineReply([
+      { role: "system", content: section },
+      { role: "user", content: "Where is the spare propeller stored?" },
+    ]);
+    expect(reply).toContain('> from document "boat manual.pdf", page 2: The spare propeller is stored');
+    expect(reply).not.toContain("Lunch");
+  });
+});
