@@ -225,4 +225,18 @@ describe("a reply's passages, and deletion", () => {
     expect(await count("message_vectors WHERE session_id = $1 AND role = 'passage'", [s])).toBe(0);
     expect(await store.searchPassages(new Float32Array(256).fill(1), { userId: owner.id, sessionIds: [s] }, 10)).toEqual([]);
   });
+
+  it("deleting the uploader's account deletes their files' passages and vectors in other people's sessions", async () => {
+    const [owner, member] = [await user(), await user()];
+    const s = await session(owner.id);
+    await addMember(db.pool, s, owner.id, member);
+    const theirs = await upload(s, member.id, "member.txt", "text/plain", new TextEncoder().encode("the member wrote about nebulae"), true);
+    const mine = await upload(s, owner.id, "owner.txt", "text/plain", new TextEncoder().encode("the owner wrote about comets"), true);
+    await drain();
+    expect(await count("message_vectors WHERE attachment_id = ANY($1::uuid[])", [[theirs, mine]])).toBe(2);
+    await db.pool.query("DELETE FROM users WHERE id = $1", [member.id]);
+    expect(await count("attachment_passages WHERE attachment_id = $1", [theirs])).toBe(0);
+    expect(await count("message_vectors WHERE attachment_id = $1", [theirs])).toBe(0);
+    expect(await count("message_vectors WHERE attachment_id = $1", [mine])).toBe(1);
+  });
 });
