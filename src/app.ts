@@ -24,6 +24,12 @@ import { isDatabaseUnavailable } from "./db/errors.js";
 import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "./db/migrate.js";
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
 import { PgConfigurationStore } from "./db/pg-configuration-store.js";
+import { PgAttachmentStore } from "./db/pg-attachment-store.js";
+import { attachmentMetrics } from "./files/attachment-metrics.js";
+import { AttachmentService } from "./files/attachment-service.js";
+import { openFileStore } from "./files/open-file-store.js";
+import { startPassageRunner } from "./files/passage-runtime.js";
+import { attachmentsJob } from "./maintenance/attachments-job.js";
 import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
 import { PgMembershipStore } from "./db/pg-membership-store.js";
@@ -95,7 +101,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const promoted = await users.grantAdmin(config.auth.adminUsernames);
     if (promoted > 0) log.info({ promoted }, "ADMIN_USERNAMES: accounts promoted to admin");
     const usernameOf = usernames(users);
-    const schemas = protocolSchemas(config.limits);
+    const schemas = protocolSchemas({ ...config.limits, maxAttachments: config.files.maxPerMessage });
     const inFlight = createInFlight();
 
     const router = new Router(log, metrics, config.limits.maxPayloadBytes, { corsOrigin: config.corsOrigin });
@@ -137,7 +143,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
-      context: new ContextBuilder(memoryRuntime.memory, usernameOf),
+      context: new ContextBuilder(memoryRuntime.memory, usernameOf, { search: memoryRuntime.passages, topK: config.extract.passageTopK }),
       llm,
       buffer: coordination.streamBuffer,
       cancelBus: coordination.cancelBus,
@@ -155,6 +161,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       },
       onReplyStored: () => memoryRuntime.messageStored(),
       quota,
+      passageContext: (userId, messageId) => memoryRuntime.passageQueries.contextOf(userId, messageId),
     });
     await assistant.start();
 
@@ -169,6 +176,21 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       log: log.child({ component: "lifecycle" }),
       opts: config.lifecycle,
     });
+    const fileStore = await openFileStore(config);
+    cleanups.push(async () => fileStore.close());
+    const attachmentStore = new PgAttachmentStore(pool);
+    const attachments = new AttachmentService(
+      attachmentStore,
+      fileStore.store,
+      config.files,
+      log.child({ component: "attachments" }),
+      attachmentMetrics(metrics.registry, () => attachmentStore),
+    );
+    // The assistant reads attachments: stored files are extracted into passages that the indexer embeds.
+    const passageRunner = await startPassageRunner(config, pool, databaseUrl, fileStore.store, qdrantPurge ?? new PgVectorPurge(pool), () => memoryRuntime.messageStored(), log, metrics.registry);
+    cleanups.push(() => passageRunner.stop());
+    const purgeFiles = () =>
+      void attachments.purge().catch((err) => log.warn({ err: (err as Error).message }, "deleting stored files failed; the attachments job retries"));
     const chat = new ChatService({
       store: messageStore,
       membership: new PgMembershipStore(pool),
@@ -181,6 +203,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       memory: memoryRuntime.memory,
       rateLimits,
       onSent: (message, reply) => lifecycle.messageStored(message, reply),
+      // The session's rows are gone (committed): its stored files go now, not at the next sweep.
+      onSessionDeleted: purgeFiles,
     });
     const configurations = new ConfigurationService({ store: new PgConfigurationStore(pool), rooms });
     attachChatNamespace(io, { config, log, metrics, inFlight, auth, chat, assistant, memory: memoryRuntime.memory, schemas, rateLimits, members, lifecycle, configurations });
@@ -196,6 +220,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       }
       if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
       scheduler.register(analyticsJob(analyticsStore, usageStore, { intervalMs: config.maintenance.intervalMs, retentionDays: config.analytics.retentionDays }));
+      scheduler.register(attachmentsJob(attachments, config.files.sweepIntervalMs));
       scheduler.start();
       const running = scheduler;
       cleanups.push(() => running.stop());
@@ -232,6 +257,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         },
       },
       ...coordination.readiness,
+      { name: "files", critical: false, check: () => fileStore.store.check() },
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
     ];
     const account = new AccountService({
@@ -260,6 +286,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       readiness,
       rateLimits,
       trustProxy: config.trustProxy,
+      attachments,
       metricsToken: config.metricsToken,
       isDraining: () => inFlight.draining,
       analytics: new AnalyticsService(analyticsStore),

@@ -18,6 +18,20 @@ const optionalUrl = z
   .transform((v) => (v === "" ? undefined : v))
   .pipe(z.string().url().optional());
 
+/** Attachment types accepted when UPLOAD_ALLOWED_TYPES is unset: images, PDF and text-like files. */
+export const DEFAULT_UPLOAD_TYPES = [
+  "image/png",
+  "image/jpeg",
+  "image/webp",
+  "image/gif",
+  "application/pdf",
+  "text/plain",
+  "text/markdown",
+  "text/csv",
+  "application/json",
+  "text/html",
+] as const;
+
 const envSchema = z.object({
   /** HTTP and Socket.IO port. */
   PORT: int(0, 65535).default(3000),
@@ -100,6 +114,16 @@ const envSchema = z.object({
   INDEXER_LEASE_MS: int(1000, 3_600_000).default(60_000),
   INDEXER_BASE_BACKOFF_MS: int(10, 600_000).default(1000),
   INDEXER_MAX_BACKOFF_MS: int(10, 3_600_000).default(60_000),
+  /** Reading attachments (src/files/extract): characters kept per file, PDF pages read, time and heap per file, worker threads. */
+  EXTRACT_MAX_CHARS: int(1000, 50_000_000).default(2_000_000),
+  EXTRACT_MAX_PAGES: int(1, 100_000).default(1000),
+  EXTRACT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  EXTRACT_WORKER_HEAP_MB: int(32, 16_384).default(512),
+  EXTRACT_WORKERS: int(1, 16).default(1),
+  /** Passages of attachments: target length and overlap in characters; how many a reply may draw on. */
+  PASSAGE_CHARS: int(100, 10_000).default(800),
+  PASSAGE_OVERLAP_CHARS: int(0, 5_000).default(160),
+  PASSAGE_TOP_K: int(0, 50).default(4),
 
   /** Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1. Unset: the offline responder answers. */
   OPENAI_BASE_URL: optionalUrl.optional(),
@@ -157,6 +181,29 @@ const envSchema = z.object({
   QUOTA_TURN_ESTIMATE_TOKENS: int(1, 10_000_000).default(1000),
   /** Daily analytics rows (and daily usage rows) older than this many days are deleted by the analytics job. */
   ANALYTICS_RETENTION_DAYS: int(1, 36_500).default(730),
+  /** Largest file a member may upload, in bytes (streamed: never held whole in memory). */
+  MAX_UPLOAD_BYTES: int(1, 5 * 1024 ** 3).default(25 * 1024 * 1024),
+  /** Types a file may be, judged by its bytes (sniffed), not by its name or declared type; comma separated. */
+  UPLOAD_ALLOWED_TYPES: z.string().default(DEFAULT_UPLOAD_TYPES.join(",")),
+  /** Most attachments one message may carry. */
+  MAX_ATTACHMENTS_PER_MESSAGE: int(1, 100).default(10),
+  /** Bytes of attachments one user may keep stored (uploads and sent files, every session). Unset: no quota. */
+  STORAGE_QUOTA_BYTES: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  /** An upload not sent with a message this long after it finished is removed. */
+  ATTACHMENT_PENDING_TTL_MS: int(60_000, 30 * 24 * 3600 * 1000).default(3600_000),
+  /** How often expired uploads are removed and the stored objects of deleted attachments are deleted. */
+  ATTACHMENT_SWEEP_INTERVAL_MS: int(1000, 24 * 3600 * 1000).default(60_000),
+  /** S3-compatible object store for attachments (cluster profile). Unset: files go to DATA_DIR/files. */
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not an S3 bucket name").optional(),
+  /** Endpoint of a non-AWS store (MinIO: http://minio:9000); unset for AWS. */
+  S3_ENDPOINT: optionalUrl.optional(),
+  S3_REGION: z.string().default("us-east-1"),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** Path-style URLs (endpoint/bucket/key), which MinIO and most S3-compatible stores want. */
+  S3_FORCE_PATH_STYLE: bool.default("true"),
+  /** Prefix of every object key, so one bucket can serve several deployments. */
+  S3_PREFIX: z.string().regex(/^([a-z0-9][a-z0-9._-]*\/)*$/, "lower-case path segments each ending in /").default(""),
 });
 
 /**
@@ -181,6 +228,7 @@ const RATE_DEFAULTS: Record<LimitName, readonly [burst: number, perSecond: numbe
   account: [10, 0.2],
   // admin routes: analytics, quotas, configurations
   admin: [60, 5],
+  upload: [20, 0.5],
 };
 const rateVar = (name: string, part: "BURST" | "PER_SEC") => `RATE_${name.toUpperCase()}_${part}`;
 const rateSchema: z.ZodType<Record<string, number>, z.ZodTypeDef, unknown> = z.object(
@@ -219,6 +267,7 @@ export interface Config {
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
+  extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number };
   llm: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -243,6 +292,18 @@ export interface Config {
   /** Per-user daily token caps (issue 15). */
   quota: { dailyTokens: number | undefined; turnEstimateTokens: number };
   analytics: { retentionDays: number };
+  files: {
+    maxUploadBytes: number;
+    allowedTypes: string[];
+    maxPerMessage: number;
+    quotaBytes: number | undefined;
+    pendingTtlMs: number;
+    sweepIntervalMs: number;
+    /** Set: attachments go to this S3-compatible store; unset: DATA_DIR/files. */
+    s3:
+      | { bucket: string; endpoint: string | undefined; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean; prefix: string }
+      | undefined;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -306,6 +367,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       baseBackoffMs: e.INDEXER_BASE_BACKOFF_MS,
       maxBackoffMs: e.INDEXER_MAX_BACKOFF_MS,
     },
+    extract: {
+      maxChars: e.EXTRACT_MAX_CHARS,
+      maxPages: e.EXTRACT_MAX_PAGES,
+      timeoutMs: e.EXTRACT_TIMEOUT_MS,
+      workerHeapMb: e.EXTRACT_WORKER_HEAP_MB,
+      workers: e.EXTRACT_WORKERS,
+      passageChars: e.PASSAGE_CHARS,
+      passageOverlap: e.PASSAGE_OVERLAP_CHARS,
+      passageTopK: e.PASSAGE_TOP_K,
+    },
     llm: {
       baseUrl: e.OPENAI_BASE_URL,
       apiKey: e.OPENAI_API_KEY,
@@ -343,5 +414,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maintenance: { enabled: e.MAINTENANCE_ENABLED, intervalMs: e.MAINTENANCE_INTERVAL_MS, leaseMs: e.MAINTENANCE_LEASE_MS },
     quota: { dailyTokens: e.QUOTA_DAILY_TOKENS > 0 ? e.QUOTA_DAILY_TOKENS : undefined, turnEstimateTokens: e.QUOTA_TURN_ESTIMATE_TOKENS },
     analytics: { retentionDays: e.ANALYTICS_RETENTION_DAYS },
+    files: {
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      allowedTypes: e.UPLOAD_ALLOWED_TYPES.split(",").map((t) => t.trim().toLowerCase()).filter(Boolean),
+      maxPerMessage: e.MAX_ATTACHMENTS_PER_MESSAGE,
+      quotaBytes: e.STORAGE_QUOTA_BYTES,
+      pendingTtlMs: e.ATTACHMENT_PENDING_TTL_MS,
+      sweepIntervalMs: e.ATTACHMENT_SWEEP_INTERVAL_MS,
+      s3: e.S3_BUCKET
+        ? {
+            bucket: e.S3_BUCKET,
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            accessKeyId: e.S3_ACCESS_KEY_ID,
+            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.S3_FORCE_PATH_STYLE,
+            prefix: e.S3_PREFIX,
+          }
+        : undefined,
+    },
   };
 }

@@ -6,8 +6,21 @@
 import { Emitter } from "./emitter.js";
 import { MemchatError } from "./errors.js";
 import { rest } from "./rest.js";
+import { discardAttachment, downloadAttachment, uploadAttachment, type UploadOptions } from "./attachments.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
-import type { AssistantConfiguration, Calls, ConfigurationSettings, ConfigurationSummary, FeedbackRating, InvitationPayload, MemoryHit, SessionSummary, User, UserRole } from "./protocol.js";
+import type {
+  AssistantConfiguration,
+  AttachmentPayload,
+  Calls,
+  ConfigurationSettings,
+  ConfigurationSummary,
+  FeedbackRating,
+  InvitationPayload,
+  MemoryHit,
+  SessionSummary,
+  User,
+  UserRole,
+} from "./protocol.js";
 import { ChatSession } from "./session.js";
 import { defaultStorage, type KeyValueStorage } from "./storage.js";
 import { type ConnectionState, Transport, type TransportOptions } from "./transport.js";
@@ -88,7 +101,13 @@ export class ChatClient extends Emitter<ClientEvents> {
     this.outbox = new Outbox({
       send: (item) =>
         this.transport
-          .call("message:send", { sessionId: item.sessionId, clientMessageId: item.clientMessageId, content: item.content, assistant: item.assistant })
+          .call("message:send", {
+            sessionId: item.sessionId,
+            clientMessageId: item.clientMessageId,
+            content: item.content,
+            assistant: item.assistant,
+            ...(item.attachments?.length ? { attachments: item.attachments } : {}),
+          })
           .then((r) => {
             if (r.replyRefused) this.emit("replyRefused", { sessionId: item.sessionId, messageId: r.message.id, ...r.replyRefused });
             return r.message;
@@ -157,6 +176,21 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (opts.limit !== undefined) q.set("limit", String(opts.limit));
     if (opts.cursor) q.set("cursor", opts.cursor);
     return rest(this.url, `/api/sessions${q.size ? `?${q}` : ""}`, { token: this.currentToken });
+  }
+
+  /** Uploads a file into a session you are a member of; send its id with session.send(text, { attachments: [id] }). */
+  upload(sessionId: string, file: Blob, name: string, opts: UploadOptions = {}): Promise<AttachmentPayload> {
+    return uploadAttachment(this.url, this.currentToken, sessionId, file, name, opts);
+  }
+
+  /** An attachment's bytes, or its thumbnail, for a member of its session. */
+  download(attachmentId: string, variant: "content" | "thumbnail" = "content"): Promise<Blob> {
+    return downloadAttachment(this.url, this.currentToken, attachmentId, variant);
+  }
+
+  /** Discards your own upload that was not sent (sent ones go with their message or session). */
+  discardUpload(attachmentId: string): Promise<void> {
+    return discardAttachment(this.url, this.currentToken, attachmentId);
   }
 
   /** Your pending invitations, newest first. */

@@ -4,6 +4,7 @@
  * assistant replies as async iterables that survive reconnects; presence and
  * typing. Runs in browsers and Node 20+ (socket.io-client 4.8 as a peer).
  */
+export { discardAttachment, downloadAttachment, getAttachment, uploadAttachment, type UploadOptions } from "./attachments.js";
 export { authenticate, ChatClient, type ClientEvents, connect, type ConnectOptions, userOfToken } from "./client.js";
 export { Emitter } from "./emitter.js";
 export { asMemchatError, type ClientErrorCode, MemchatError, TRANSIENT_CODES } from "./errors.js";

@@ -14,6 +14,8 @@ export interface OutboxItem {
   sessionId: string;
   content: string;
   assistant: boolean;
+  /** Ids of uploads sent with it (uploadAttachment). */
+  attachments?: string[];
   /** sending: on the wire; waiting: goes out when possible; failed: refused, or out of attempts. */
   state: "sending" | "waiting" | "failed";
   /** Why it is waiting or failed. */
@@ -94,7 +96,7 @@ export class Outbox extends Emitter<OutboxEvents> {
    * with the stored message, or rejects once the item is marked failed (it
    * stays listed then, for retry() or discard()).
    */
-  add(input: { sessionId: string; content: string; assistant?: boolean; clientMessageId?: string }): { item: OutboxItem; stored: Promise<Message> } {
+  add(input: { sessionId: string; content: string; assistant?: boolean; clientMessageId?: string; attachments?: string[] }): { item: OutboxItem; stored: Promise<Message> } {
     const id = input.clientMessageId ?? (this.opts.newId ?? newClientMessageId)();
     const existing = this.items.get(id);
     const item: OutboxItem = existing ?? {
@@ -102,6 +104,7 @@ export class Outbox extends Emitter<OutboxEvents> {
       sessionId: input.sessionId,
       content: input.content,
       assistant: input.assistant ?? true,
+      ...(input.attachments?.length ? { attachments: [...input.attachments] } : {}),
       state: "waiting",
       attempts: 0,
     };

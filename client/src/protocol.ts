@@ -21,6 +21,8 @@ import type {
 import type { ConfigurationCreate } from "../../src/protocol/configuration-schemas.js";
 import type {
   AssistantConfiguration,
+  AttachmentPayload,
+  AttachmentRef,
   ConfigurationSummary,
   FeedbackRating,
   Message,
@@ -45,6 +47,8 @@ export type {
   FeedbackRating,
   OwnFeedback,
   SessionConfiguredPayload,
+  AttachmentPayload,
+  AttachmentRef,
   ContextEntryPayload,
   ErrorBody,
   ErrorCode,

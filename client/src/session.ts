@@ -95,9 +95,9 @@ export class ChatSession extends Emitter<SessionEvents> {
    * after reconnects and RATE_LIMITED (after retryAfterMs) until stored.
    * Resolves with the stored message.
    */
-  send(content: string, opts: { assistant?: boolean; clientMessageId?: string } = {}): Promise<Message> {
+  send(content: string, opts: { assistant?: boolean; clientMessageId?: string; attachments?: string[] } = {}): Promise<Message> {
     if (this.closed) return Promise.reject(new MemchatError("CLOSED", "This session handle was left or lost."));
-    return this.d.outbox.add({ sessionId: this.id, content, assistant: opts.assistant, clientMessageId: opts.clientMessageId }).stored;
+    return this.d.outbox.add({ sessionId: this.id, content, assistant: opts.assistant, clientMessageId: opts.clientMessageId, attachments: opts.attachments }).stored;
   }
 
   /**

@@ -28,7 +28,7 @@ async function* chunks(pool: pg.Pool, profile: ExportProfile): AsyncGenerator<st
   const head = {
     format: EXPORT_FORMAT,
     exportedAt: new Date().toISOString(),
-    contents: "your profile; every session you are a member of; in each, your messages and the assistant's replies to them (other members' messages are not included)",
+    contents: "your profile; every session you are a member of; in each, your messages (with the names, types and sizes of files you sent; download the files themselves from GET /api/attachments/{id}/content) and the assistant's replies to them (other members' messages are not included)",
     user: profile,
   };
   yield `${JSON.stringify(head).slice(0, -1)},"sessions":[`;

@@ -9,9 +9,10 @@ import type { Logger } from "pino";
 import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
+import type { PassageContextPayload } from "../protocol/events.js";
 import type { FeedbackRating, Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
-import type { ContextBuilder, GatheredContext } from "./context-builder.js";
+import type { ContextBuilder, GatheredContext, UsedPassage } from "./context-builder.js";
 import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
 import type { QuotaService, Reservation } from "./quota-service.js";
 import type { RoomEvents } from "./room-events.js";
@@ -76,6 +77,8 @@ export class AssistantService {
       onReplyStored?: () => void;
       /** Daily token quotas and usage accounting; without it turns are neither capped nor counted. */
       quota?: QuotaService;
+      /** The passages of shared files a reply used (message:context). */
+      passageContext?: (userId: string, messageId: number) => Promise<PassageContextPayload[]>;
     },
   ) {}
 
@@ -239,7 +242,11 @@ export class AssistantService {
   }
 
   async context(actor: Actor, messageId: number) {
-    return { context: await this.d.store.contextOf(actor.user.id, messageId) };
+    const [context, passages] = await Promise.all([
+      this.d.store.contextOf(actor.user.id, messageId),
+      this.d.passageContext ? this.d.passageContext(actor.user.id, messageId) : Promise.resolve([]),
+    ]);
+    return { context, passages };
   }
 
   private abortLocal(messageId: number, reason: "cancel" | "shutdown"): void {
@@ -261,6 +268,7 @@ export class AssistantService {
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
+    let usedPassages: UsedPassage[] = [];
     // Deltas leave in seq order: each waits for the previous one's buffer append.
     let chain = Promise.resolve();
     const flush = () => {
@@ -297,6 +305,7 @@ export class AssistantService {
       model = config.model ?? model;
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
+      usedPassages = built.usedPassages;
       usage.promptTokens = built.promptTokens;
       marks.context = performance.now() - acceptedAt;
       for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
@@ -345,7 +354,7 @@ export class AssistantService {
     };
     // The tokens count whatever became of the row: they were spent.
     const settled = this.settle(turn, usage.promptTokens, usage.completionTokens);
-    const stored = await this.completeWithRetry(reply.id, completion, used);
+    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages);
     await settled;
     if (usage.promptTokens + usage.completionTokens > 0) this.d.metrics?.onTokens?.(model, usage.promptTokens, usage.completionTokens);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
@@ -365,6 +374,7 @@ export class AssistantService {
         message,
         usage,
         context: used.map((u) => ({ messageId: u.messageId, score: u.score })),
+        passages: usedPassages.map((p) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score })),
       });
     }
   }
@@ -391,10 +401,11 @@ export class AssistantService {
     id: number,
     c: Parameters<PgAssistantStore["complete"]>[1],
     used: Parameters<PgAssistantStore["complete"]>[2],
+    passages: Parameters<PgAssistantStore["complete"]>[3] = [],
   ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.d.store.complete(id, c, used);
+        return await this.d.store.complete(id, c, used, passages);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");

@@ -53,6 +53,8 @@ export interface ChatDeps {
   rateLimits?: RateLimits;
   /** A user message (and its reply row) was stored: the lifecycle checks the session's size. */
   onSent?: (message: Message, reply: Message | null) => void;
+  /** A session was deleted (committed): its stored files can go. */
+  onSessionDeleted?: (sessionId: string) => void;
 }
 
 export class ChatService {
@@ -67,6 +69,7 @@ export class ChatService {
   private readonly memory: MemoryService | undefined;
   private readonly rateLimits: RateLimits | undefined;
   private readonly onSent: ChatDeps["onSent"];
+  private readonly onSessionDeleted: ChatDeps["onSessionDeleted"];
 
   constructor(d: ChatDeps) {
     this.store = d.store;
@@ -80,6 +83,7 @@ export class ChatService {
     this.memory = d.memory;
     this.rateLimits = d.rateLimits;
     this.onSent = d.onSent;
+    this.onSessionDeleted = d.onSessionDeleted;
   }
 
   async createSession(actor: Actor, input: Input<"session:create">): Promise<{ session: Session }> {
@@ -216,6 +220,7 @@ export class ChatService {
     if (r.kind === "forbidden") throw new AppError("FORBIDDEN", "only the session owner can delete it");
     if (r.kind === "not_found") throw notFound();
     this.members.evict(sessionId, r.memberIds, "deleted");
+    this.onSessionDeleted?.(sessionId);
     await this.assistant?.cancelReplies(r.streamingReplyIds);
     await this.memory?.forgetSession(sessionId);
   }
@@ -256,10 +261,12 @@ export class ChatService {
         clientMessageId: input.clientMessageId,
         content: input.content,
         replyOwnerNode: wantsReply ? this.assistant!.nodeId : undefined,
+        ...(input.attachments?.length ? { attachmentIds: input.attachments } : {}),
       });
       if (r.kind === "not_found") throw notFound();
       if (r.kind === "busy") throw busyError();
       if (r.kind === "archived") throw archivedError();
+      if (r.kind === "bad_attachments") throw new AppError("BAD_REQUEST", "an attachment is not your own unsent upload in this session");
       if (r.kind === "duplicate") return { message: r.message, duplicate: true };
       this.rooms.emit(input.sessionId, "message:new", { message: r.message }, actor.connectionId);
       this.onMessageStored?.();

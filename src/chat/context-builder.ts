@@ -12,22 +12,37 @@
 import type { RagConfig } from "../db/pg-assistant-store.js";
 import { formatContextSection } from "../llm/offline-responder.js";
 import { countTokens } from "../llm/tokens.js";
-import { QUOTE_CLOSE, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
+import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
 import type { LlmMessage } from "../llm/types.js";
 import type { MemoryHit, MemoryService } from "../memory/memory-service.js";
+import type { PassageHit, PassageSearch } from "../memory/passage-search.js";
 import type { Message } from "../protocol/types.js";
 
 export interface BuiltContext {
   messages: LlmMessage[];
   /** Retrieved messages that made it into the prompt, best first. */
   used: { messageId: number; score: number; rank: number; source: MemoryHit["source"] }[];
+  /** Passages of shared files that made it into the prompt, best first. */
+  usedPassages: UsedPassage[];
   promptTokens: number;
+}
+
+export interface UsedPassage {
+  passageId: number;
+  attachmentId: string;
+  name: string;
+  page: number | null;
+  score: number;
+  rank: number;
+  source: PassageHit["source"];
 }
 
 /** What the reads of a turn found (see `gather`); `assemble` makes the prompt from it. */
 export interface GatheredContext {
   window: Message[];
   hits: MemoryHit[];
+  /** Passages of files shared in the sessions searched (none when absent). */
+  passages?: PassageHit[];
   /** The answered user's id and the usernames of everyone whose text may be quoted. */
   userId: string;
   names: ReadonlyMap<string, string>;
@@ -40,6 +55,8 @@ export class ContextBuilder {
   constructor(
     private readonly memory: MemoryService,
     private readonly usernameOf: (userId: string) => Promise<string>,
+    /** Retrieval over attachment passages, and how many passages a reply may use. */
+    private readonly documents?: { search: PassageSearch; topK: number },
   ) {}
 
   /**
@@ -50,10 +67,15 @@ export class ContextBuilder {
    */
   async gather(input: { userId: string; sessionId: string; query: string; config: RagConfig; window: () => Promise<Message[]>; excludeIds?: number[] }): Promise<GatheredContext> {
     const { config } = input;
-    const [window, found] = await Promise.all([
+    const passageTopK = this.documents && config.topK > 0 ? this.documents.topK : 0;
+    // One embedding of the question serves both searches.
+    const embedding = config.topK > 0 ? this.memory.embedQuery(input.query) : undefined;
+    embedding?.catch(() => undefined);
+    const [window, found, passages] = await Promise.all([
       input.window(),
       config.topK > 0 && config.retrievalMode !== "none"
         ? this.memory.search({
+            ...(embedding ? { embedding } : {}),
             userId: input.userId,
             query: input.query,
             sessionId: config.crossSession ? undefined : input.sessionId,
@@ -68,13 +90,25 @@ export class ContextBuilder {
             homeSessionId: input.sessionId,
           })
         : Promise.resolve({ hits: [] as MemoryHit[] }),
+      passageTopK > 0
+        ? this.documents!.search.search({
+            userId: input.userId,
+            query: input.query,
+            ...(config.crossSession ? {} : { sessionId: input.sessionId }),
+            homeSessionId: input.sessionId,
+            audienceSessionId: input.sessionId,
+            limit: passageTopK,
+            minSimilarity: config.similarityThreshold,
+            ...(embedding ? { embedding } : {}),
+          })
+        : Promise.resolve([] as PassageHit[]),
     ]);
     // Authors to name: cached after their first turn, so usually no read at all.
     const authors = new Set<string>([input.userId]);
     for (const m of window) if (m.userId) authors.add(m.userId);
     for (const h of found.hits) if (h.authorId) authors.add(h.authorId);
     const names = new Map(await Promise.all([...authors].map(async (id) => [id, (await this.usernameOf(id)) || "a former member"] as const)));
-    return { window, hits: found.hits, userId: input.userId, names };
+    return { window, hits: found.hits, passages, userId: input.userId, names };
   }
 
   assemble(gathered: GatheredContext, question: Message, config: RagConfig): BuiltContext {
@@ -85,14 +119,29 @@ export class ContextBuilder {
     const inWindow = new Set(window.map((m) => m.id));
     const hits = gathered.hits.filter((h) => h.messageId !== question.id && !inWindow.has(h.messageId)).slice(0, config.topK);
 
-    // Fit the budget: the question is always sent; then memories best first; then the window newest first.
+    // Fit the budget: the question is always sent; then memories and document passages, taking
+    // turns best first (neither kind crowds the other out); then the window newest first.
     let budget = config.contextTokenBudget - countTokens(config.systemPrompt) - countTokens(question.content);
     const usedHits: MemoryHit[] = [];
-    for (const h of hits) {
-      const cost = countTokens(h.content) + 12; // the entry's framing line
-      if (cost > budget) continue;
-      usedHits.push(h);
-      budget -= cost;
+    const usedPassages: PassageHit[] = [];
+    const passages = gathered.passages ?? [];
+    for (let i = 0; i < Math.max(hits.length, passages.length); i++) {
+      const h = hits[i];
+      if (h) {
+        const cost = countTokens(h.content) + 12; // the entry's framing line
+        if (cost <= budget) {
+          usedHits.push(h);
+          budget -= cost;
+        }
+      }
+      const p = passages[i];
+      if (p) {
+        const cost = countTokens(p.content) + 16; // the attribution line and indentation
+        if (cost <= budget) {
+          usedPassages.push(p);
+          budget -= cost;
+        }
+      }
     }
     const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
     const keptWindow: Message[] = [];
@@ -117,6 +166,7 @@ export class ContextBuilder {
       config.systemPrompt,
       quotingRule(nameOf(gathered.userId) || "the user"),
       `${quoteOpen({ source: "memory" })}\n${section}\n${QUOTE_CLOSE}`,
+      ...(usedPassages.length > 0 ? [quoteDocuments(usedPassages)] : []),
     ].join("\n\n");
     const messages: LlmMessage[] = [
       { role: "system", content: system },
@@ -126,6 +176,7 @@ export class ContextBuilder {
     return {
       messages,
       used: usedHits.map((h, i) => ({ messageId: h.messageId, score: h.score, rank: i + 1, source: h.source })),
+      usedPassages: usedPassages.map((p, i) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score, rank: i + 1, source: p.source })),
       promptTokens: messages.reduce((n, m) => n + countTokens(m.content) + 4, 0),
     };
   }

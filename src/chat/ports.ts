@@ -11,6 +11,8 @@ export interface NewUserMessage {
    * reply row (owned by this node) is created in the same statement.
    */
   replyOwnerNode?: string;
+  /** The sender's own pending uploads in this session, attached to the message in the same transaction. */
+  attachmentIds?: string[];
 }
 
 export type InsertResult =
@@ -22,7 +24,9 @@ export type InsertResult =
   /** The session does not exist or the user is not a member. */
   | { kind: "not_found" }
   /** The session is archived: it takes no new messages. Nothing was written. */
-  | { kind: "archived" };
+  | { kind: "archived" }
+  /** An attachment id is not the sender's own unsent upload in this session: nothing was written. */
+  | { kind: "bad_attachments" };
 
 /** Which sessions a list shows: not archived (the default), archived only, or both. */
 export type ArchiveFilter = "active" | "archived" | "all";

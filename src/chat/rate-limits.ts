@@ -33,6 +33,7 @@ export const LIMITS = {
   rest: { what: "requests", scope: "address" },
   account: { what: "account operations", scope: "user" },
   admin: { what: "admin requests", scope: "user" },
+  upload: { what: "uploads", scope: "user" },
 } as const satisfies Record<string, { what: string; scope: Scope }>;
 
 export type LimitName = keyof typeof LIMITS;

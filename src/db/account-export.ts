@@ -3,7 +3,7 @@
  * in id order so a long history streams out without being held in memory.
  */
 import type pg from "pg";
-import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
+import { ATTACHMENT_REFS, MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 import type { Message } from "../protocol/types.js";
 
 export interface ExportProfile {
@@ -74,7 +74,7 @@ export async function exportSessionsAfter(pool: pg.Pool, userId: string, afterId
  */
 export async function exportMessagesAfter(pool: pg.Pool, sessionId: string, userId: string, afterSeq: number, limit: number): Promise<Message[]> {
   const { rows } = await pool.query<MessageRow>(
-    `SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+    `SELECT ${MESSAGE_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
       WHERE m.session_id = $1 AND m.user_id = $2 AND m.seq > $3
         AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
       ORDER BY m.seq

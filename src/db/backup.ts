@@ -16,6 +16,13 @@
  * Derived and runtime tables are left out: vectors (rebuilt by the indexer
  * from the restored messages), the indexing queue (every message is queued
  * again), live nodes and maintenance leases.
+ *
+ * Attachments: the rows (names, types, sizes, hashes, which message carries
+ * which file) are in the backup; the files themselves are not. They live in
+ * the file store (DATA_DIR/files or the S3 bucket), backed up beside the
+ * database (README, "Backup and restore"). An attachment whose file is missing
+ * after a restore answers NOT_FOUND on download; its sha256 tells a restored
+ * file from another.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -38,6 +45,9 @@ export const DERIVED_TABLES: Record<string, string> = {
   message_vector_deletions_pruned: "the vector code caches' change log: vectors are rebuilt",
   chat_nodes: "live server nodes",
   maintenance_jobs: "maintenance leases and last runs",
+  attachment_object_purge: "stored files waiting to be deleted: their rows are gone, a restore does not bring them back",
+  passage_index_jobs: "indexing queue of attachment passages: every restored passage is queued again",
+  attachment_vector_purge: "vectors of deleted attachments waiting to be deleted: vectors are rebuilt",
   schema_migrations: "recorded as schemaVersion; the restore runs the migrations",
 };
 
@@ -242,6 +252,9 @@ export async function restoreDatabase(pool: pg.Pool, dir: string, log: Logger, o
     }
     if (present.has("chat_messages") && (await client.query("SELECT to_regclass('message_index_jobs') AS t")).rows[0].t) {
       await client.query("INSERT INTO message_index_jobs (message_id) SELECT id FROM chat_messages WHERE status <> 'streaming' ON CONFLICT DO NOTHING");
+    }
+    if (present.has("attachment_passages") && (await client.query("SELECT to_regclass('passage_index_jobs') AS t")).rows[0].t) {
+      await client.query("INSERT INTO passage_index_jobs (passage_id) SELECT id FROM attachment_passages ON CONFLICT DO NOTHING");
     }
     await client.query("COMMIT");
   } catch (err) {

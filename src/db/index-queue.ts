@@ -103,3 +103,86 @@ export class PgIndexQueue {
 }
 
 export const INDEX_CHANNEL = "memchat_index";
+
+/** A passage of an attachment waiting to be embedded (passage_index_jobs, sql/021). */
+export interface QueuedPassage {
+  id: number;
+  attachmentId: string;
+  sessionId: string;
+  /** Session owner: the tenant. */
+  ownerId: string;
+  /** The attachment's uploader. */
+  authorId: string | null;
+  content: string;
+  createdAt: Date;
+  attempts: number;
+}
+
+const CLAIM_PASSAGES = `
+WITH due AS (
+  SELECT passage_id FROM passage_index_jobs
+   WHERE run_at <= now()
+   ORDER BY run_at, passage_id
+   LIMIT $1
+   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE passage_index_jobs j
+     SET attempts = j.attempts + 1,
+         run_at = now() + make_interval(secs => $2::double precision / 1000)
+    FROM due
+   WHERE j.passage_id = due.passage_id
+  RETURNING j.passage_id, j.attempts
+)
+SELECT p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, p.content, a.created_at, c.attempts
+  FROM claimed c
+  JOIN attachment_passages p ON p.id = c.passage_id
+  JOIN attachments a ON a.id = p.attachment_id
+  JOIN chat_sessions s ON s.id = p.session_id`;
+
+/**
+ * The passage half of the indexing queue. The indexer fills a batch with
+ * messages first and tops it up with passages, so a long document never
+ * holds back the indexing of what people are writing.
+ */
+export class PgPassageIndexQueue {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async claim(limit: number, leaseMs: number): Promise<QueuedPassage[]> {
+    if (limit <= 0) return [];
+    const { rows } = await this.pool.query<{
+      id: number; attachment_id: string; session_id: string; owner_id: string; uploader_id: string | null; content: string; created_at: Date; attempts: number;
+    }>(CLAIM_PASSAGES, [limit, leaseMs]);
+    return rows
+      .map((r) => ({ id: Number(r.id), attachmentId: r.attachment_id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.uploader_id, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
+    if (items.length === 0) return;
+    await this.pool.query(
+      `WITH u AS (
+         SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS u(id, vector_id)
+       ), done AS (
+         DELETE FROM passage_index_jobs j USING u WHERE j.passage_id = u.id
+       )
+       UPDATE attachment_passages p SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $3
+         FROM u WHERE p.id = u.id`,
+      [items.map((i) => i.id), items.map((i) => i.vectorId), model],
+    );
+  }
+
+  async markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void> {
+    if (items.length === 0) return;
+    await this.pool.query(
+      `UPDATE passage_index_jobs j SET last_error = left($3, 500), run_at = now() + make_interval(secs => u.delay / 1000)
+         FROM unnest($1::bigint[], $2::double precision[]) AS u(id, delay)
+        WHERE j.passage_id = u.id`,
+      [items.map((i) => i.id), items.map((i) => i.retryAfterMs), error],
+    );
+  }
+
+  async backlog(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM passage_index_jobs");
+    return rows[0]!.n;
+  }
+}

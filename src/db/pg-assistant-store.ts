@@ -47,6 +47,14 @@ export interface Completion {
   configId?: number | null;
 }
 
+/** A passage of a shared file that a reply used. */
+export interface PassageContextRow {
+  passageId: number;
+  score: number;
+  rank: number;
+  source: "vector" | "lexical" | "hybrid";
+}
+
 export interface ContextRow {
   messageId: number;
   score: number;
@@ -117,7 +125,7 @@ export class PgAssistantStore {
    * Final state of a reply. Only a row still streaming is changed (the
    * sweeper may have interrupted it); it then becomes due for indexing.
    */
-  async complete(messageId: number, c: Completion, context: readonly ContextRow[]): Promise<Message | null> {
+  async complete(messageId: number, c: Completion, context: readonly ContextRow[], passages: readonly PassageContextRow[] = []): Promise<Message | null> {
     // One statement: the final state and the context it used land together.
     const { rows } = await this.pool.query<MessageRow>({
       name: "complete_reply_config",
@@ -133,12 +141,20 @@ export class PgAssistantStore {
          SELECT upd.id, u.id, u.score, u.rank, u.source
            FROM upd, unnest($8::bigint[], $9::float8[], $10::int[], $11::text[]) AS u(id, score, rank, source)
          ON CONFLICT DO NOTHING
+       ), pctx AS (
+         -- A passage deleted since the turn read it (its file went) is simply not recorded.
+         INSERT INTO message_passage_context (message_id, passage_id, score, rank, source)
+         SELECT upd.id, u.id, u.score, u.rank, u.source
+           FROM upd, unnest($13::bigint[], $14::float8[], $15::int[], $16::text[]) AS u(id, score, rank, source)
+          WHERE EXISTS (SELECT 1 FROM attachment_passages p WHERE p.id = u.id)
+         ON CONFLICT DO NOTHING
        )
        SELECT * FROM upd`,
       values: [
         messageId, c.content, c.status, c.completionTokens, c.promptTokens, c.firstTokenMs, c.latencyMs,
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
         c.configId ?? null,
+        passages.map((x) => x.passageId), passages.map((x) => x.score), passages.map((x) => x.rank), passages.map((x) => x.source),
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;

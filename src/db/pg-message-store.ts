@@ -8,7 +8,21 @@ import type { ArchiveFilter, InsertResult, MessageStore, NewUserMessage } from "
 import type { Message, Session } from "../protocol/types.js";
 import { isDatabaseUnavailable, isUniqueViolation } from "./errors.js";
 import { GroupCommit, type GroupCommitOptions, type Settled } from "./group-commit.js";
-import { HISTORY_COLUMNS, HISTORY_FEEDBACK_JOIN, type HistoryRow, MESSAGE_COLUMNS, type MessageRow, SESSION_COLUMNS, type SessionRow, toHistoryMessage, toMessage, toSession, VISIBLE_SESSION } from "./rows.js";
+import { insertWithAttachments } from "./attachment-send.js";
+import {
+  ATTACHMENT_REFS,
+  HISTORY_COLUMNS,
+  HISTORY_FEEDBACK_JOIN,
+  type HistoryRow,
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  SESSION_COLUMNS,
+  type SessionRow,
+  toHistoryMessage,
+  toMessage,
+  toSession,
+  VISIBLE_SESSION,
+} from "./rows.js";
 
 const CREATE_SESSION = `
 WITH s AS (
@@ -97,7 +111,7 @@ UNION ALL
 SELECT true AS is_reply, reply.* FROM reply`;
 
 const FIND_BY_CLIENT_ID = `
-SELECT ${MESSAGE_COLUMNS} FROM chat_messages m
+SELECT ${MESSAGE_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
  WHERE m.session_id = $1 AND m.client_message_id = $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)`;
 
@@ -122,7 +136,7 @@ export const DEFAULT_SEND_BATCHING: GroupCommitOptions = { maxBatch: 64, maxInFl
 const FUNCTION_MIN_BATCH = 2;
 
 const LIST_AFTER = `
-SELECT ${HISTORY_COLUMNS} FROM chat_messages m
+SELECT ${HISTORY_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
  ${HISTORY_FEEDBACK_JOIN}
  WHERE m.session_id = $1 AND m.seq > $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
@@ -130,7 +144,7 @@ SELECT ${HISTORY_COLUMNS} FROM chat_messages m
  LIMIT $4`;
 
 const LIST_BEFORE = `
-SELECT ${HISTORY_COLUMNS} FROM chat_messages m
+SELECT ${HISTORY_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
  ${HISTORY_FEEDBACK_JOIN}
  WHERE m.session_id = $1 AND m.seq < $3
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
@@ -187,6 +201,10 @@ export class PgMessageStore implements MessageStore {
   }
 
   insertUserMessage(m: NewUserMessage): Promise<InsertResult> {
+    // With files: its own transaction (rare next to plain sends, which keep the batched path).
+    if (m.attachmentIds?.length) {
+      return insertWithAttachments(this.pool, m, { insert: INSERT_USER_MESSAGE, findByClientId: FIND_BY_CLIENT_ID, refusal: SEND_REFUSAL });
+    }
     return this.sends.submit(m);
   }
 

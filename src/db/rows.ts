@@ -1,4 +1,4 @@
-import type { FeedbackRating, Message, Session } from "../protocol/types.js";
+import type { AttachmentRef, FeedbackRating, Message, Session } from "../protocol/types.js";
 
 export const MESSAGE_COLUMNS =
   "m.id, m.session_id, m.seq, m.user_id, m.role, m.content, m.status, m.client_message_id, m.reply_to_id, m.created_at";
@@ -14,7 +14,17 @@ export interface MessageRow {
   client_message_id: string | null;
   reply_to_id: number | null;
   created_at: Date;
+  /** Only from statements that select ATTACHMENT_REFS. */
+  attachments?: AttachmentRef[] | null;
 }
+
+/**
+ * A column (`attachments`) with the files sent with message `m`, as
+ * AttachmentRefs in upload order; null for a message without any.
+ */
+export const ATTACHMENT_REFS = `(SELECT json_agg(json_build_object('id', a.id, 'name', a.name, 'contentType', a.content_type, 'size', a.size_bytes,
+    'thumbnail', a.thumbnail_key IS NOT NULL, 'width', a.width, 'height', a.height) ORDER BY a.created_at, a.id)
+   FROM attachments a WHERE a.message_id = m.id) AS attachments`;
 
 export const toMessage = (r: MessageRow): Message => ({
   id: r.id,
@@ -27,6 +37,7 @@ export const toMessage = (r: MessageRow): Message => ({
   userId: r.user_id,
   replyToId: r.reply_to_id,
   createdAt: r.created_at.toISOString(),
+  ...(r.attachments ? { attachments: r.attachments } : {}),
 });
 
 /**

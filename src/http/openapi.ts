@@ -110,7 +110,7 @@ function operation(method: Method, pattern: string, doc: RouteDoc): RouteConfig 
     request: {
       ...(doc.params ? { params: doc.params } : {}),
       ...(doc.query ? { query: doc.query } : {}),
-      ...(doc.body ? { body: { required: true, content: { "application/json": { schema: doc.body } } } } : {}),
+      ...(doc.body ? { body: { required: true, content: { [doc.bodyContentType ?? "application/json"]: { schema: doc.body } } } } : {}),
     },
     responses,
   };

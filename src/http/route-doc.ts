@@ -26,8 +26,10 @@ export interface RouteDoc {
   /** Path parameters, one key per `:name` of the pattern. */
   params?: AnyZodObject;
   query?: AnyZodObject;
-  /** JSON request body. */
+  /** Request body (JSON unless bodyContentType says otherwise). */
   body?: ZodTypeAny;
+  /** Media type of the request body; defaults to application/json. */
+  bodyContentType?: string;
   /** Successful responses by HTTP status. */
   responses: Record<number, RouteResponseDoc>;
   /** Error codes the route answers with besides INTERNAL, which any route may (body: ErrorEnvelope). */

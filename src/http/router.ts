@@ -27,8 +27,8 @@ export interface Reply {
   body?: unknown;
   contentType?: string;
   headers?: Record<string, string>;
-  /** A body produced piece by piece (a large download); sent instead of `body`. */
-  stream?: AsyncIterable<string>;
+  /** A body produced piece by piece (a large download, a file); sent instead of `body`. */
+  stream?: AsyncIterable<string | Uint8Array>;
 }
 
 type RouteHandler = (ctx: RequestContext) => Promise<Reply> | Reply;

@@ -6,6 +6,9 @@ import type { ChatService } from "../chat/chat-service.js";
 import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { RateLimits } from "../chat/rate-limits.js";
 import { type SessionList, sessionListQuery } from "../chat/session-list.js";
+import type { AttachmentService } from "../files/attachment-service.js";
+import { registerAttachmentRoutes } from "./attachment-routes.js";
+import { clientAddress } from "./client-address.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError } from "../protocol/errors.js";
 import { credentials, type ProtocolSchemas, uuid } from "../protocol/schemas.js";
@@ -41,6 +44,8 @@ export interface RouteDeps {
   account: AccountService;
   sessionList: SessionList;
   trustProxy: boolean;
+  /** Files in sessions; routes absent when not given. */
+  attachments?: AttachmentService;
   /** When set, /metrics needs it as a bearer token. */
   metricsToken?: string;
   isDraining(): boolean;
@@ -72,7 +77,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
   const limitLogin = (ctx: RequestContext) => deps.rateLimits.checkFor("login", { address: addressOf(ctx.req) });
   // Every request, public ones included, spends a token of the per-address "rest" family.
   router.guardEachRequest((req) => deps.rateLimits.checkFor("rest", { address: addressOf(req) }));
-
+  if (deps.attachments) registerAttachmentRoutes(router, deps.attachments, requireUser);
 
   router
     .add("POST", "/api/auth/register", async (ctx) => {

@@ -27,7 +27,7 @@
  *
  * `parseContextSection` reads it back; the two are tested as a round trip.
  */
-import { unquote } from "./quoting.js";
+import { parseDocuments, unquote } from "./quoting.js";
 import { countMessageTokens, countTokens } from "./tokens.js";
 import { LlmError, type LlmChunk, type LlmMessage, type LlmProvider, type LlmRequest } from "./types.js";
 
@@ -171,6 +171,8 @@ interface Candidate {
   /** From the retrieved context section, as opposed to the conversation turns. */
   retrieved: boolean;
   order: number;
+  /** Where a passage of a shared file comes from ('from document "x.pdf", page 2'). */
+  document?: string;
 }
 
 /**
@@ -203,6 +205,7 @@ export function composeOfflineReply(messages: readonly LlmMessage[], options: Pa
   for (const e of parseContextSection(messages)) {
     add({ role: e.role, content: e.content, messageId: e.messageId, score: e.score, retrieved: true });
   }
+  for (const d of parseDocuments(messages)) add({ role: "user", content: d.content, retrieved: true, document: d.source });
   messages.forEach((m, i) => {
     if (i === lastUser || m.role === "system") return;
     if (m.role === "assistant" && m.content.startsWith(OFFLINE_NOTICE)) return;
@@ -248,7 +251,7 @@ function pickRelevant(question: string, candidates: readonly Candidate[], max: n
 }
 
 function quote(c: Candidate, maxChars: number): string {
-  const who = c.messageId !== undefined ? `${c.role} (#${c.messageId})` : c.role;
+  const who = c.document ?? (c.messageId !== undefined ? `${c.role} (#${c.messageId})` : c.role);
   let content = c.content.trim();
   if (content.length > maxChars) content = `${content.slice(0, maxChars - 1).trimEnd()}…`;
   return `> ${who}: ${content.replace(/\r\n?/g, "\n").split("\n").join("\n> ")}`;

@@ -6,9 +6,9 @@
  * overwrites its points instead of duplicating them.
  */
 import type { Logger } from "pino";
-import type { PgIndexQueue, QueuedMessage } from "../db/index-queue.js";
-import { pointIdForMessage } from "./point-id.js";
-import type { Embedder, VectorPoint, VectorStore } from "./types.js";
+import type { PgIndexQueue, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
+import { pointIdForMessage, pointIdForPassage } from "./point-id.js";
+import type { Embedder, PassagePoint, VectorPoint, VectorStore } from "./types.js";
 
 export interface IndexerOptions {
   batchSize: number;
@@ -58,6 +58,8 @@ export class Indexer {
     private readonly opts: IndexerOptions,
     private readonly log: Logger,
     private readonly metrics?: IndexerMetrics,
+    /** Attachment passages: they top up batches that messages do not fill. */
+    private readonly passages?: PgPassageIndexQueue,
   ) {}
 
   start(): void {
@@ -95,34 +97,54 @@ export class Indexer {
     }
   }
 
-  /** Processes one batch; returns how many messages it claimed (0: nothing was due). */
+  /** Processes one batch; returns how many messages and passages it claimed (0: nothing was due). */
   async drainOnce(): Promise<number> {
     const batch = await this.queue.claim(this.opts.batchSize, this.opts.leaseMs);
-    if (batch.length === 0) return 0;
+    const passages = await this.claimPassages(this.opts.batchSize - batch.length);
+    const claimed = batch.length + passages.length;
+    if (claimed === 0) return 0;
     const started = performance.now();
     try {
-      const vectors = await this.embedder.embed(batch.map((m) => m.content));
+      // One embedding call for both kinds: the batch fills the embedder as one.
+      const vectors = await this.embedder.embed([...batch.map((m) => m.content), ...passages.map((p) => p.content)]);
       const points = batch.map((m, i) => toPoint(m, vectors[i]!));
-      await this.store.upsert(points);
+      const passagePoints = passages.map((p, i) => toPassagePoint(p, vectors[batch.length + i]!));
+      if (points.length > 0) await this.store.upsert(points);
+      if (passagePoints.length > 0) await this.store.upsertPassages(passagePoints);
       await this.queue.markIndexed(
         points.map((p) => ({ id: p.payload.messageId, vectorId: p.id })),
         this.embedder.model,
       );
-      this.stats.indexed += batch.length;
-      this.metrics?.onIndexed(batch.length, (performance.now() - started) / 1000);
-      if (this.stats.lastError) this.log.info({ indexed: batch.length }, "indexing recovered");
+      await this.passages?.markIndexed(
+        passagePoints.map((p) => ({ id: p.payload.passageId, vectorId: p.id })),
+        this.embedder.model,
+      );
+      this.stats.indexed += claimed;
+      this.metrics?.onIndexed(claimed, (performance.now() - started) / 1000);
+      if (this.stats.lastError) this.log.info({ indexed: claimed }, "indexing recovered");
       this.stats.lastError = null;
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       this.stats.failedBatches++;
-      if (this.stats.lastError !== message) this.log.warn({ err: message, batch: batch.length }, "indexing failed; messages wait and will be retried");
+      if (this.stats.lastError !== message) this.log.warn({ err: message, batch: claimed }, "indexing failed; messages wait and will be retried");
       this.stats.lastError = message;
-      this.metrics?.onFailed(batch.length);
-      await this.queue
-        .markFailed(batch.map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message)
-        .catch((e) => this.log.warn({ err: (e as Error).message }, "could not record indexing failure; the lease will expire"));
+      this.metrics?.onFailed(claimed);
+      const recordFailure = (e: unknown) => this.log.warn({ err: (e as Error).message }, "could not record indexing failure; the lease will expire");
+      await this.queue.markFailed(batch.map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message).catch(recordFailure);
+      await this.passages?.markFailed(passages.map((p) => ({ id: p.id, retryAfterMs: this.backoff(p.attempts) })), message).catch(recordFailure);
     }
-    return batch.length;
+    return claimed;
+  }
+
+  /** Passages to top up a batch; a failed claim costs the messages nothing. */
+  private async claimPassages(room: number): Promise<QueuedPassage[]> {
+    if (!this.passages || room <= 0) return [];
+    try {
+      return await this.passages.claim(room, this.opts.leaseMs);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "indexer could not claim passages");
+      return [];
+    }
   }
 
   private backoff(attempts: number): number {
@@ -173,6 +195,23 @@ function toPoint(m: QueuedMessage, vector: Float32Array): VectorPoint {
       content: m.content,
       timestamp: m.createdAt.toISOString(),
       timestampUnix: Math.floor(m.createdAt.getTime() / 1000),
+    },
+  };
+}
+
+function toPassagePoint(p: QueuedPassage, vector: Float32Array): PassagePoint {
+  return {
+    id: pointIdForPassage(p.id),
+    vector,
+    payload: {
+      sessionId: p.sessionId,
+      userId: p.ownerId,
+      authorId: p.authorId,
+      passageId: p.id,
+      attachmentId: p.attachmentId,
+      content: p.content,
+      timestamp: p.createdAt.toISOString(),
+      timestampUnix: Math.floor(p.createdAt.getTime() / 1000),
     },
   };
 }

@@ -8,12 +8,14 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { collectionFor } from "../db/embedding-versions.js";
-import { INDEX_CHANNEL, PgIndexQueue } from "../db/index-queue.js";
+import { INDEX_CHANNEL, PgIndexQueue, PgPassageIndexQueue } from "../db/index-queue.js";
 import { PgListener } from "../db/listener.js";
 import { PgMemoryQueries } from "../db/memory-queries.js";
+import { PgPassageQueries } from "../db/passage-queries.js";
 import { HashEmbedder } from "./hash-embedder.js";
 import { Indexer, type IndexerMetrics } from "./indexer.js";
 import { MemoryService } from "./memory-service.js";
+import { PassageSearch } from "./passage-search.js";
 import { OpenAiEmbedder } from "./openai-embedder.js";
 import { PgVectorStore } from "./pg-vector-store.js";
 import { QdrantVectorStore } from "./qdrant-vector-store.js";
@@ -22,7 +24,11 @@ import type { Embedder, VectorStore } from "./types.js";
 
 export interface MemoryRuntime {
   memory: MemoryService;
+  /** Retrieval over attachment passages, scoped like memory. */
+  passages: PassageSearch;
+  passageQueries: PgPassageQueries;
   queue: PgIndexQueue;
+  passageQueue: PgPassageIndexQueue;
   /** A message was stored: index it soon (here and, through NOTIFY, on other nodes). */
   messageStored(): void;
   embedderStatus(): string;
@@ -37,6 +43,8 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   const mlog = log.child({ component: "memory" });
   const queue = new PgIndexQueue(pool);
   const queries = new PgMemoryQueries(pool);
+  const passageQueue = new PgPassageIndexQueue(pool);
+  const passageQueries = new PgPassageQueries(pool);
 
   let embedder: Embedder | undefined;
   let status = "loading";
@@ -78,12 +86,21 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     log: mlog,
   });
 
+  const passages = new PassageSearch({
+    passages: passageQueries,
+    memory: queries,
+    embedder: () => (ready ? embedder : undefined),
+    store,
+    defaultMinSimilarity: config.retrieval.minSimilarity,
+    log: mlog,
+  });
+
   let indexer: Indexer | undefined;
   let listener: PgListener | undefined;
   if (config.indexer.enabled) {
     embedderReady.then(
       () => {
-        indexer = new Indexer(queue, embedder!, indexStore, config.indexer, mlog, metrics);
+        indexer = new Indexer(queue, embedder!, indexStore, config.indexer, mlog, metrics, passageQueue);
         indexer.start();
         listener = new PgListener(databaseUrl, INDEX_CHANNEL, () => indexer?.wake(), mlog);
         listener.start();
@@ -96,7 +113,10 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   let notifyTimer: NodeJS.Timeout | undefined;
   return {
     memory,
+    passages,
+    passageQueries,
     queue,
+    passageQueue,
     embedderReady,
     vectorStoreName,
     embedderStatus: () => status,
@@ -164,6 +184,12 @@ function ensuringStore(store: VectorStore, log: Logger): VectorStore {
     },
     search: (v, f, l) => store.search(v, f, l),
     deleteBySession: (s) => store.deleteBySession(s),
+    async upsertPassages(points) {
+      await ensure();
+      await store.upsertPassages(points);
+    },
+    searchPassages: (v, f, l) => store.searchPassages(v, f, l),
+    deleteByAttachment: (a) => store.deleteByAttachment(a),
     close: () => store.close(),
   };
 }

@@ -58,6 +58,8 @@ export interface MemoryQuery {
    * sessions, only what they wrote or were answered in.
    */
   homeSessionId?: string;
+  /** The query's embedding, when the caller computed it for another search too (attachment passages). */
+  embedding?: Promise<Float32Array | null>;
 }
 
 export interface MemoryDeps {
@@ -121,7 +123,7 @@ export class MemoryService {
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
     const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     // The query's embedding needs no scope either: it is computed while the scopes are read.
-    const embeddingP = wantVector ? this.embedQuery(q.query) : Promise.resolve(null);
+    const embeddingP = wantVector ? (q.embedding ?? this.embedQuery(q.query)) : Promise.resolve(null);
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
@@ -164,7 +166,7 @@ export class MemoryService {
   }
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */
-  private async embedQuery(query: string): Promise<Float32Array | null> {
+  async embedQuery(query: string): Promise<Float32Array | null> {
     const embedder = this.d.embedder();
     if (!embedder || !this.d.store) return null;
     try {

@@ -17,7 +17,7 @@
  * history; the benchmark's baseline).
  */
 import type pg from "pg";
-import type { MessageRole, VectorFilter, VectorHit, VectorPoint, VectorStore } from "./types.js";
+import { MESSAGE_ROLES, type MessageRole, type PassageFilter, type PassagePoint, type PassageVectorHit, type StoredRole, type VectorFilter, type VectorHit, type VectorPoint, type VectorStore } from "./types.js";
 import { CodeCache, codeBytes, ROLE_SQL, signCode, UserCodes } from "./vector-codes.js";
 
 const UPSERT_BATCH = 200;
@@ -49,7 +49,7 @@ const CANDIDATE_FILTER = `collection = $1 AND user_id = $2 AND session_id = ANY(
           AND ($6::uuid IS NULL OR author_id = $6::uuid OR session_id = ANY($7::uuid[]))`;
 
 /** $6 and $7 of CANDIDATE_FILTER. */
-const authorParams = (filter: VectorFilter): [string | null, readonly string[]] => [
+const authorParams = (filter: Pick<VectorFilter, "authorScope">): [string | null, readonly string[]] => [
   filter.authorScope?.authorId ?? null,
   filter.authorScope?.anyAuthorSessionIds ?? [],
 ];
@@ -80,6 +80,27 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
        coalesce(string_agg(${ROLE_SQL}, ''::bytea), ''::bytea) AS roles,
        coalesce(string_agg(code, ''::bytea), ''::bytea) AS codes
   FROM changed`;
+
+/** A row of message_vectors as written: a message (messageId) or a passage (passageId, attachmentId). */
+interface Row {
+  id: string;
+  vector: Float32Array;
+  messageId: number | null;
+  passageId: number | null;
+  attachmentId: string | null;
+  sessionId: string;
+  userId: string;
+  authorId: string | null;
+  role: StoredRole;
+  content: string;
+  timestamp: string;
+}
+
+/** A search's filter with its roles settled (messages' or "passage"). */
+type RoleFilter = Omit<VectorFilter, "roles"> & { roles: readonly StoredRole[] };
+
+/** A hit of either kind; search() and searchPassages() each take their fields. */
+type RoleHit = VectorHit & { passageId: number | null; attachmentId: string | null };
 
 /** One user's codes and how far they have caught up. */
 class UserEntry {
@@ -141,6 +162,25 @@ export class PgVectorStore implements VectorStore {
   }
 
   async upsert(input: readonly VectorPoint[]): Promise<void> {
+    await this.write(
+      input.map((p) => ({
+        id: p.id,
+        vector: p.vector,
+        messageId: p.payload.messageId,
+        passageId: null,
+        attachmentId: null,
+        sessionId: p.payload.sessionId,
+        userId: p.payload.userId,
+        authorId: p.payload.authorId,
+        role: p.payload.role,
+        content: p.payload.content,
+        timestamp: p.payload.timestamp,
+      })),
+    );
+  }
+
+  /** Writes rows of messages or passages (sql/021 gave the table passage_id and attachment_id). */
+  private async write(input: readonly Row[]): Promise<void> {
     // One statement may not touch a row twice: the last point for an id wins, as in Qdrant.
     const points = [...new Map(input.map((p) => [p.id, p])).values()];
     for (let i = 0; i < points.length; i += UPSERT_BATCH) {
@@ -161,36 +201,71 @@ export class PgVectorStore implements VectorStore {
       });
       await this.pool.query({
         name: "vector_upsert",
-        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code, author_id)
+        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code, author_id, passage_id, attachment_id)
          SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts,
                 substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int),
-                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int), u.author_id
-           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $13::uuid[]) WITH ORDINALITY
-             AS u(point_id, message_id, session_id, user_id, role, content, ts, author_id, i)
+                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int), u.author_id, u.passage_id, u.attachment_id
+           FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $13::uuid[], $14::bigint[], $15::uuid[]) WITH ORDINALITY
+             AS u(point_id, message_id, session_id, user_id, role, content, ts, author_id, passage_id, attachment_id, i)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
            role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding,
-           code = EXCLUDED.code, author_id = EXCLUDED.author_id`,
+           code = EXCLUDED.code, author_id = EXCLUDED.author_id, passage_id = EXCLUDED.passage_id, attachment_id = EXCLUDED.attachment_id`,
         values: [
           this.collection,
           batch.map((p) => p.id),
-          batch.map((p) => p.payload.messageId),
-          batch.map((p) => p.payload.sessionId),
-          batch.map((p) => p.payload.userId),
-          batch.map((p) => p.payload.role),
-          batch.map((p) => p.payload.content),
-          batch.map((p) => p.payload.timestamp),
+          batch.map((p) => p.messageId),
+          batch.map((p) => p.sessionId),
+          batch.map((p) => p.userId),
+          batch.map((p) => p.role),
+          batch.map((p) => p.content),
+          batch.map((p) => p.timestamp),
           vectors,
           width,
           codes,
           codeWidth,
-          batch.map((p) => p.payload.authorId),
+          batch.map((p) => p.authorId),
+          batch.map((p) => p.passageId),
+          batch.map((p) => p.attachmentId),
         ],
       });
     }
   }
 
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
+    // Passages share the collection: a message search names the message roles.
+    const hits = await this.searchRoles(vector, { ...filter, roles: filter.roles ?? MESSAGE_ROLES }, limit);
+    return hits.map((h) => ({ messageId: h.messageId, sessionId: h.sessionId, score: h.score, role: h.role, content: h.content }));
+  }
+
+  async searchPassages(vector: Float32Array, filter: PassageFilter, limit: number): Promise<PassageVectorHit[]> {
+    const hits = await this.searchRoles(vector, { ...filter, roles: ["passage"] }, limit);
+    return hits.map((h) => ({ passageId: h.passageId!, attachmentId: h.attachmentId!, sessionId: h.sessionId, score: h.score }));
+  }
+
+  async upsertPassages(points: readonly PassagePoint[]): Promise<void> {
+    await this.write(
+      points.map((p) => ({
+        id: p.id,
+        vector: p.vector,
+        messageId: null,
+        passageId: p.payload.passageId,
+        attachmentId: p.payload.attachmentId,
+        sessionId: p.payload.sessionId,
+        userId: p.payload.userId,
+        authorId: p.payload.authorId,
+        role: "passage" as const,
+        content: p.payload.content,
+        timestamp: p.payload.timestamp,
+      })),
+    );
+  }
+
+  async deleteByAttachment(attachmentId: string): Promise<void> {
+    await this.pool.query("DELETE FROM message_vectors WHERE collection = $1 AND attachment_id = $2", [this.collection, attachmentId]);
+  }
+
+  private async searchRoles(vector: Float32Array, filter: RoleFilter, limit: number): Promise<RoleHit[]> {
     if (filter.sessionIds.length === 0 || limit <= 0) return [];
     if (this.exact) return this.searchExact(vector, filter, limit);
     const codes = await this.codesOf(filter.userId);
@@ -198,9 +273,9 @@ export class PgVectorStore implements VectorStore {
     const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null }>({
       name: "vector_rerank",
-      text: `SELECT point_id, embedding, message_id, session_id, role, content
+      text: `SELECT point_id, embedding, message_id, session_id, role, content, passage_id, attachment_id
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}
           AND point_id = ANY($5::uuid[])`,
@@ -211,7 +286,7 @@ export class PgVectorStore implements VectorStore {
       const score = dot(query, toFloat32(r.embedding));
       if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
-    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, score: t.score }));
+    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
   }
 
   /** The user's codes, caught up with PostgreSQL. */
@@ -246,14 +321,14 @@ export class PgVectorStore implements VectorStore {
     if (horizon > entry.horizon) entry.horizon = horizon;
   }
 
-  private async searchExact(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
+  private async searchExact(vector: Float32Array, filter: RoleFilter, limit: number): Promise<RoleHit[]> {
     // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
     // trip for a typical history); past inlinePayloadsMax, pass 2 fetches only the winners' payloads.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null; passage_id: number | null; attachment_id: string | null }>({
       name: "vector_search",
       text: `SELECT point_id, embedding,
               CASE WHEN count(*) OVER () <= $5 THEN message_id END AS message_id,
-              session_id, role,
+              session_id, role, passage_id, attachment_id,
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}`,
@@ -266,19 +341,19 @@ export class PgVectorStore implements VectorStore {
       if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
     if (top.length === 0) return [];
-    if (top.every((t) => t.row.message_id !== null && t.row.content !== null)) {
-      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score }));
+    if (top.every((t) => t.row.content !== null)) {
+      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
     }
     const ids = top.map((t) => t.row.point_id);
-    const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>({
+    const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null }>({
       name: "vector_payloads",
-      text: `SELECT point_id, message_id, session_id, role, content FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
+      text: `SELECT point_id, message_id, session_id, role, content, passage_id, attachment_id FROM message_vectors WHERE collection = $1 AND point_id = ANY($2::uuid[])`,
       values: [this.collection, ids],
     });
     const byId = new Map(payloads.map((p) => [p.point_id, p]));
     return top.flatMap((t, i) => {
       const p = byId.get(ids[i]!);
-      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, score: t.score }] : [];
+      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, score: t.score, passageId: p.passage_id, attachmentId: p.attachment_id }] : [];
     });
   }
 

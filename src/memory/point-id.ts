@@ -43,3 +43,11 @@ export function pointIdForMessage(messageId: number | bigint, namespace: string 
   }
   return uuidV5(messageId.toString(10), namespace);
 }
+
+/** Namespace of passage point ids; fixed forever, like the message namespace, and distinct from it. */
+export const PASSAGE_POINT_NAMESPACE = "6f1d7c3a-2b8e-4e51-9a0c-5d3f8b7e2a14";
+
+/** The vector point id of an attachment passage: never equal to a message's. */
+export function pointIdForPassage(passageId: number | bigint): string {
+  return pointIdForMessage(passageId, PASSAGE_POINT_NAMESPACE);
+}

@@ -14,7 +14,7 @@ import {
 import type { Logger } from "pino";
 import { z } from "zod";
 import { isUuid } from "./point-id.js";
-import type { MessageRole, VectorFilter, VectorHit, VectorPoint, VectorStore } from "./types.js";
+import { MESSAGE_ROLES, type MessageRole, type PassageFilter, type PassagePoint, type PassageVectorHit, type StoredRole, type VectorFilter, type VectorHit, type VectorPoint, type VectorStore } from "./types.js";
 
 /** Qdrant could not be reached or could not serve the call now; retrying later may succeed. */
 export class VectorStoreUnavailableError extends Error {
@@ -70,9 +70,19 @@ const PAYLOAD_INDEXES: ReadonlyArray<{ field: string; schema: Schemas["PayloadFi
   { field: "role", schema: "keyword" },
   { field: "message_id", schema: "integer" },
   { field: "timestamp_unix", schema: "integer" },
+  // Passages of attachments (role "passage") share the collection.
+  { field: "attachment_id", schema: "keyword" },
 ];
 
 const HIT_PAYLOAD_FIELDS = ["session_id", "message_id", "role", "content"];
+
+const PASSAGE_HIT_FIELDS = ["session_id", "passage_id", "attachment_id"];
+
+const passageHitSchema = z.object({
+  session_id: z.string(),
+  passage_id: z.union([z.number().int(), z.bigint()]).transform((v) => Number(v)),
+  attachment_id: z.string(),
+});
 
 const hitPayloadSchema = z.object({
   session_id: z.string(),
@@ -170,40 +180,9 @@ export class QdrantVectorStore implements VectorStore {
   }
 
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
-    this.assertOpen();
-    if (filter.userId.length === 0) {
-      throw new VectorStoreRequestError("search needs a userId: the tenant filter is never optional");
-    }
-    this.assertVector(vector, "query vector");
-    if (!Number.isFinite(limit)) throw new VectorStoreRequestError(`search limit must be finite, got ${limit}`);
-    const top = Math.floor(limit);
-    const sessionIds = [...new Set(filter.sessionIds)];
-    if (top < 1 || sessionIds.length === 0) return [];
-    const must: Schemas["Condition"][] = [
-      { key: "user_id", match: { value: filter.userId } },
-      { key: "session_id", match: { any: sessionIds } },
-    ];
-    if (filter.authorScope !== undefined) {
-      // The memory scoping rule: the search's own session, any author; elsewhere, the user's own text.
-      const anyAuthor = [...new Set(filter.authorScope.anyAuthorSessionIds)];
-      const should: Schemas["Condition"][] = [{ key: "author_id", match: { value: filter.authorScope.authorId } }];
-      if (anyAuthor.length > 0) should.push({ key: "session_id", match: { any: anyAuthor } });
-      must.push({ should });
-    }
-    if (filter.roles !== undefined) {
-      if (filter.roles.length === 0) return [];
-      must.push({ key: "role", match: { any: [...new Set<MessageRole>(filter.roles)] } });
-    }
-    const response = await this.call("search", () =>
-      this.client.query(this.collection, {
-        query: Array.from(vector),
-        filter: { must },
-        limit: top,
-        with_payload: HIT_PAYLOAD_FIELDS,
-        with_vector: false,
-      }),
-    );
-    return response.points.map((p) => {
+    // Passages share the collection: a message search names the message roles.
+    const points = await this.query(vector, { ...filter, roles: filter.roles ?? MESSAGE_ROLES }, limit, HIT_PAYLOAD_FIELDS);
+    return points.map((p) => {
       const parsed = hitPayloadSchema.safeParse(p.payload);
       if (!parsed.success) {
         // Only this store writes the collection, so a malformed payload is a bug, not data to skip.
@@ -212,6 +191,91 @@ export class QdrantVectorStore implements VectorStore {
       const { session_id, message_id, role, content } = parsed.data;
       return { messageId: message_id, sessionId: session_id, score: p.score, role, content };
     });
+  }
+
+  async searchPassages(vector: Float32Array, filter: PassageFilter, limit: number): Promise<PassageVectorHit[]> {
+    const points = await this.query(vector, { ...filter, roles: ["passage"] }, limit, PASSAGE_HIT_FIELDS);
+    return points.map((p) => {
+      const parsed = passageHitSchema.safeParse(p.payload);
+      if (!parsed.success) throw new Error(`passage point ${String(p.id)} in ${this.collection} has a malformed payload: ${parsed.error.message}`);
+      return { passageId: parsed.data.passage_id, attachmentId: parsed.data.attachment_id, sessionId: parsed.data.session_id, score: p.score };
+    });
+  }
+
+  async upsertPassages(points: readonly PassagePoint[]): Promise<void> {
+    this.assertOpen();
+    if (points.length === 0) return;
+    const wire = points.map((p): Schemas["PointStruct"] => {
+      if (!isUuid(p.id)) throw new VectorStoreRequestError(`point id of passage ${p.payload.passageId} is not a UUID: ${p.id}`);
+      this.assertVector(p.vector, `vector of passage ${p.payload.passageId}`);
+      const { sessionId, userId, authorId, passageId, attachmentId, content, timestamp, timestampUnix } = p.payload;
+      return {
+        id: p.id,
+        vector: Array.from(p.vector),
+        payload: {
+          session_id: sessionId,
+          user_id: userId,
+          ...(authorId !== null ? { author_id: authorId } : {}),
+          role: "passage",
+          passage_id: passageId,
+          attachment_id: attachmentId,
+          content,
+          timestamp,
+          timestamp_unix: timestampUnix,
+        },
+      };
+    });
+    await this.call("upsertPassages", async () => {
+      for (let i = 0; i < wire.length; i += this.batchSize) {
+        await this.client.upsert(this.collection, { wait: true, points: wire.slice(i, i + this.batchSize) });
+      }
+    });
+  }
+
+  async deleteByAttachment(attachmentId: string): Promise<void> {
+    this.assertOpen();
+    if (attachmentId.length === 0) throw new VectorStoreRequestError("deleteByAttachment needs an attachment id");
+    await this.call("deleteByAttachment", () =>
+      this.client.delete(this.collection, {
+        wait: true,
+        filter: { must: [{ key: "attachment_id", match: { value: attachmentId } }] },
+      }),
+    );
+  }
+
+  /** The filtered query both searches make: tenant, sessions, the author rule, and roles. */
+  private async query(vector: Float32Array, filter: Omit<VectorFilter, "roles"> & { roles: readonly StoredRole[] }, limit: number, fields: string[]) {
+    this.assertOpen();
+    if (filter.userId.length === 0) {
+      throw new VectorStoreRequestError("search needs a userId: the tenant filter is never optional");
+    }
+    this.assertVector(vector, "query vector");
+    if (!Number.isFinite(limit)) throw new VectorStoreRequestError(`search limit must be finite, got ${limit}`);
+    const top = Math.floor(limit);
+    const sessionIds = [...new Set(filter.sessionIds)];
+    if (top < 1 || sessionIds.length === 0 || filter.roles.length === 0) return [];
+    const must: Schemas["Condition"][] = [
+      { key: "user_id", match: { value: filter.userId } },
+      { key: "session_id", match: { any: sessionIds } },
+      { key: "role", match: { any: [...new Set<StoredRole>(filter.roles)] } },
+    ];
+    if (filter.authorScope !== undefined) {
+      // The memory scoping rule: the search's own session, any author; elsewhere, the user's own text.
+      const anyAuthor = [...new Set(filter.authorScope.anyAuthorSessionIds)];
+      const should: Schemas["Condition"][] = [{ key: "author_id", match: { value: filter.authorScope.authorId } }];
+      if (anyAuthor.length > 0) should.push({ key: "session_id", match: { any: anyAuthor } });
+      must.push({ should });
+    }
+    const response = await this.call("search", () =>
+      this.client.query(this.collection, {
+        query: Array.from(vector),
+        filter: { must },
+        limit: top,
+        with_payload: fields,
+        with_vector: false,
+      }),
+    );
+    return response.points;
   }
 
   async deleteBySession(sessionId: string): Promise<void> {

@@ -436,7 +436,7 @@ function resolveWorkerEntry(): { target: URL | string; eval: boolean } {
  * The file an ESM `import` of `pkg` + `subpath` loads in Node, read from the
  * package's exports map (require.resolve would pick the CommonJS build).
  */
-function esmEntryUrl(pkg: string, subpath: string, from: string): string {
+export function esmEntryUrl(pkg: string, subpath: string, from: string): string {
   let resolved: string;
   try {
     resolved = createRequire(from).resolve(pkg);

@@ -19,6 +19,15 @@ export interface Embedder {
 
 export type MessageRole = "user" | "assistant" | "system";
 
+/** The message roles: what a message search covers when it names no roles. */
+export const MESSAGE_ROLES: readonly MessageRole[] = ["user", "assistant", "system"];
+/**
+ * What a stored point is: a message in one of its roles, or a passage of an
+ * attachment. Passages share the collections of messages (one per embedding
+ * version) and are told apart by this role, which both stores filter on.
+ */
+export type StoredRole = MessageRole | "passage";
+
 /** What the vector store keeps beside each vector (DESIGN.md section 7). */
 export interface VectorPayload {
   sessionId: string;
@@ -69,11 +78,50 @@ export interface VectorHit {
   content: string;
 }
 
+/** What the store keeps beside a passage's vector (role "passage"). */
+export interface PassagePayload {
+  sessionId: string;
+  /** The tenant: the session's owner. */
+  userId: string;
+  /** The attachment's uploader (the author, for the memory scoping rule); null when that user is gone. */
+  authorId: string | null;
+  passageId: number;
+  attachmentId: string;
+  content: string;
+  /** ISO 8601: when the attachment was uploaded. */
+  timestamp: string;
+  timestampUnix: number;
+}
+
+export interface PassagePoint {
+  /** UUID derived from the passage id (its own namespace: never a message's id). */
+  id: string;
+  vector: Float32Array;
+  payload: PassagePayload;
+}
+
+/** As VectorFilter, without roles: a passage search finds passages only. */
+export type PassageFilter = Omit<VectorFilter, "roles">;
+
+export interface PassageVectorHit {
+  passageId: number;
+  attachmentId: string;
+  sessionId: string;
+  score: number;
+}
+
 export interface VectorStore {
   /** Creates the collection and its payload indexes if missing. Idempotent. */
   ensureReady(): Promise<void>;
   upsert(points: readonly VectorPoint[]): Promise<void>;
+  /** Messages only (roles default to MESSAGE_ROLES): passages never come back from here. */
   search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]>;
+  /** Deletes the session's points: messages and passages. */
   deleteBySession(sessionId: string): Promise<void>;
+  upsertPassages(points: readonly PassagePoint[]): Promise<void>;
+  /** Passages only, under the same tenant, session and author rules as `search`. */
+  searchPassages(vector: Float32Array, filter: PassageFilter, limit: number): Promise<PassageVectorHit[]>;
+  /** Deletes the attachment's passages. */
+  deleteByAttachment(attachmentId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
  * which the store then reranks exactly. Pure data structure: the store loads
  * and refreshes it from SQL (src/memory/pg-vector-store.ts).
  */
-import type { MessageRole } from "./types.js";
+import type { StoredRole } from "./types.js";
 
 /** Bytes of a code for `dimensions`; one bit per dimension. */
 export function codeBytes(dimensions: number): number {
@@ -24,9 +24,9 @@ export function signCode(vector: Float32Array): Buffer {
   return code;
 }
 
-const ROLE_CODES: Record<MessageRole, number> = { user: 0, assistant: 1, system: 2 };
-/** Roles are sent from SQL as one byte each; 3 is a role this code does not know. */
-export const ROLE_SQL = `CASE role WHEN 'user' THEN '\\x00'::bytea WHEN 'assistant' THEN '\\x01'::bytea WHEN 'system' THEN '\\x02'::bytea ELSE '\\x03'::bytea END`;
+const ROLE_CODES: Record<StoredRole, number> = { user: 0, assistant: 1, system: 2, passage: 3 };
+/** Roles are sent from SQL as one byte each; 4 is a role this code does not know. */
+export const ROLE_SQL = `CASE role WHEN 'user' THEN '\\x00'::bytea WHEN 'assistant' THEN '\\x01'::bytea WHEN 'system' THEN '\\x02'::bytea WHEN 'passage' THEN '\\x03'::bytea ELSE '\\x04'::bytea END`;
 const DEAD = 255;
 
 /** Rows as the store reads them: each field concatenated over n rows. */
@@ -43,7 +43,8 @@ export interface CodeRows {
 
 export interface CodeFilter {
   sessionIds: readonly string[];
-  roles?: readonly MessageRole[];
+  /** Default: every role. */
+  roles?: readonly StoredRole[];
 }
 
 /** One user's codes in one collection. Slots of deleted points are reused. */

@@ -16,18 +16,29 @@ export interface VectorPurge {
   deleteSessions(sessionIds: readonly string[]): Promise<void>;
 }
 
+/** Deletes every passage point of attachments, in every collection (the passage runner drains sql/021's queue through it). */
+export interface AttachmentVectorPurge {
+  deleteAttachments(attachmentIds: readonly string[]): Promise<void>;
+}
+
 /** The PostgreSQL store keeps every collection in one table: one statement covers them all. */
-export class PgVectorPurge implements VectorPurge {
+export class PgVectorPurge implements VectorPurge, AttachmentVectorPurge {
   constructor(private readonly pool: pg.Pool) {}
 
   async deleteSessions(sessionIds: readonly string[]): Promise<void> {
     if (sessionIds.length === 0) return;
     await this.pool.query("DELETE FROM message_vectors WHERE session_id = ANY ($1::uuid[])", [sessionIds]);
   }
+
+  /** sql/021's trigger deletes passage rows with their passages; this covers rows written after (an indexer racing the delete). */
+  async deleteAttachments(attachmentIds: readonly string[]): Promise<void> {
+    if (attachmentIds.length === 0) return;
+    await this.pool.query("DELETE FROM message_vectors WHERE attachment_id = ANY ($1::uuid[])", [attachmentIds]);
+  }
 }
 
 /** Qdrant: each collection listed in embedding_versions, one filtered delete per session. */
-export class QdrantVectorPurge implements VectorPurge {
+export class QdrantVectorPurge implements VectorPurge, AttachmentVectorPurge {
   private readonly stores = new Map<string, QdrantVectorStore>();
 
   constructor(
@@ -45,6 +56,21 @@ export class QdrantVectorPurge implements VectorPurge {
           await store.deleteBySession(sessionId);
         } catch (err) {
           // A version whose collection was never created (or was dropped) holds nothing to delete.
+          if (err instanceof VectorStoreRequestError && err.status === 404) break;
+          throw err;
+        }
+      }
+    }
+  }
+
+  async deleteAttachments(attachmentIds: readonly string[]): Promise<void> {
+    if (attachmentIds.length === 0) return;
+    for (const { collection, dimensions } of await allCollections(this.pool)) {
+      const store = this.storeFor(collection, dimensions);
+      for (const attachmentId of attachmentIds) {
+        try {
+          await store.deleteByAttachment(attachmentId);
+        } catch (err) {
           if (err instanceof VectorStoreRequestError && err.status === 404) break;
           throw err;
         }

@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   "VALIDATION",
   /** The user's daily token quota is spent: no assistant turn starts until the reset (retryAfterMs, next midnight UTC). */
   "QUOTA_EXCEEDED",
+  /** An upload that would take the user's stored files over STORAGE_QUOTA_BYTES (HTTP 507). */
+  "STORAGE_QUOTA_EXCEEDED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -65,6 +67,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   VALIDATION: 422,
   QUOTA_EXCEEDED: 429,
+  STORAGE_QUOTA_EXCEEDED: 507,
 };
 
 /** VALIDATION: the request parsed, but settings are out of bounds; each field in error is named. */

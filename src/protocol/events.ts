@@ -83,7 +83,19 @@ export interface ClientToServerEvents {
   "message:feedback": Handler<Input<"message:feedback">, { feedback: FeedbackPayload }>;
   "memory:search": Handler<Input<"memory:search">, { hits: MemoryHitPayload[]; mode: NonNullable<Input<"memory:search">["mode"]>; degraded: boolean }>;
   /** The earlier messages a reply used, with scores and ranks. */
-  "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[] }>;
+  "message:context": Handler<Input<"message:context">, { context: ContextEntryPayload[]; passages?: PassageContextPayload[] }>;
+}
+
+/** A passage of a shared file that a reply used; its file, page and text only while the caller may read the file. */
+export interface PassageContextPayload {
+  passageId: number;
+  score: number;
+  rank: number;
+  source: string;
+  attachmentId: string | null;
+  name: string | null;
+  page: number | null;
+  content: string | null;
 }
 
 export interface SessionConfiguredPayload {
@@ -151,6 +163,8 @@ export interface ServerToClientEvents {
     message: Message;
     usage: { promptTokens: number; completionTokens: number };
     context: { messageId: number; score: number }[];
+    /** Passages of shared files the reply drew on (absent from older servers). */
+    passages?: { passageId: number; attachmentId: string; name: string; page: number | null; score: number }[];
   }) => void;
   /** messageId is null when the reply could not even be created; replyToId names the user message then. */
   "assistant:error": (e: { sessionId: string; messageId: number | null; replyToId?: number; code: string; message: string; resetAt?: string }) => void;

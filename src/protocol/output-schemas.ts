@@ -10,7 +10,7 @@ import { ERROR_CODES } from "./errors.js";
 import type { ClientToServerEvents, ServerToClientEvents } from "./events.js";
 import { retrievalMode } from "./schemas.js";
 import { sessionConfigured } from "./configuration-output.js";
-import type { Message, Session, User } from "./types.js";
+import type { AttachmentPayload, AttachmentRef, Message, Session, User } from "./types.js";
 import { z } from "./zod-openapi.js";
 
 const id = z.string().uuid();
@@ -19,6 +19,30 @@ const int = z.number().int();
 
 export const role = z.enum(["user", "assistant", "system"]).openapi("Role");
 export const messageStatus = z.enum(["complete", "streaming", "cancelled", "error", "interrupted"]).openapi("MessageStatus");
+
+export const attachmentRef = z
+  .object({
+    id,
+    name: z.string(),
+    contentType: z.string().describe("What the bytes are (sniffed at upload), not what the uploader declared."),
+    size: int.nonnegative(),
+    thumbnail: z.boolean().describe("An image: GET /api/attachments/{id}/thumbnail serves a small WebP."),
+    width: int.nullable(),
+    height: int.nullable(),
+  })
+  .openapi("AttachmentRef");
+
+/** POST /api/sessions/:id/attachments and GET /api/attachments/:id. */
+export const attachment = attachmentRef
+  .extend({
+    sessionId: id,
+    uploaderId: id,
+    sha256: z.string().describe("Hex SHA-256 of the bytes."),
+    state: z.enum(["pending", "attached"]).describe("pending: uploaded, not yet sent with a message (removed after ATTACHMENT_PENDING_TTL_MS)."),
+    messageId: int.nullable().describe("The message that carries it, once sent."),
+    createdAt: timestamp,
+  })
+  .openapi("Attachment");
 
 export const message = z
   .object({
@@ -40,6 +64,7 @@ export const message = z
       .object({ rating: z.union([z.literal(1), z.literal(0), z.literal(-1)]), comment: z.string().nullable(), updatedAt: timestamp })
       .optional()
       .describe("On assistant replies read from history: the caller's own rating (1 positive, 0 neutral, -1 negative), when they gave one."),
+    attachments: z.array(attachmentRef).optional().describe("Files sent with a user message; absent when none."),
   })
   .openapi("Message");
 
@@ -167,6 +192,29 @@ export const contextEntry = z
   })
   .openapi("ContextEntry");
 
+export const passageUse = z
+  .object({
+    passageId: int,
+    attachmentId: id,
+    name: z.string().describe("The file's name."),
+    page: int.nullable().describe("1-based PDF page; null for files without pages."),
+    score: z.number(),
+  })
+  .openapi("PassageUse");
+
+export const passageContextEntry = z
+  .object({
+    passageId: int,
+    score: z.number(),
+    rank: int,
+    source: z.string(),
+    attachmentId: id.nullable().describe("Null (with name, page and content) when the caller may not read that file (any more)."),
+    name: z.string().nullable(),
+    page: int.nullable(),
+    content: z.string().nullable(),
+  })
+  .openapi("PassageContextEntry");
+
 export const health = z.object({ status: z.literal("ok") }).openapi("Health");
 export const readiness = z
   .object({
@@ -202,7 +250,7 @@ export const ackDataSchemas = {
   "assistant:regenerate": z.object({ message }),
   "message:feedback": z.object({ feedback }),
   "memory:search": memorySearchResult,
-  "message:context": z.object({ context: z.array(contextEntry) }),
+  "message:context": z.object({ context: z.array(contextEntry), passages: z.array(passageContextEntry).optional() }),
 } satisfies Record<keyof ClientToServerEvents, z.ZodTypeAny>;
 
 const presenceChange = z.object({ sessionId: id, userId: id, username: z.string() });
@@ -229,6 +277,7 @@ export const serverEventSchemas = {
     message,
     usage: z.object({ promptTokens: int, completionTokens: int }),
     context: z.array(z.object({ messageId: int, score: z.number() })),
+    passages: z.array(passageUse).optional().describe("Passages of files shared in the chat that the reply drew on."),
   }),
   "assistant:error": z.object({
     sessionId: id,
@@ -257,4 +306,5 @@ export const typesMatchSchemas: [
   Check<{ [K in keyof ServerToClientEvents]: Same<z.infer<EventSchemas[K]>, ServerPayload<K>> }>,
   Check<{ Message: Same<z.infer<typeof message>, Message>; Session: Same<z.infer<typeof session>, Session>; User: Same<z.infer<typeof user>, User> }>,
   Check<{ Error: Same<z.infer<typeof errorBody>, ErrorBody> }>,
-] = [true, true, true, true];
+  Check<{ Attachment: Same<z.infer<typeof attachment>, AttachmentPayload>; AttachmentRef: Same<z.infer<typeof attachmentRef>, AttachmentRef> }>,
+] = [true, true, true, true, true];

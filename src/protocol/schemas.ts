@@ -45,7 +45,8 @@ export const retrievalMode = z.enum(["hybrid", "vector", "lexical"]);
 
 export const sessionTitle = z.string().trim().max(200).regex(...NO_NUL).regex(...WELL_FORMED);
 
-export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number }) {
+export function protocolSchemas(limits: { maxMessageChars: number; historyPageMax: number; maxAttachments?: number }) {
+  const maxAttachments = limits.maxAttachments ?? 10;
   const content = z
     .string()
     .max(limits.maxMessageChars, `content is longer than ${limits.maxMessageChars} characters`)
@@ -73,6 +74,8 @@ export function protocolSchemas(limits: { maxMessageChars: number; historyPageMa
         clientMessageId: z.string().min(1).max(100).regex(...NO_NUL).regex(...WELL_FORMED),
         content,
         assistant: z.boolean().optional(),
+        /** Ids of the sender's own unsent uploads in this session (POST /api/sessions/:id/attachments). */
+        attachments: z.array(uuid).max(maxAttachments, `at most ${maxAttachments} attachments per message`).optional(),
       })
       .strict(),
     "message:history": z.object({ sessionId: uuid, beforeSeq: seq.optional(), limit: pageLimit.optional() }).strict(),

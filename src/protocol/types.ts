@@ -21,6 +21,8 @@ export interface Message {
   usage?: { promptTokens: number | null; completionTokens: number | null };
   /** On assistant replies read from history: the caller's own rating, when they gave one. */
   ownFeedback?: OwnFeedback;
+  /** Files sent with a user message (absent when none). */
+  attachments?: AttachmentRef[];
 }
 
 /** 1 positive, 0 neutral, -1 negative. */
@@ -30,6 +32,19 @@ export interface OwnFeedback {
   rating: FeedbackRating;
   comment: string | null;
   updatedAt: string;
+}
+
+/** A file as messages carry it; its bytes are at GET /api/attachments/:id/content. */
+export interface AttachmentRef {
+  id: string;
+  name: string;
+  /** What the bytes are (sniffed at upload), not what the uploader declared. */
+  contentType: string;
+  size: number;
+  /** True for images: GET /api/attachments/:id/thumbnail serves a small WebP. */
+  thumbnail: boolean;
+  width: number | null;
+  height: number | null;
 }
 
 export interface Session {
@@ -92,3 +107,20 @@ export interface AssistantConfiguration {
 
 /** What every user may read of an active configuration, to pick one for a session they own. */
 export type ConfigurationSummary = Pick<AssistantConfiguration, "id" | "name" | "description" | "model" | "retrievalMode" | "crossSession" | "isDefault">;
+/** An attachment as the upload route answers it. */
+export interface AttachmentPayload {
+  id: string;
+  sessionId: string;
+  uploaderId: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  thumbnail: boolean;
+  width: number | null;
+  height: number | null;
+  /** "pending" until sent with a message, then "attached". */
+  state: "pending" | "attached";
+  messageId: number | null;
+  createdAt: string;
+}

@@ -14,8 +14,8 @@
  */
 import { randomInt, randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { pointIdForMessage } from "../../src/memory/point-id.js";
-import type { MessageRole, VectorPoint, VectorStore } from "../../src/memory/types.js";
+import { pointIdForMessage, pointIdForPassage } from "../../src/memory/point-id.js";
+import type { MessageRole, PassagePoint, VectorPoint, VectorStore } from "../../src/memory/types.js";
 
 export interface VectorStoreFixture {
   store: VectorStore;
@@ -324,6 +324,79 @@ export function vectorStoreContract(name: string, factory: VectorStoreFactory): 
       const hits = await store.search(atAngle(0), { userId, sessionIds: [sessionId] }, 1000);
       expect(hits).toHaveLength(count);
       expect(ids(hits)).toEqual(points.map((p) => p.payload.messageId));
+    });
+
+    describe("passages of attachments", () => {
+      function passage(p: { userId: string; sessionId: string; attachmentId: string; vector: Float32Array; authorId?: string | null; content?: string }): PassagePoint {
+        const passageId = nextMessageId++;
+        return {
+          id: pointIdForPassage(passageId),
+          vector: p.vector,
+          payload: {
+            sessionId: p.sessionId,
+            userId: p.userId,
+            authorId: p.authorId === undefined ? p.userId : p.authorId,
+            passageId,
+            attachmentId: p.attachmentId,
+            content: p.content ?? `passage ${passageId}`,
+            timestamp: "2025-02-01T00:00:00.000Z",
+            timestampUnix: 1738368000,
+          },
+        };
+      }
+
+      it("keeps passages and messages apart: each search finds only its kind", async () => {
+        const userId = randomUUID();
+        const sessionId = randomUUID();
+        const attachmentId = randomUUID();
+        const m = point({ userId, sessionId, vector: atAngle(5) });
+        const p = passage({ userId, sessionId, attachmentId, vector: atAngle(0) });
+        await store.upsert([m]);
+        await store.upsertPassages([p]);
+
+        expect(ids(await store.search(atAngle(0), { userId, sessionIds: [sessionId] }, 10))).toEqual([m.payload.messageId]);
+        const hits = await store.searchPassages(atAngle(0), { userId, sessionIds: [sessionId] }, 10);
+        expect(hits).toHaveLength(1);
+        expect(hits[0]).toMatchObject({ passageId: p.payload.passageId, attachmentId, sessionId });
+        expect(hits[0]!.score).toBeCloseTo(1, 4);
+      });
+
+      it("applies the tenant, session and author filters to passages", async () => {
+        const userId = randomUUID();
+        const [home, other, foreign] = [randomUUID(), randomUUID(), randomUUID()];
+        const stranger = randomUUID();
+        const mine = passage({ userId, sessionId: other, attachmentId: randomUUID(), vector: atAngle(0), authorId: userId });
+        const theirs = passage({ userId, sessionId: other, attachmentId: randomUUID(), vector: atAngle(1), authorId: stranger });
+        const inHome = passage({ userId, sessionId: home, attachmentId: randomUUID(), vector: atAngle(2), authorId: stranger });
+        const otherTenant = passage({ userId: stranger, sessionId: foreign, attachmentId: randomUUID(), vector: atAngle(0) });
+        await store.upsertPassages([mine, theirs, inHome, otherTenant]);
+
+        const found = async (filter: Parameters<VectorStore["searchPassages"]>[1]) =>
+          (await store.searchPassages(atAngle(0), filter, 10)).map((h) => h.passageId).sort((a, b) => a - b);
+        const sorted = (...ps: PassagePoint[]) => ps.map((x) => x.payload.passageId).sort((a, b) => a - b);
+        expect(await found({ userId, sessionIds: [home, other, foreign] })).toEqual(sorted(mine, theirs, inHome));
+        expect(await found({ userId, sessionIds: [home, other], authorScope: { authorId: userId, anyAuthorSessionIds: [home] } })).toEqual(sorted(mine, inHome));
+        expect(await found({ userId, sessionIds: [] })).toEqual([]);
+      });
+
+      it("deletes an attachment's passages alone, and a session's passages with its messages", async () => {
+        const userId = randomUUID();
+        const sessionId = randomUUID();
+        const [a, b] = [randomUUID(), randomUUID()];
+        const pa = passage({ userId, sessionId, attachmentId: a, vector: atAngle(0) });
+        const pb = passage({ userId, sessionId, attachmentId: b, vector: atAngle(10) });
+        const m = point({ userId, sessionId, vector: atAngle(0) });
+        await store.upsertPassages([pa, pb]);
+        await store.upsert([m]);
+
+        await store.deleteByAttachment(a);
+        expect((await store.searchPassages(atAngle(0), { userId, sessionIds: [sessionId] }, 10)).map((h) => h.attachmentId)).toEqual([b]);
+        expect(ids(await store.search(atAngle(0), { userId, sessionIds: [sessionId] }, 10))).toEqual([m.payload.messageId]);
+
+        await store.deleteBySession(sessionId);
+        expect(await store.searchPassages(atAngle(0), { userId, sessionIds: [sessionId] }, 10)).toEqual([]);
+        expect(await store.search(atAngle(0), { userId, sessionIds: [sessionId] }, 10)).toEqual([]);
+      });
     });
   });
 }

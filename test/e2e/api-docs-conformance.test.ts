@@ -89,7 +89,7 @@ function conforms(docName: "openapi" | "asyncapi", schemaPointer: string, value:
 }
 
 /** Calls a REST operation and checks the answer against the operation's documented responses. */
-async function rest(method: string, template: string, params: Record<string, string> = {}, init: { token?: string; body?: unknown; query?: string } = {}) {
+async function rest(method: string, template: string, params: Record<string, string> = {}, init: { token?: string; body?: unknown; query?: string; form?: FormData } = {}) {
   const op = openapi.paths[template]?.[method.toLowerCase()];
   expect(op, `${method} ${template} is not in /api/openapi.json`).toBeDefined();
   exercised.add(`${method} ${template}`);
@@ -97,7 +97,7 @@ async function rest(method: string, template: string, params: Record<string, str
   const res = await fetch(server.url + url, {
     method,
     headers: { ...(init.token ? { authorization: `Bearer ${init.token}` } : {}), ...(init.body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    body: init.form ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
   });
   const label = `${method} ${url} → ${res.status}`;
   const documented = op.responses[String(res.status)];
@@ -265,6 +265,17 @@ describe("the running server answers as its documents say", () => {
     expect((await rest("POST", "/api/admin/configurations/{id}/retire", { id: String(cid) }, { token: boss.token })).status).toBe(200);
     expect((await rest("POST", "/api/admin/configurations/{id}/activate", { id: String(cid) }, { token: boss.token })).status).toBe(200);
     expect((await rest("POST", "/api/admin/configurations/{id}/activate", { id: "999999" }, { token: boss.token })).status).toBe(404);
+    const form = new FormData();
+    form.append("file", new Blob(["notes for the documents"], { type: "text/plain" }), "notes.txt");
+    const up = await rest("POST", "/api/sessions/{id}/attachments", { id: sessionId }, { token: t, form });
+    expect(up.status).toBe(201);
+    expect((await rest("POST", "/api/sessions/{id}/attachments", { id: other }, { token: t, form })).status).toBe(404);
+    expect((await rest("GET", "/api/attachments/{id}", { id: up.body.id }, { token: t })).status).toBe(200);
+    expect((await rest("GET", "/api/attachments/{id}", { id: up.body.id }, { token: bob.token })).status).toBe(404);
+    expect((await rest("GET", "/api/attachments/{id}/content", { id: up.body.id }, { token: t })).body).toBe("notes for the documents");
+    expect((await rest("GET", "/api/attachments/{id}/thumbnail", { id: up.body.id }, { token: t })).status).toBe(404);
+    expect((await rest("DELETE", "/api/attachments/{id}", { id: up.body.id }, { token: t })).status).toBe(204);
+    expect((await rest("DELETE", "/api/attachments/{id}", { id: up.body.id }, { token: t })).status).toBe(404);
     const search = await rest("GET", "/api/memory/search", {}, { token: t, query: "q=hello&mode=lexical" });
     expect(search.body.hits.length, "a hit to check the hit schema on").toBeGreaterThan(0);
     expect((await rest("DELETE", "/api/sessions/{id}", { id: sessionId }, { token: t })).status).toBe(204);

@@ -100,7 +100,7 @@ describe("indexer", () => {
     const store = new QdrantVectorStore({ url: qdrant.url, collection, dimensions: 384 });
     await store.ensureReady();
     const upserted: number[] = [];
-    const counting = { ...store, ensureReady: () => store.ensureReady(), search: store.search.bind(store), deleteBySession: store.deleteBySession.bind(store), close: () => store.close(), upsert: async (p: Parameters<typeof store.upsert>[0]) => { upserted.push(...p.map((x) => x.payload.messageId)); await store.upsert(p); } };
+    const counting = { ...store, ensureReady: () => store.ensureReady(), search: store.search.bind(store), deleteBySession: store.deleteBySession.bind(store), close: () => store.close(), upsertPassages: store.upsertPassages.bind(store), searchPassages: store.searchPassages.bind(store), deleteByAttachment: store.deleteByAttachment.bind(store), upsert: async (p: Parameters<typeof store.upsert>[0]) => { upserted.push(...p.map((x) => x.payload.messageId)); await store.upsert(p); } };
     const opts = { batchSize: 16, pollMs: 50, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200 };
     const a = new Indexer(queue, new HashEmbedder(), counting, opts, silentLogger);
     const b = new Indexer(queue, new HashEmbedder(), counting, opts, silentLogger);

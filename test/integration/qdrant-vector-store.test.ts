@@ -84,6 +84,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
       role: "keyword",
       message_id: "integer",
       timestamp_unix: "integer",
+      attachment_id: "keyword",
     });
     expect(c.createBody).toMatchObject({ on_disk_payload: true, hnsw_config: { m: 16, ef_construct: 100 } });
     // Index creation waits, so the first search after ensureReady already uses it.
@@ -104,7 +105,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     await raw.createCollection(bare, { vectors: { size: DIMS, distance: "Cosine" } });
     await newStore({ collection: bare }).ensureReady();
     expect(Object.keys(double.collection(bare)!.payloadIndexes).sort()).toEqual(
-      ["author_id", "message_id", "role", "session_id", "timestamp_unix", "user_id"],
+      ["attachment_id", "author_id", "message_id", "role", "session_id", "timestamp_unix", "user_id"],
     );
   });
 
@@ -118,7 +119,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
 
     const creates = requestsTo(`/collections/${collection}`, "PUT").map((r) => r.status);
     expect(creates).toEqual([200, 409]);
-    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(6);
+    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(7);
   });
 
   it("two nodes starting together both get a ready collection", async () => {
@@ -127,7 +128,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
     await Promise.all([newStore({ collection }).ensureReady(), newStore({ collection }).ensureReady()]);
 
     expect(double.collection(collection)).toMatchObject({ size: DIMS, distance: "Cosine" });
-    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(6);
+    expect(Object.keys(double.collection(collection)!.payloadIndexes)).toHaveLength(7);
   });
 
   it("refuses a collection built for another embedding version", async () => {

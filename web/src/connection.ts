@@ -22,7 +22,11 @@ export class Connection {
   /** Whose token this is (for per-user storage keys). */
   readonly user: User | undefined;
 
-  constructor(token: string, hooks: ConnectionHooks) {
+  constructor(
+    /** The bearer token, for REST calls (uploads, downloads). */
+    readonly token: string,
+    hooks: ConnectionHooks,
+  ) {
     this.user = userOfToken(token);
     this.transport = new Transport({ url: "", token: () => token });
     this.transport.on("state", (s) => {

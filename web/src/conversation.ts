@@ -6,13 +6,14 @@
 import { ReplyStream } from "@memchat/client";
 import { RequestError } from "./api.js";
 import type { Connection } from "./connection.js";
+import { AttachmentTray, attachmentList } from "./attachments.js";
 import { append, clear, h, icon, renderText } from "./dom.js";
 import { clockTime, describe, fullTime, listJoin, roleName, snippet, statusLabel } from "./format.js";
 import { ConfigPicker } from "./config-picker.js";
 import { feedbackControls, type Rating } from "./feedback.js";
 import { inviteControl } from "./invite.js";
 import type { Outbox, OutboxItem } from "./outbox.js";
-import type { ActiveStream, ContextEntry, Events, JoinResult, Message, MessageStatus, Session, User } from "./protocol.js";
+import type { ActiveStream, AttachmentRef, ContextEntry, Events, JoinResult, Message, MessageStatus, PassageUse, Session, User } from "./protocol.js";
 
 export interface ConversationContext {
   conn: Connection;
@@ -42,6 +43,7 @@ interface Entry {
   userId: string | null;
   replyToId: number | null;
   createdAt: string;
+  attachments?: AttachmentRef[];
   /** What paintBody last drew (status + content), so an unchanged body is not redrawn and re-announced. */
   drawn?: string;
   /** While it streams: its deltas in seq order, each once, gaps held back (the client library's). */
@@ -51,6 +53,8 @@ interface Entry {
   rating?: Rating;
   comment?: string | null;
   commenting?: boolean;
+  /** Passages of shared files the reply drew on: with assistant:end, or loaded with the context. */
+  passages?: PassageUse[];
   error?: string;
   stopping?: boolean;
   showContext?: boolean;
@@ -85,6 +89,7 @@ export class Conversation {
   private readonly input: HTMLTextAreaElement;
   private readonly assistantToggle: HTMLInputElement;
   private readonly sendButton: HTMLButtonElement;
+  private readonly tray: AttachmentTray;
   private readonly stopButton: HTMLButtonElement;
   private readonly archivedNote: HTMLParagraphElement;
   private readonly unsubscribe: (() => void)[] = [];
@@ -141,6 +146,7 @@ export class Conversation {
     });
     this.assistantToggle = h("input", { type: "checkbox", id: "assistant-toggle", checked: true });
     this.sendButton = h("button", { type: "submit", class: "btn btn-primary send", "aria-label": "Send message" }, icon("send"));
+    this.tray = new AttachmentTray(ctx.conn.token, () => this.session.id, (m) => ctx.toast(m));
     this.stopButton = h(
       "button",
       { type: "button", class: "btn btn-danger stop", hidden: true, onclick: () => this.stopLatest() },
@@ -151,7 +157,8 @@ export class Conversation {
       "form",
       { class: "composer", "aria-label": "Send a message", onsubmit: (e: Event) => (e.preventDefault(), this.submit()) },
       h("label", { for: "composer-input", class: "sr-only" }, "Message"),
-      h("div", { class: "composer-row" }, this.input, this.stopButton, this.sendButton),
+      this.tray.el,
+      h("div", { class: "composer-row" }, this.tray.button, this.input, this.stopButton, this.sendButton),
       h(
         "div",
         { class: "composer-foot" },
@@ -171,6 +178,7 @@ export class Conversation {
       composer,
       this.announcer,
     );
+    this.tray.acceptDrops(this.el);
     this.renderHeader();
     this.renderTop();
     this.renderOutbox();
@@ -424,6 +432,7 @@ export class Conversation {
     this.withScroll(() => {
       const entry = this.upsert(e.message);
       entry.context = e.context;
+      entry.passages = e.passages;
       entry.usage = e.usage;
       entry.stopping = false;
       this.paint(entry);
@@ -515,6 +524,7 @@ export class Conversation {
     existing.createdAt = m.createdAt;
     existing.userId = m.userId;
     existing.replyToId = m.replyToId ?? existing.replyToId;
+    existing.attachments = m.attachments ?? existing.attachments;
     if (m.status !== "streaming") {
       existing.status = m.status;
       existing.content = m.content;
@@ -529,7 +539,7 @@ export class Conversation {
     return existing;
   }
 
-  private add(m: Pick<Message, "id" | "role" | "content" | "status" | "userId" | "createdAt"> & { seq: number | null; replyToId: number | null }): Entry {
+  private add(m: Pick<Message, "id" | "role" | "content" | "status" | "userId" | "createdAt" | "attachments"> & { seq: number | null; replyToId: number | null }): Entry {
     const body = h("div", { class: "msg-body" });
     const el = h("li", { class: "msg" });
     const entry: Entry = {
@@ -541,6 +551,7 @@ export class Conversation {
       userId: m.userId,
       replyToId: m.replyToId,
       createdAt: m.createdAt,
+      ...(m.attachments?.length ? { attachments: m.attachments } : {}),
       key: 0,
       el,
       body,
@@ -606,6 +617,8 @@ export class Conversation {
     );
     this.paintBody(e);
     append(e.el, meta, e.body);
+    if (e.attachments?.length) append(e.el, attachmentList(this.ctx.conn.token, e.attachments, (m) => this.ctx.toast(m)));
+    if (e.role === "assistant" && e.passages?.length) append(e.el, passageChips(e.passages));
     if (e.error) append(e.el, h("p", { class: "msg-error", role: "alert" }, e.error));
     if (e.role === "assistant") append(e.el, this.replyActions(e));
     else if (e.error && e.role === "user") {
@@ -668,7 +681,7 @@ export class Conversation {
         ),
       );
     }
-    if (e.status !== "error" && e.context?.length !== 0) {
+    if (e.status !== "error" && (e.context?.length !== 0 || (e.passages?.length ?? 0) > 0)) {
       append(
         bar,
         h(
@@ -681,7 +694,7 @@ export class Conversation {
             onclick: () => void this.toggleContext(e),
           },
           icon("context"),
-          e.showContext ? "Hide context" : e.context ? `Show context (${e.context.length})` : "Show context",
+          e.showContext ? "Hide context" : e.context ? `Show context (${e.context.length + (e.passages?.length ?? 0)})` : "Show context",
         ),
       );
     }
@@ -702,11 +715,16 @@ export class Conversation {
       } else what = h("span", { class: "muted" }, `Message #${c.messageId}, in another session or further back in this one`);
       return h("li", {}, h("span", { class: "score", title: "Relevance score" }, c.score.toFixed(2)), what);
     });
+    const docs = (e.passages ?? []).map((p) =>
+      h("li", {}, h("span", { class: "score", title: "Relevance score" }, p.score.toFixed(2)), h("span", {}, h("strong", {}, `${p.name}${p.page === null ? "" : `, page ${p.page}`}`))),
+    );
     return h(
       "div",
       { class: "context-panel" },
       h("h3", {}, "Earlier messages this reply used"),
       items.length ? h("ol", {}, ...items) : h("p", { class: "muted" }, "None: this reply used no earlier messages."),
+      docs.length ? h("h3", {}, "Passages of shared files") : null,
+      docs.length ? h("ol", {}, ...docs) : null,
     );
   }
 
@@ -722,6 +740,7 @@ export class Conversation {
       { class: `msg msg-user msg-own pending pending-${item.state}`, "data-testid": "pending-message" },
       h("div", { class: "msg-meta" }, h("span", { class: "author" }, "You"), h("span", { class: `badge badge-${item.state}` }, state)),
       h("div", { class: "msg-body" }, item.content),
+      item.attachments ? h("p", { class: "muted pending-files" }, `${item.attachments} file${item.attachments === 1 ? "" : "s"} attached`) : null,
     );
     if (item.error && item.state === "failed") append(li, h("p", { class: "msg-error", role: "alert" }, item.error));
     if (item.state === "failed") {
@@ -745,6 +764,7 @@ export class Conversation {
     this.input.disabled = archived;
     this.sendButton.disabled = archived;
     this.assistantToggle.disabled = archived;
+    this.tray.setDisabled(archived);
     this.archivedNote.hidden = !archived;
     this.archivedNote.textContent = archived
       ? `This session is archived: you can read and search it, but not write in it${this.session.role === "owner" ? " unless you unarchive it" : ""}.`
@@ -854,12 +874,19 @@ export class Conversation {
   }
 
   private submit(): void {
-    const content = this.input.value;
+    if (this.tray.uploading) {
+      this.ctx.toast("Wait until your files have finished uploading.");
+      return;
+    }
+    const files = this.tray.ready();
+    // A message of files alone says which files.
+    const content = this.input.value.trim() ? this.input.value : files.map((f) => f.name).join(", ");
     if (!content.trim()) return;
     this.input.value = "";
     this.autosize();
     this.stopTyping();
-    this.ctx.outbox.add(this.session.id, content, this.assistantToggle.checked);
+    this.tray.clear();
+    this.ctx.outbox.add(this.session.id, content, this.assistantToggle.checked, files.map((f) => f.id));
     this.scrollToBottom();
     this.ctx.touched(this.session.id);
   }
@@ -929,7 +956,12 @@ export class Conversation {
     }
     if (!e.context) {
       try {
-        e.context = (await this.ctx.conn.call("message:context", { messageId: e.id })).context;
+        const found = await this.ctx.conn.call("message:context", { messageId: e.id });
+        e.context = found.context;
+        // Passages of files the caller may no longer read come without a name: not shown.
+        e.passages = (found.passages ?? []).flatMap((p) =>
+          p.attachmentId !== null && p.name !== null ? [{ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score }] : [],
+        );
       } catch (err) {
         this.ctx.toast(`Could not load the context of this reply: ${describe(err)}`);
         return;
@@ -972,4 +1004,17 @@ function fromHistory(e: Entry, m: Message): boolean {
 function tokenText(u: { promptTokens: number | null; completionTokens: number | null }): string {
   if (u.promptTokens === null && u.completionTokens === null) return "tokens not recorded";
   return `${u.promptTokens ?? "?"} + ${u.completionTokens ?? "?"} tokens`;
+}
+
+/** The files (and pages) a reply drew on, as chips under it; one chip per file and page. */
+function passageChips(passages: readonly PassageUse[]): HTMLElement {
+  const seen = new Set<string>();
+  const chips: HTMLElement[] = [];
+  for (const p of passages) {
+    const label = p.page === null ? p.name : `${p.name} · p. ${p.page}`;
+    if (seen.has(label)) continue;
+    seen.add(label);
+    chips.push(h("span", { class: "chip passage-chip", title: `This reply used a passage of ${p.name}${p.page === null ? "" : `, page ${p.page}`}` }, icon("context"), label));
+  }
+  return h("div", { class: "passage-chips", "aria-label": "Shared files this reply used" }, ...chips);
 }

@@ -13,6 +13,8 @@ export interface OutboxItem {
   sessionId: string;
   content: string;
   assistant: boolean;
+  /** How many files go with it. */
+  attachments?: number;
   /** sending: on the wire; waiting: will go out when possible; failed: the server refused it. */
   state: "sending" | "waiting" | "failed";
   error?: string;
@@ -23,6 +25,7 @@ const view = (i: LibraryItem): OutboxItem => ({
   sessionId: i.sessionId,
   content: i.content,
   assistant: i.assistant,
+  ...(i.attachments?.length ? { attachments: i.attachments.length } : {}),
   state: i.state,
   // Offline is what the item's badge says already.
   error: i.error && i.error.code !== "OFFLINE" ? i.error.message : undefined,
@@ -41,7 +44,13 @@ export class Outbox {
     this.box = new LibraryOutbox({
       send: (item) =>
         conn
-          .call("message:send", { sessionId: item.sessionId, clientMessageId: item.clientMessageId, content: item.content, assistant: item.assistant })
+          .call("message:send", {
+            sessionId: item.sessionId,
+            clientMessageId: item.clientMessageId,
+            content: item.content,
+            assistant: item.assistant,
+            ...(item.attachments?.length ? { attachments: item.attachments } : {}),
+          })
           .then((r) => r.message),
       online: () => conn.connected,
       storage: defaultStorage(),
@@ -55,8 +64,8 @@ export class Outbox {
     return this.box.forSession(sessionId).map(view);
   }
 
-  add(sessionId: string, content: string, assistant: boolean): OutboxItem {
-    const { item, stored } = this.box.add({ sessionId, content, assistant });
+  add(sessionId: string, content: string, assistant: boolean, attachments: string[] = []): OutboxItem {
+    const { item, stored } = this.box.add({ sessionId, content, assistant, attachments });
     // A failure shows on the item itself (Try again / Discard).
     stored.catch(() => undefined);
     return view(item);

@@ -9,6 +9,8 @@ export type {
   Ack,
   ActiveStream,
   AssistantConfiguration,
+  AttachmentPayload,
+  AttachmentRef,
   CallName,
   ConfigurationSettings,
   ConfigurationSummary,
@@ -29,5 +31,7 @@ export type {
 
 /** What a reply used, as assistant:end sends it (message:context adds rank and source). */
 export type ContextEntry = Events["assistant:end"]["context"][number];
+/** A passage of a shared file that a reply drew on (file name and page). */
+export type PassageUse = NonNullable<Events["assistant:end"]["passages"]>[number];
 
 export type JoinResult = Calls["session:join"]["output"];
