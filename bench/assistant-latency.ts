@@ -4,7 +4,7 @@
  * OpenAI-compatible double as the LLM) side by side with the same double
  * streaming straight to a client (the openai SDK, no server in between).
  *
- * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20]
+ * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --server-root <checkout>]
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -27,6 +27,8 @@ const ROUNDS = arg("rounds", 3);
 const TOKENS = arg("tokens", 20);
 const TOKEN_DELAY = arg("token-delay", 20);
 const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.indexOf("--levels") + 1]! : "1,20,100").split(",").map(Number);
+/** `--server-root <checkout>`: run another version of the server (a before/after comparison). */
+const SERVER_ROOT = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1] : undefined;
 const tokens = Array.from({ length: TOKENS }, (_, i) => ` word${i}`);
 const expected = tokens.join("");
 
@@ -91,7 +93,7 @@ async function direct(concurrency: number): Promise<Sample[]> {
 }
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean), undefined, SERVER_ROOT);
 
 async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
   return closedTurns(concurrency, (i, r) => {
