@@ -5,7 +5,7 @@
  * (the cluster starts it with --expose-gc; SIGUSR2 collects and logs
  * process.memoryUsage()) before the first connection and after the last.
  *
- * Usage: npm run bench:idle [-- --connections 10000]
+ * Usage: npm run bench:idle [-- --connections 10000 --server-root <checkout>]
  */
 import os from "node:os";
 import { io, type Socket } from "socket.io-client";
@@ -18,6 +18,8 @@ const arg = (name: string, dflt: number) => {
 };
 const N = arg("connections", 10_000);
 const HOLD_S = arg("hold", 10);
+/** `--server-root <checkout>`: measure another version of the server (a before/after comparison). */
+const SERVER_ROOT = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1] : undefined;
 
 interface Memory {
   rss: number;
@@ -65,7 +67,7 @@ async function registerAll(url: string, n: number): Promise<string[]> {
   return out;
 }
 
-const cluster = await startCluster({ nodes: 1, redis: false, env: { ...benchServerEnv() } });
+const cluster = await startCluster({ nodes: 1, redis: false, root: SERVER_ROOT, env: { ...benchServerEnv() } });
 const sockets: Socket[] = [];
 try {
   const url = cluster.urls[0]!;
