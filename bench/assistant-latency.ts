@@ -4,9 +4,10 @@
  * OpenAI-compatible double as the LLM) side by side with the same double
  * streaming straight to a client (the openai SDK, no server in between).
  *
- * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20]
+ * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --server-root <checkout>]
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
@@ -16,6 +17,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
+import { gauge, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,6 +27,8 @@ const ROUNDS = arg("rounds", 3);
 const TOKENS = arg("tokens", 20);
 const TOKEN_DELAY = arg("token-delay", 20);
 const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.indexOf("--levels") + 1]! : "1,20,100").split(",").map(Number);
+/** `--server-root <checkout>`: run another version of the server (a before/after comparison). */
+const SERVER_ROOT = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1] : undefined;
 const tokens = Array.from({ length: TOKENS }, (_, i) => ` word${i}`);
 const expected = tokens.join("");
 
@@ -89,7 +93,7 @@ async function direct(concurrency: number): Promise<Sample[]> {
 }
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean), undefined, SERVER_ROOT);
 
 async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
   return closedTurns(concurrency, (i, r) => {
@@ -139,7 +143,12 @@ try {
   }
   for (const c of LEVELS) {
     const base = await direct(c);
+    // The server's own CPU time (user + system) over its turns, from its /metrics.
+    const cpuBefore = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
     const srv = await throughServer(c, clients);
+    const cpuAfter = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    // Every turn counts, the warm-up one included: each costs the server the same.
+    const cpuMsPerTurn = ((cpuAfter - cpuBefore) * 1000) / (c * (ROUNDS + 1));
     const stats = (s: Sample[]) => {
       const ttft = s.map((x) => x.ttft).sort((a, b) => a - b);
       const gaps = s.flatMap((x) => x.gaps).sort((a, b) => a - b);
@@ -147,8 +156,9 @@ try {
     };
     const b = stats(base);
     const v = stats(srv);
-    rows.push([c, "direct (no server)", b.p50, b.p99, "-", b.gap50, b.gap99, b.lost]);
-    rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost]);
+    const load = os.loadavg()[0]!.toFixed(1);
+    rows.push([c, "direct (no server)", b.p50, b.p99, "-", b.gap50, b.gap99, b.lost, "-", load]);
+    rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost, cpuMsPerTurn, load]);
   }
   for (const cl of clients) cl.socket.close();
   if (process.env.BENCH_PHASES) {
@@ -166,4 +176,4 @@ try {
   await rm(dataDir, { recursive: true, force: true });
 }
 console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} measured turns per client back to back after one warm-up turn, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
-console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete"], rows));
+console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete", "server CPU ms/turn", "load avg"], rows));

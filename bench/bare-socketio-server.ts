@@ -2,19 +2,20 @@
  * Baseline for bench/fanout.ts: a bare Socket.IO server with the same Redis
  * adapter, relaying the same payloads to the room, with no auth, no
  * validation and no persistence. Prints its URL on stdout once listening.
- * Usage: node --import tsx bench/bare-socketio-server.ts <redisUrl>
+ * Usage: node --import tsx bench/bare-socketio-server.ts [redisUrl]
+ * (without one: a single node on the in-memory adapter).
  */
 import http from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
-const redisUrl = process.argv[2]!;
-const pub = new Redis(redisUrl);
-const sub = pub.duplicate();
-await Promise.all([new Promise((r) => pub.once("ready", r)), new Promise((r) => sub.once("ready", r))]);
+const redisUrl = process.argv[2];
+const pub = redisUrl ? new Redis(redisUrl) : undefined;
+const sub = pub?.duplicate();
+if (pub && sub) await Promise.all([new Promise((r) => pub.once("ready", r)), new Promise((r) => sub.once("ready", r))]);
 const httpServer = http.createServer();
-const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { key: "bare" }) });
+const io = new Server(httpServer, pub && sub ? { adapter: createAdapter(pub, sub, { key: "bare" }) } : {});
 let seq = 0;
 io.of("/chat").on("connection", (socket) => {
   socket.on("session:join", (p: { sessionId: string }, ack: (r: unknown) => void) => {
@@ -33,7 +34,7 @@ httpServer.listen(0, "127.0.0.1", () => {
 });
 process.on("SIGTERM", () => {
   io.close();
-  pub.disconnect();
-  sub.disconnect();
+  pub?.disconnect();
+  sub?.disconnect();
   process.exit(0);
 });

@@ -1,40 +1,61 @@
 /**
  * Messages delivered per second and fan-out latency (send to receipt by each
- * other member) with 2 nodes on one Redis, rooms of 10, at 10, 500 and 1,000
- * connected clients, side by side with a bare Socket.IO pair on the same
- * adapter relaying the same payloads without persistence.
+ * other member), rooms of 10, side by side with a bare Socket.IO server (or
+ * pair on the same Redis adapter) relaying the same payloads without
+ * persistence.
  *
- * Usage: npm run bench:fanout [-- --duration 8 --levels 10,500,1000]
+ * Closed loop (default): each client sends again when acknowledged, at 10,
+ * 500 and 1,000 clients: the most either side delivers.
+ * Open loop (`--open-loop`): Poisson arrivals at a fixed total rate, by
+ * default 20% of the bare side's capacity measured first in the same run
+ * (`--rate N` sends/s instead); prints ack and fan-out p50/p90/p99/p99.9 for
+ * both sides and, from each memchat node's /metrics over the measured
+ * window, where a send's time went.
+ *
+ * Usage: npm run bench:fanout [-- --duration 8 --levels 10,500,1000 --nodes 2]
+ *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500]
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import os from "node:os";
 import { io, type Socket } from "socket.io-client";
 import { startCluster } from "../loadtest/cluster.js";
 import { startRedisServer } from "../test/support/redis.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
+import { BREAKDOWN_HEADERS, breakdown, type Scrape, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1]! : dflt;
 };
-const DURATION_S = Number(arg("duration", "8"));
-const LEVELS = arg("levels", "10,500,1000").split(",").map(Number);
+const OPEN_LOOP = process.argv.includes("--open-loop");
+const NODES = Number(arg("nodes", "2"));
+const DURATION_S = Number(arg("duration", OPEN_LOOP ? "15" : "8"));
+const LEVELS = arg("levels", arg("clients", OPEN_LOOP ? (NODES === 1 ? "100" : "200") : "10,500,1000")).split(",").map(Number);
+const LOAD = Number(arg("load", "0.2"));
+const RATE = Number(arg("rate", "0"));
 const ROOM = 10;
 /**
- * 0 (default): each client sends its next message as soon as the previous one
- * is acknowledged, which saturates the servers and measures the most they
- * deliver. N > 0: one message every N ms per client (an open loop, like chat
- * users), which measures latency at a fixed load.
+ * Closed loop only. 0 (default): each client sends its next message as soon
+ * as the previous one is acknowledged. N > 0: one message every N ms per
+ * client.
  */
 const INTERVAL_MS = Number(arg("interval-ms", "0"));
+
+interface Client {
+  socket: Socket;
+  sessionId: string;
+}
 
 interface Run {
   sent: number;
   delivered: number;
   perSecond: number;
-  p50: number;
-  p99: number;
+  fanout: number[];
+  ack: number[];
   errors: number;
+  /** Per memchat node: /metrics when the window opened and when it closed. */
+  scrapes?: [Scrape, Scrape][];
 }
 
 function connectTo(url: string, token?: string): Promise<Socket> {
@@ -51,9 +72,19 @@ async function ack(s: Socket, event: string, payload: unknown): Promise<any> {
   return r.data;
 }
 
-/** Clients alternate between the two nodes; each room has members on both. */
-async function measure(clients: { socket: Socket; sessionId: string }[]): Promise<Run> {
-  const latencies: number[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Exponential gap (ms) of a Poisson process at `rate` per second. */
+const poissonGap = (rate: number) => (-Math.log(1 - Math.random()) / rate) * 1000;
+
+/**
+ * `rate` > 0: open loop, Poisson arrivals at `rate` sends/s in total, each
+ * from a random client (whether or not its last send was acknowledged).
+ * `rate` = 0: closed loop (see INTERVAL_MS). Rooms span the nodes given.
+ */
+async function measure(clients: Client[], rate: number, metricsUrls: string[] = []): Promise<Run> {
+  const fanout: number[] = [];
+  const acks: number[] = [];
   let delivered = 0;
   let sent = 0;
   let errors = 0;
@@ -63,37 +94,69 @@ async function measure(clients: { socket: Socket; sessionId: string }[]): Promis
       const t = Number(e.message.content.slice(2, e.message.content.indexOf(" ")));
       if (!measuring || !(t > 0)) return;
       delivered++;
-      latencies.push(performance.now() - t);
+      fanout.push(performance.now() - t);
     });
   }
   let stop = false;
-  const loops = clients.map(async (c, i) => {
-    if (INTERVAL_MS > 0) await new Promise((r) => setTimeout(r, Math.random() * INTERVAL_MS));
-    for (let k = 0; !stop; k++) {
-      const t0 = performance.now();
-      try {
-        await ack(c.socket, "message:send", { sessionId: c.sessionId, clientMessageId: `f${i}-${k}-${Math.random()}`, content: `t=${t0} from ${i}`, assistant: false });
-        if (measuring) sent++;
-      } catch {
-        if (measuring) errors++;
+  const sendOne = async (c: Client, i: number, k: number) => {
+    const t0 = performance.now();
+    const counted = measuring;
+    try {
+      await ack(c.socket, "message:send", { sessionId: c.sessionId, clientMessageId: `f${i}-${k}-${Math.random()}`, content: `t=${t0} from ${i}`, assistant: false });
+      if (counted) {
+        sent++;
+        acks.push(performance.now() - t0);
       }
-      const wait = INTERVAL_MS - (performance.now() - t0);
-      if (wait > 0 && !stop) await new Promise((r) => setTimeout(r, wait));
+    } catch {
+      if (counted) errors++;
     }
-  });
-  await new Promise((r) => setTimeout(r, 1500)); // warm-up
+  };
+  let loops: Promise<unknown>;
+  if (rate > 0) {
+    loops = (async () => {
+      const pending: Promise<void>[] = [];
+      let next = performance.now();
+      for (let k = 0; !stop; ) {
+        const now = performance.now();
+        for (; next <= now; next += poissonGap(rate), k++) {
+          const i = Math.floor(Math.random() * clients.length);
+          pending.push(sendOne(clients[i]!, i, k));
+        }
+        if (pending.length > 10_000) pending.splice(0, 5_000);
+        await sleep(Math.max(0, next - performance.now()));
+      }
+      await Promise.all(pending);
+    })();
+  } else {
+    loops = Promise.all(
+      clients.map(async (c, i) => {
+        if (INTERVAL_MS > 0) await sleep(Math.random() * INTERVAL_MS);
+        for (let k = 0; !stop; k++) {
+          const t0 = performance.now();
+          await sendOne(c, i, k);
+          const wait = INTERVAL_MS - (performance.now() - t0);
+          if (wait > 0 && !stop) await sleep(wait);
+        }
+      }),
+    );
+  }
+  await sleep(1500); // warm-up
+  const before = await Promise.all(metricsUrls.map(scrape));
   measuring = true;
   const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, DURATION_S * 1000));
+  await sleep(DURATION_S * 1000);
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
+  const after = await Promise.all(metricsUrls.map(scrape));
   stop = true;
-  await Promise.all(loops);
-  latencies.sort((a, b) => a - b);
-  return { sent, delivered, perSecond: delivered / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  await loops;
+  await sleep(500); // the last deliveries of the window arrive
+  fanout.sort((a, b) => a - b);
+  acks.sort((a, b) => a - b);
+  return { sent, delivered, perSecond: delivered / elapsed, fanout, ack: acks, errors, scrapes: before.map((b, i) => [b, after[i]!]) };
 }
 
-async function memchatRun(urls: string[], n: number): Promise<Run> {
+async function memchatClients(urls: string[], n: number): Promise<Client[]> {
   const regUrl = urls[0]!;
   const tokens: { token: string; name: string }[] = [];
   for (let i = 0; i < n; i += 20) {
@@ -107,7 +170,7 @@ async function memchatRun(urls: string[], n: number): Promise<Run> {
       )),
     );
   }
-  const clients: { socket: Socket; sessionId: string }[] = [];
+  const clients: Client[] = [];
   for (let r = 0; r * ROOM < n; r++) {
     const members = tokens.slice(r * ROOM, (r + 1) * ROOM);
     const sockets = await Promise.all(members.map((m, j) => connectTo(urls[(r * ROOM + j) % urls.length]!, m.token)));
@@ -120,27 +183,33 @@ async function memchatRun(urls: string[], n: number): Promise<Run> {
     await Promise.all(sockets.map((s) => ack(s, "session:join", { sessionId: session.id })));
     for (const s of sockets) clients.push({ socket: s, sessionId: session.id });
   }
-  const run = await measure(clients);
-  for (const c of clients) c.socket.close();
-  return run;
+  return clients;
 }
 
-async function bareRun(urls: string[], n: number): Promise<Run> {
-  const clients: { socket: Socket; sessionId: string }[] = [];
+async function bareClients(urls: string[], n: number): Promise<Client[]> {
+  const clients: Client[] = [];
+  const tag = Math.random().toString(36).slice(2, 8);
   for (let r = 0; r * ROOM < n; r++) {
-    const sessionId = `room-${n}-${r}`;
+    const sessionId = `room-${n}-${r}-${tag}`;
     const sockets = await Promise.all(Array.from({ length: Math.min(ROOM, n - r * ROOM) }, (_, j) => connectTo(urls[(r * ROOM + j) % urls.length]!)));
     await Promise.all(sockets.map((s) => ack(s, "session:join", { sessionId })));
     for (const s of sockets) clients.push({ socket: s, sessionId });
   }
-  const run = await measure(clients);
-  for (const c of clients) c.socket.close();
-  return run;
+  return clients;
 }
 
-async function startBarePair(redisUrl: string) {
+async function runOn(clients: Client[], rate: number, metricsUrls?: string[]): Promise<Run> {
+  try {
+    return await measure(clients, rate, metricsUrls);
+  } finally {
+    for (const c of clients) c.socket.close();
+  }
+}
+
+/** Bare Socket.IO nodes: on the Redis adapter when `redisUrl` is given, else one in-memory node. */
+async function startBare(nodes: number, redisUrl: string | undefined) {
   const script = fileURLToPath(new URL("./bare-socketio-server.ts", import.meta.url));
-  const procs = [0, 1].map(() => spawn(process.execPath, ["--import", "tsx", script, redisUrl], { stdio: ["ignore", "pipe", "inherit"] }));
+  const procs = Array.from({ length: nodes }, () => spawn(process.execPath, ["--import", "tsx", script, ...(redisUrl ? [redisUrl] : [])], { stdio: ["ignore", "pipe", "inherit"] }));
   const urls = await Promise.all(
     procs.map(
       (p) =>
@@ -157,26 +226,70 @@ async function startBarePair(redisUrl: string) {
   return { urls, stop: async () => procs.forEach((p) => p.kill("SIGTERM")) };
 }
 
-const rows: (string | number)[][] = [];
-const redis = await startRedisServer();
-const bare = await startBarePair(redis.url);
-const cluster = await startCluster({ nodes: 2, redis: true, cpuProfDir: process.env.BENCH_CPU_PROF, env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}), ...benchServerEnv() } }).catch(async (e) => {
+const ms = (xs: number[], p: number) => percentile(xs, p);
+const loadAvg = () => os.loadavg().map((x) => x.toFixed(1)).join(" ");
+
+const redis = NODES > 1 ? await startRedisServer() : undefined;
+const bare = await startBare(NODES, redis?.url);
+const serverRoot = process.argv.includes("--server-root") ? arg("server-root", "") : undefined;
+const cluster = await startCluster({
+  nodes: NODES,
+  redis: NODES > 1,
+  root: serverRoot,
+  cpuProfDir: process.env.BENCH_CPU_PROF,
+  env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}), ...benchServerEnv() },
+}).catch(async (e) => {
   await bare.stop();
   throw e;
 });
+const where = NODES === 1 ? "1 node" : `${NODES} nodes on one Redis`;
+const bareName = NODES === 1 ? "bare Socket.IO node" : `bare Socket.IO ${NODES === 2 ? "pair" : "nodes"}`;
 try {
-  for (const n of LEVELS) {
-    const b = await bareRun(bare.urls, n);
-    const m = await memchatRun(cluster.urls, n);
-    rows.push([n, "bare Socket.IO pair", b.sent / DURATION_S, b.perSecond, b.p50, b.p99, b.errors, "-"]);
-    rows.push([n, "memchat (persisted)", m.sent / DURATION_S, m.perSecond, m.p50, m.p99, m.errors, `${(m.perSecond / b.perSecond).toFixed(2)}x rate, ${(m.p99 / b.p99).toFixed(2)}x p99`]);
+  if (OPEN_LOOP) {
+    const n = LEVELS[0]!;
+    let rate = RATE;
+    let capacityNote = `--rate ${RATE}`;
+    if (!(rate > 0)) {
+      const cap = await runOn(await bareClients(bare.urls, n), 0);
+      rate = Math.round((cap.sent / DURATION_S) * LOAD);
+      capacityNote = `${LOAD * 100}% of the ${bareName}'s measured capacity (${Math.round(cap.sent / DURATION_S)} sends/s, ${Math.round(cap.perSecond)} delivered/s, closed loop, load average ${loadAvg()})`;
+    }
+    const b = await runOn(await bareClients(bare.urls, n), rate);
+    const loadB = loadAvg();
+    const m = await runOn(await memchatClients(cluster.urls, n), rate, cluster.urls);
+    const loadM = loadAvg();
+    const row = (name: string, r: Run, load: string) => [
+      name,
+      r.sent / DURATION_S,
+      r.perSecond,
+      ms(r.ack, 50), ms(r.ack, 90), ms(r.ack, 99), ms(r.ack, 99.9),
+      ms(r.fanout, 50), ms(r.fanout, 90), ms(r.fanout, 99), ms(r.fanout, 99.9),
+      r.errors,
+      load,
+    ];
+    console.log(`\nopen loop, ${where}, ${n} clients in rooms of ${ROOM}, Poisson arrivals at ${rate} sends/s: ${capacityNote}; ${DURATION_S} s measured\n`);
+    console.log(table(
+      ["server", "sent/s", "delivered/s", "ack p50", "ack p90", "ack p99", "ack p99.9", "fan-out p50", "fan-out p90", "fan-out p99", "fan-out p99.9", "errors", "load avg"],
+      [row(bareName, b, loadB), row("memchat (persisted)", m, loadM)],
+    ));
+    console.log(`\nmemchat / bare: ack p99 ${(ms(m.ack, 99) / ms(b.ack, 99)).toFixed(2)}x, fan-out p99 ${(ms(m.fanout, 99) / ms(b.fanout, 99)).toFixed(2)}x (ms)\n`);
+    console.log("where memchat's time went in the window (each node's /metrics; histogram percentiles are bucket bounds):\n");
+    console.log(table(BREAKDOWN_HEADERS, m.scrapes!.flatMap(([x, y], i) => breakdown(`node${i + 1}`, x, y))));
+  } else {
+    const rows: (string | number)[][] = [];
+    for (const n of LEVELS) {
+      const b = await runOn(await bareClients(bare.urls, n), 0);
+      const m = await runOn(await memchatClients(cluster.urls, n), 0);
+      rows.push([n, bareName, b.sent / DURATION_S, b.perSecond, ms(b.fanout, 50), ms(b.fanout, 99), b.errors, "-", loadAvg()]);
+      rows.push([n, "memchat (persisted)", m.sent / DURATION_S, m.perSecond, ms(m.fanout, 50), ms(m.fanout, 99), m.errors, `${(m.perSecond / b.perSecond).toFixed(2)}x rate, ${(ms(m.fanout, 99) / ms(b.fanout, 99)).toFixed(2)}x p99`, loadAvg()]);
+    }
+    const load = INTERVAL_MS > 0 ? `each client sending every ${INTERVAL_MS} ms` : "each client sending its next message when the last is acknowledged (saturating)";
+    console.log(`\nfan-out, ${where}, rooms of ${ROOM}, ${load}, ${DURATION_S} s measured\n`);
+    console.log(table(["clients", "server", "sent/s", "delivered/s", "fan-out p50 ms", "fan-out p99 ms", "errors", "memchat vs bare", "load avg"], rows));
   }
 } finally {
   await cluster.stop();
   await bare.stop();
-  await redis.dispose();
+  await redis?.dispose();
 }
-const load = INTERVAL_MS > 0 ? `each client sending every ${INTERVAL_MS} ms` : "each client sending its next message when the last is acknowledged (saturating)";
-console.log(`\nfan-out over 2 nodes on one Redis, rooms of ${ROOM}, ${load}, ${DURATION_S} s measured\n`);
-console.log(table(["clients", "server", "sent/s", "delivered/s", "fan-out p50 ms", "fan-out p99 ms", "errors", "memchat vs bare"], rows));
 process.exit(0);

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Write a V8 CPU profile of each node into this folder. */
   cpuProfDir?: string;
+  /** Another checkout to run (a benchmark comparing against an earlier version). */
+  root?: string;
 }
 
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
@@ -48,7 +50,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   };
   try {
     if (opts.nodes === 1 && !opts.redis) {
-      const node = await startServer({ ...base, DATA_DIR: path.join(dir, "node") }, 120_000, nodeArgs);
+      const node = await startServer({ ...base, DATA_DIR: path.join(dir, "node") }, 120_000, nodeArgs, undefined, opts.root);
       cleanups.push(async () => void (await node.stop()));
       return { urls: [node.url], nodes: [node], stop: () => runAll(cleanups) };
     }
@@ -65,7 +67,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     // Start one first so it migrates; the others find the schema ready.
     const nodes: ServerProcess[] = [];
     for (let i = 0; i < opts.nodes; i++) {
-      const node = await startServer({ ...env, NODE_ID: `node${i + 1}`, DATA_DIR: path.join(dir, `node${i + 1}`) }, 120_000, nodeArgs);
+      const node = await startServer({ ...env, NODE_ID: `node${i + 1}`, DATA_DIR: path.join(dir, `node${i + 1}`) }, 120_000, nodeArgs, undefined, opts.root);
       nodes.push(node);
       cleanups.push(async () => void (await node.stop()));
     }

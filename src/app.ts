@@ -116,7 +116,15 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     coordination.attach(io);
     const rooms = socketRoomEvents(io);
     const members = new SocketMemberEvents(io, coordination.kind === "redis", log.child({ component: "members" }));
-    const messageStore = new PgMessageStore(pool, { maxBatch: config.database.sendBatchMax, maxInFlight: config.database.sendBatchInFlight });
+    const messageStore = new PgMessageStore(
+      pool,
+      { maxBatch: config.database.sendBatchMax, maxInFlight: config.database.sendBatchInFlight },
+      {
+        queued: (ms) => metrics.sendQueue.observe(ms / 1000),
+        poolWait: (ms) => metrics.poolWait.observe({ use: "send" }, ms / 1000),
+        statement: (ms) => metrics.sendStatement.observe(ms / 1000),
+      },
+    );
 
     const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
       onIndexed: (n, seconds) => {

@@ -13,10 +13,13 @@ export interface GroupCommitOptions {
   maxBatch: number;
   /** Most batches running at once; further items queue. */
   maxInFlight: number;
+  /** Told, as each batch leaves, how long (ms) each of its items waited for it. */
+  onQueued?: (waitedMs: number) => void;
 }
 
 interface Waiting<T, R> {
   item: T;
+  queuedAt: number;
   resolve: (r: R) => void;
   reject: (err: unknown) => void;
 }
@@ -37,7 +40,7 @@ export class GroupCommit<T, R> {
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, queuedAt: performance.now(), resolve, reject });
       if (this.inFlight < this.opts.maxInFlight) this.flush();
     });
   }
@@ -50,6 +53,10 @@ export class GroupCommit<T, R> {
   private flush(): void {
     const batch = this.queue.splice(0, this.opts.maxBatch);
     if (batch.length === 0) return;
+    if (this.opts.onQueued) {
+      const now = performance.now();
+      for (const w of batch) this.opts.onQueued(now - w.queuedAt);
+    }
     this.inFlight++;
     this.run(batch.map((w) => w.item))
       .then(

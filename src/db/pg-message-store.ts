@@ -153,6 +153,16 @@ SELECT ${HISTORY_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
 
 const INT4_MAX = 2_147_483_647;
 
+/** Where a send's time goes, for /metrics (milliseconds). */
+export interface SendTiming {
+  /** An item waited this long in the group-commit queue for its batch to leave. */
+  queued(ms: number): void;
+  /** A batch (or lone send) waited this long for a pool connection. */
+  poolWait(ms: number): void;
+  /** A batch's (or lone send's) statement took this long, round trip and commit included. */
+  statement(ms: number): void;
+}
+
 export class PgMessageStore implements MessageStore {
   /** assistant_enabled never changes after creation, so a hit is never stale. */
   private readonly assistantFlags = new Map<string, boolean>();
@@ -164,8 +174,35 @@ export class PgMessageStore implements MessageStore {
   constructor(
     private readonly pool: pg.Pool,
     batching: GroupCommitOptions = DEFAULT_SEND_BATCHING,
+    private readonly timing?: SendTiming,
   ) {
-    this.sends = new GroupCommit((batch) => this.insertBatch(batch), batching);
+    this.sends = new GroupCommit((batch) => this.insertBatch(batch), { ...batching, ...(timing ? { onQueued: (ms: number) => timing.queued(ms) } : {}) });
+  }
+
+  /**
+   * pool.query, with the wait for a connection and the statement timed apart.
+   * Like pool.query, a connection that failed is not reused, and an error it
+   * emits while checked out fails the statement instead of the process.
+   */
+  private async timedQuery<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    if (!this.timing) return this.pool.query<R>(config);
+    const t0 = performance.now();
+    const client = await this.pool.connect();
+    const t1 = performance.now();
+    this.timing.poolWait(t1 - t0);
+    let failed: Error | undefined;
+    const onError = (err: Error) => (failed ??= err);
+    client.once("error", onError);
+    try {
+      return await client.query<R>(config);
+    } catch (err) {
+      failed ??= err as Error;
+      throw err;
+    } finally {
+      this.timing.statement(performance.now() - t1);
+      client.removeListener("error", onError);
+      client.release(failed);
+    }
   }
 
   async assistantEnabled(sessionId: string): Promise<boolean | null> {
@@ -220,7 +257,7 @@ export class PgMessageStore implements MessageStore {
     if (batch.length < FUNCTION_MIN_BATCH) return this.insertEach(batch);
     let rows: BatchRow[];
     try {
-      ({ rows } = await this.pool.query<BatchRow>({
+      ({ rows } = await this.timedQuery<BatchRow>({
         name: "insert_user_messages",
         text: INSERT_USER_MESSAGES,
         values: [
@@ -271,7 +308,7 @@ export class PgMessageStore implements MessageStore {
     const params = [m.sessionId, m.userId, m.clientMessageId, m.content, m.replyOwnerNode ?? null];
     try {
       // Named: PostgreSQL parses and plans the hot statement once per connection.
-      const { rows } = await this.pool.query<MessageRow & { is_reply: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
+      const { rows } = await this.timedQuery<MessageRow & { is_reply: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
       const user = rows.find((r) => !r.is_reply);
       const reply = rows.find((r) => r.is_reply);
       if (user) return { kind: "inserted", message: toMessage(user), reply: reply ? toMessage(reply) : null };

@@ -2,6 +2,9 @@
 import { ERROR_CODES } from "../protocol/errors.js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
+/** Sub-millisecond to a second: the send path's phases are a fraction of a millisecond when all is well. */
+const FINE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
+
 export class Metrics {
   readonly registry = new Registry();
   readonly socketsConnected = new Gauge({
@@ -19,6 +22,26 @@ export class Metrics {
     help: "Time from receiving a client event to sending its ack",
     labelNames: ["event"] as const,
     buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
+  /** Where a message:send's time goes (see SendTiming in src/db/pg-message-store.ts). */
+  readonly sendQueue = new Histogram({
+    name: "chat_send_queue_seconds",
+    help: "Time a message:send waited in the group-commit queue for its batch to leave",
+    buckets: FINE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly poolWait = new Histogram({
+    name: "chat_db_pool_wait_seconds",
+    help: "Time waiting for a PostgreSQL pool connection, by use",
+    labelNames: ["use"] as const,
+    buckets: FINE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly sendStatement = new Histogram({
+    name: "chat_send_statement_seconds",
+    help: "Time of one send batch's statement (round trip and commit)",
+    buckets: FINE_BUCKETS,
     registers: [this.registry],
   });
   readonly errors = new Counter({
@@ -97,6 +120,8 @@ export class Metrics {
 
   constructor() {
     for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
-    collectDefaultMetrics({ register: this.registry, prefix: "memchat_" });
+    // Includes memchat_nodejs_eventloop_lag_* (reset at each scrape: the figures cover the time since the last one)
+    // and memchat_nodejs_gc_duration_seconds, in buckets fine enough to see pauses of a millisecond.
+    collectDefaultMetrics({ register: this.registry, prefix: "memchat_", gcDurationBuckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1] });
   }
 }

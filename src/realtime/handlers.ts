@@ -5,7 +5,6 @@
  * no client input can crash the process.
  */
 import type { Logger } from "pino";
-import type { Socket } from "socket.io";
 import type { ZodTypeAny, z } from "zod";
 import { describeZodError, toErrorBody } from "../error-body.js";
 import type { LimitName } from "../chat/rate-limits.js";
@@ -48,47 +47,54 @@ export interface HandlerDeps {
   limit(limit: LimitName): Promise<void>;
 }
 
+/** What one client event does on a connection `C`: its rate-limit family, its schema, the domain call. */
+export interface Route<C> {
+  limit: LimitName;
+  schema: ZodTypeAny;
+  run(c: C, input: unknown): Promise<unknown> | unknown;
+}
+
+export function route<C, S extends ZodTypeAny>(limit: LimitName, schema: S, run: (c: C, input: z.infer<S>) => Promise<unknown> | unknown): Route<C> {
+  return { limit, schema, run: run as Route<C>["run"] };
+}
+
 /**
- * Registers `event` on the socket. `run` gets the parsed payload; its result
- * is the ack's data. Events sent without an ack callback are still processed
- * (typing is often fire-and-forget) but get no reply. Input that does not
- * parse is refused before it costs a token (nothing was done).
+ * Handles one event of a connection: parse with the route's schema, spend a
+ * token of its rate-limit family, call, answer the ack with the envelope.
+ * `args` are the event's arguments as Socket.IO passes them, the ack
+ * callback last when the client wants one. Events sent without an ack
+ * callback are still processed (typing is often fire-and-forget) but get no
+ * reply. Input that does not parse is refused before it costs a token
+ * (nothing was done). The routes are built once for every connection (one
+ * table, one listener per socket, not a closure per event per socket: that
+ * is most of what an idle connection costs).
  */
-export function on<S extends ZodTypeAny, R>(
-  socket: Socket,
-  event: string,
-  limit: LimitName,
-  schema: S,
-  deps: HandlerDeps,
-  run: (input: z.infer<S>) => Promise<R> | R,
-): void {
-  socket.on(event, async (...args: unknown[]) => {
-    const last = args.at(-1);
-    const ack = typeof last === "function" ? (last as (reply: Ack<R>) => void) : undefined;
-    const payload = ack ? args.slice(0, -1)[0] : args[0];
-    const started = performance.now();
-    const reply = (r: Ack<R>) => {
-      if (!r.ok) deps.metrics.errors.inc({ code: r.error.code });
-      deps.metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
-      ack?.(r);
-    };
-    if (deps.inFlight.draining) {
-      reply({ ok: false, error: { code: "UNAVAILABLE", message: "server is shutting down, reconnect" } });
-      return;
-    }
-    const parsed = schema.safeParse(payload);
-    if (!parsed.success) {
-      reply({ ok: false, error: { code: "BAD_REQUEST", message: describeZodError(parsed.error) } });
-      return;
-    }
-    deps.inFlight.count++;
-    try {
-      await deps.limit(limit);
-      reply({ ok: true, data: await run(parsed.data) });
-    } catch (err) {
-      reply({ ok: false, error: toErrorBody(err, deps.log.child({ event })) });
-    } finally {
-      deps.inFlight.done();
-    }
-  });
+export async function handle<C>(r: Route<C>, c: C, deps: HandlerDeps, event: string, args: unknown[]): Promise<void> {
+  const last = args.at(-1);
+  const ack = typeof last === "function" ? (last as (reply: Ack<unknown>) => void) : undefined;
+  const payload = ack ? args.slice(0, -1)[0] : args[0];
+  const started = performance.now();
+  const reply = (res: Ack<unknown>) => {
+    if (!res.ok) deps.metrics.errors.inc({ code: res.error.code });
+    deps.metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
+    ack?.(res);
+  };
+  if (deps.inFlight.draining) {
+    reply({ ok: false, error: { code: "UNAVAILABLE", message: "server is shutting down, reconnect" } });
+    return;
+  }
+  const parsed = r.schema.safeParse(payload);
+  if (!parsed.success) {
+    reply({ ok: false, error: { code: "BAD_REQUEST", message: describeZodError(parsed.error) } });
+    return;
+  }
+  deps.inFlight.count++;
+  try {
+    await deps.limit(r.limit);
+    reply({ ok: true, data: await r.run(c, parsed.data) });
+  } catch (err) {
+    reply({ ok: false, error: toErrorBody(err, deps.log.child({ event })) });
+  } finally {
+    deps.inFlight.done();
+  }
 }

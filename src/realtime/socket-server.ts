@@ -1,12 +1,12 @@
 import type http from "node:http";
 import type { Logger } from "pino";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
 import type { AuthService } from "../auth/auth-service.js";
 import type { AssistantService } from "../chat/assistant-service.js";
-import type { ChatService } from "../chat/chat-service.js";
+import type { Actor, ChatService } from "../chat/chat-service.js";
 import type { LifecycleService } from "../chat/lifecycle-service.js";
 import type { ConfigurationService } from "../chat/configuration-service.js";
-import type { RateLimits } from "../chat/rate-limits.js";
+import type { LimitName, RateLimits } from "../chat/rate-limits.js";
 import { type MemoryService, publicHit } from "../memory/memory-service.js";
 import { AppError, type ErrorBody } from "../protocol/errors.js";
 import { clientAddress } from "../http/client-address.js";
@@ -22,7 +22,7 @@ import {
   type SocketData,
 } from "../protocol/events.js";
 import type { ProtocolSchemas } from "../protocol/schemas.js";
-import { type HandlerDeps, type InFlight, on } from "./handlers.js";
+import { handle, type HandlerDeps, type InFlight, type Route, route } from "./handlers.js";
 import type { SocketMemberEvents } from "./member-events.js";
 import { userRoom, userVersionRoom } from "./user-rooms.js";
 
@@ -132,15 +132,65 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
     await chat.leaveSession({ user: socket.data.user, connectionId: socket.id }, sessionId, () => socket.leave(roomOf(sessionId)));
   });
 
+  // One table for every connection (see `handle`): a connection holds no closure per event.
+  const routes = new Map<string, Route<Conn>>([
+    ["session:create", route("session", schemas["session:create"], (c: Conn, input) => chat.createSession(c.actor, input))],
+    [
+      "session:join",
+      route("session", schemas["session:join"], (c: Conn, input) =>
+        chat.joinSession(
+          c.actor,
+          input,
+          () => c.socket.join(roomOf(input.sessionId)),
+          () => c.socket.leave(roomOf(input.sessionId)),
+        ),
+      ),
+    ],
+    ["session:leave", route("session", schemas["session:leave"], (c: Conn, input) => chat.leaveSession(c.actor, input.sessionId, () => c.socket.leave(roomOf(input.sessionId))))],
+    ["session:invite", route("invite", schemas["session:invite"], (c: Conn, input) => chat.invite(c.actor, input))],
+    ["invitation:list", route("read", schemas["invitation:list"], async (c: Conn) => ({ invitations: await chat.invitations(c.actor.user) }))],
+    ["invitation:accept", route("session", schemas["invitation:accept"], (c: Conn, input) => chat.acceptInvitation(c.actor, input.sessionId))],
+    ["invitation:decline", route("session", schemas["invitation:decline"], (c: Conn, input) => chat.declineInvitation(c.actor.user, input.sessionId))],
+    ["member:leave", route("session", schemas["member:leave"], async (c: Conn, input) => ({ left: (await chat.removeMember(c.actor.user, input.sessionId, c.actor.user.id)).removed }))],
+    ["member:remove", route("session", schemas["member:remove"], (c: Conn, input) => chat.removeMember(c.actor.user, input.sessionId, input.userId))],
+    ["session:rename", route("session", schemas["session:rename"], (c: Conn, input) => chat.renameSession(c.actor, input))],
+    ["session:archive", route("session", schemas["session:archive"], (c: Conn, input) => deps.lifecycle.setArchived(c.actor.user, input.sessionId, input.archived))],
+    [
+      "session:configure",
+      route("session", schemas["session:configure"], (c: Conn, input) =>
+        deps.configurations.configureSession(c.actor.user, input.sessionId, input.configurationId, c.socket.id),
+      ),
+    ],
+    [
+      "message:send",
+      route("message", schemas["message:send"], async (c: Conn, input) => {
+        const { message, duplicate, replyRefused } = await chat.sendMessage(c.actor, input);
+        if (!duplicate) metrics.messagesAccepted.inc();
+        return replyRefused ? { message, replyRefused } : { message };
+      }),
+    ],
+    ["message:history", route("read", schemas["message:history"], (c: Conn, input) => chat.history(c.actor.user, input))],
+    ["typing", route("typing", schemas.typing, (c: Conn, input) => chat.typing(c.actor, input, c.socket.rooms.has(roomOf(input.sessionId))))],
+    ["assistant:cancel", route("cancel", schemas["assistant:cancel"], (c: Conn, input) => assistant.cancel(c.actor, input))],
+    ["assistant:regenerate", route("turn", schemas["assistant:regenerate"], (c: Conn, input) => assistant.regenerate(c.actor, input))],
+    ["message:feedback", route("feedback", schemas["message:feedback"], (c: Conn, input) => assistant.feedback(c.actor, input))],
+    ["message:context", route("read", schemas["message:context"], (c: Conn, input) => assistant.context(c.actor, input.messageId))],
+    [
+      "memory:search",
+      route("search", schemas["memory:search"], async (c: Conn, input) => {
+        const r = await memory.search({ userId: c.actor.user.id, query: input.query, sessionId: input.sessionId, limit: input.limit ?? 10, mode: input.mode });
+        return { hits: r.hits.map(publicHit), mode: r.mode, degraded: r.degraded };
+      }),
+    ],
+  ]);
+
   nsp.on("connection", (socket) => {
     const user = socket.data.user;
-    const slog = log.child({ socketId: socket.id, userId: user.id });
     const address = clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], deps.config.trustProxy);
-    const requester = { userId: user.id, address };
-    const h: HandlerDeps = { log: slog, metrics, inFlight: deps.inFlight, limit: (name) => deps.rateLimits.checkFor(name, requester) };
-    const actor = { user, connectionId: socket.id };
+    const conn = new Conn(socket, deps, { userId: user.id, address });
+    const actor = conn.actor;
     metrics.socketsConnected.inc();
-    slog.debug("socket connected");
+    log.debug({ socketId: socket.id, userId: user.id }, "socket connected");
     // Invitations, evictions, logout-all and account deletion reach this connection from any node.
     void socket.join([userRoom(user.id), userVersionRoom(user.id, socket.data.tokenVersion ?? 0)]);
     chat
@@ -148,49 +198,14 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
       .then((invitations) => {
         if (invitations.length > 0) socket.emit("session:invitations", { invitations });
       })
-      .catch((err) => slog.warn({ err: (err as Error).message }, "could not list pending invitations"));
-
-    on(socket, "session:create", "session", schemas["session:create"], h, (input) => chat.createSession(actor, input));
-    on(socket, "session:join", "session", schemas["session:join"], h, (input) =>
-      chat.joinSession(
-        actor,
-        input,
-        () => socket.join(roomOf(input.sessionId)),
-        () => socket.leave(roomOf(input.sessionId)),
-      ),
-    );
-    on(socket, "session:leave", "session", schemas["session:leave"], h, (input) =>
-      chat.leaveSession(actor, input.sessionId, () => socket.leave(roomOf(input.sessionId))),
-    );
-    on(socket, "session:invite", "invite", schemas["session:invite"], h, (input) => chat.invite(actor, input));
-    on(socket, "invitation:list", "read", schemas["invitation:list"], h, async () => ({ invitations: await chat.invitations(user) }));
-    on(socket, "invitation:accept", "session", schemas["invitation:accept"], h, (input) => chat.acceptInvitation(actor, input.sessionId));
-    on(socket, "invitation:decline", "session", schemas["invitation:decline"], h, (input) => chat.declineInvitation(user, input.sessionId));
-    on(socket, "member:leave", "session", schemas["member:leave"], h, async (input) => ({ left: (await chat.removeMember(user, input.sessionId, user.id)).removed }));
-    on(socket, "member:remove", "session", schemas["member:remove"], h, (input) => chat.removeMember(user, input.sessionId, input.userId));
-    on(socket, "session:rename", "session", schemas["session:rename"], h, (input) => chat.renameSession(actor, input));
-    on(socket, "session:archive", "session", schemas["session:archive"], h, (input) => deps.lifecycle.setArchived(user, input.sessionId, input.archived));
-    on(socket, "session:configure", "session", schemas["session:configure"], h, (input) =>
-      deps.configurations.configureSession(user, input.sessionId, input.configurationId, socket.id),
-    );
-    on(socket, "message:send", "message", schemas["message:send"], h, async (input) => {
-      const { message, duplicate, replyRefused } = await chat.sendMessage(actor, input);
-      if (!duplicate) metrics.messagesAccepted.inc();
-      return replyRefused ? { message, replyRefused } : { message };
-    });
-    on(socket, "message:history", "read", schemas["message:history"], h, (input) => chat.history(user, input));
-    on(socket, "typing", "typing", schemas.typing, h, (input) => chat.typing(actor, input, socket.rooms.has(roomOf(input.sessionId))));
-    on(socket, "assistant:cancel", "cancel", schemas["assistant:cancel"], h, (input) => assistant.cancel(actor, input));
-    on(socket, "assistant:regenerate", "turn", schemas["assistant:regenerate"], h, (input) => assistant.regenerate(actor, input));
-    on(socket, "message:feedback", "feedback", schemas["message:feedback"], h, (input) => assistant.feedback(actor, input));
-    on(socket, "message:context", "read", schemas["message:context"], h, (input) => assistant.context(actor, input.messageId));
-    on(socket, "memory:search", "search", schemas["memory:search"], h, async (input) => {
-      const r = await memory.search({ userId: user.id, query: input.query, sessionId: input.sessionId, limit: input.limit ?? 10, mode: input.mode });
-      return { hits: r.hits.map(publicHit), mode: r.mode, degraded: r.degraded };
-    });
+      .catch((err) => conn.log.warn({ err: (err as Error).message }, "could not list pending invitations"));
 
     socket.onAny((event: string, ...args: unknown[]) => {
-      if (KNOWN_EVENTS.has(event)) return;
+      const r = routes.get(event);
+      if (r) {
+        void handle(r, conn, conn, event, args);
+        return;
+      }
       metrics.errors.inc({ code: "BAD_REQUEST" });
       const ack = args.at(-1);
       if (typeof ack === "function") ack({ ok: false, error: { code: "BAD_REQUEST", message: `unknown event '${String(event).slice(0, 64)}'` } });
@@ -198,13 +213,48 @@ export function attachChatNamespace(io: ChatServer, deps: SocketServerDeps): voi
 
     socket.on("disconnecting", () => {
       const sessionIds = [...socket.rooms].filter((r) => r.startsWith(ROOM_PREFIX)).map((r) => r.slice(ROOM_PREFIX.length));
-      chat.disconnect(actor, sessionIds).catch((err) => slog.warn({ err }, "presence cleanup failed"));
+      chat.disconnect(actor, sessionIds).catch((err) => conn.log.warn({ err }, "presence cleanup failed"));
     });
     socket.on("disconnect", (reason) => {
       // Left /chat but kept the connection: it would stay open with no namespace (the connect timeout is over).
       if (reason === "client namespace disconnect") socket.conn.close();
       metrics.socketsConnected.dec();
-      slog.debug({ reason }, "socket disconnected");
+      log.debug({ socketId: socket.id, userId: user.id, reason }, "socket disconnected");
     });
   });
+}
+
+type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/**
+ * One connection's state as its handlers need it: what an idle connection
+ * holds besides Socket.IO's own objects. Its logger child is made on first use.
+ */
+class Conn implements HandlerDeps {
+  readonly actor: Actor;
+  private logger: Logger | undefined;
+
+  constructor(
+    readonly socket: ChatSocket,
+    private readonly deps: SocketServerDeps,
+    private readonly requester: { userId: string; address: string },
+  ) {
+    this.actor = { user: socket.data.user, connectionId: socket.id };
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.deps.log.child({ socketId: this.socket.id, userId: this.actor.user.id }));
+  }
+
+  get metrics(): Metrics {
+    return this.deps.metrics;
+  }
+
+  get inFlight(): InFlight {
+    return this.deps.inFlight;
+  }
+
+  limit(name: LimitName): Promise<void> {
+    return this.deps.rateLimits.checkFor(name, this.requester);
+  }
 }

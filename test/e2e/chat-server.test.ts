@@ -61,6 +61,33 @@ describe("health, readiness, metrics", () => {
       expect(m.body).toContain(`# TYPE ${series}`);
     }
     expect(m.body).toContain('chat_errors_total{code="RATE_LIMITED"} 0');
+    // Where tails come from, as a Grafana user reads them: event-loop delay and GC pauses (prom-client's
+    // default metrics), and the send path's phases.
+    for (const series of [
+      "memchat_nodejs_eventloop_lag_p99_seconds gauge",
+      "memchat_nodejs_gc_duration_seconds histogram",
+      "chat_send_queue_seconds histogram",
+      "chat_db_pool_wait_seconds histogram",
+      "chat_send_statement_seconds histogram",
+    ]) {
+      expect(m.body).toContain(`# TYPE ${series}`);
+    }
+  });
+
+  it("times every send's phases in /metrics", async () => {
+    const count = (body: string, name: string) => Number(new RegExp(`^${name}_count(?:\\{[^}]*\\})? (\\d+)$`, "m").exec(body)?.[1] ?? 0);
+    const before = (await api(server.url, "/metrics")).body as string;
+    const u = await register(server.url);
+    const s = await client(u);
+    const { session } = await ok(s, "session:create", { title: "timed", assistant: false });
+    await Promise.all([1, 2, 3].map((i) => ok(s, "message:send", { sessionId: session.id, clientMessageId: `timed-${i}`, content: `timed ${i}`, assistant: false })));
+    s.close();
+    const after = (await api(server.url, "/metrics")).body as string;
+    expect(count(after, "chat_send_queue_seconds") - count(before, "chat_send_queue_seconds")).toBe(3);
+    const statements = count(after, "chat_send_statement_seconds") - count(before, "chat_send_statement_seconds");
+    expect(statements).toBeGreaterThanOrEqual(1);
+    expect(statements).toBeLessThanOrEqual(3);
+    expect(count(after, "chat_db_pool_wait_seconds") - count(before, "chat_db_pool_wait_seconds")).toBe(statements);
   });
 
   it("answers unknown routes with NOT_FOUND", async () => {

@@ -38,7 +38,10 @@ describe("PgMessageStore send batching (group commit)", () => {
   it("keeps seqs gap-free, one row per clientMessageId and one streaming reply per user across two nodes' concurrent batches", async () => {
     const users = new PgUserStore(db2.pool);
     // two nodes, each batching
-    const nodes = [new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 }), new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 })];
+    // The second node times its sends as the server does (its own connection handling, see timedQuery).
+    const timed = { queued: 0, poolWaits: 0, statements: 0 };
+    const timing = { queued: () => void timed.queued++, poolWait: () => void timed.poolWaits++, statement: () => void timed.statements++ };
+    const nodes = [new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 }), new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 }, timing)];
     const [owner, ...others] = await Promise.all(["owner", "m1", "m2"].map((p) => mkUser(users, p)));
     const outsider = await mkUser(users, "outsider");
     const sessions: Session[] = [];
@@ -58,6 +61,10 @@ describe("PgMessageStore send batching (group commit)", () => {
     });
     const intrusions = sessions.map((s) => ({ sessionId: s.id, userId: outsider.id, clientMessageId: "c1", content: "intrude" }));
     const results = await Promise.all([...sends, ...intrusions].map((m, i) => nodes[i % 2]!.insertUserMessage(m)));
+    const toTimed = [...sends, ...intrusions].filter((_, i) => i % 2 === 1).length;
+    expect(timed.queued).toBe(toTimed);
+    expect(timed.statements).toBe(timed.poolWaits);
+    expect(timed.statements).toBeGreaterThan(0);
 
     expect(results.slice(sends.length).every((r) => r.kind === "not_found")).toBe(true);
     const byKey = new Map<string, number>();

@@ -35,6 +35,21 @@ describe("GroupCommit", () => {
     expect(g.waiting).toBe(0);
   });
 
+  it("tells how long each item waited for its batch to leave", async () => {
+    const c = controlled();
+    const waits: number[] = [];
+    const g = new GroupCommit(c.run, { maxBatch: 10, maxInFlight: 1, onQueued: (ms) => waits.push(ms) });
+    const first = g.submit(1);
+    expect(waits).toHaveLength(1); // left at once
+    const rest = [g.submit(2), g.submit(3)];
+    expect(waits).toHaveLength(1); // queued behind the running batch
+    await c.finishNext();
+    expect(waits).toHaveLength(3);
+    await c.finishNext();
+    await Promise.all([first, ...rest]);
+    expect(waits.every((w) => w >= 0)).toBe(true);
+  });
+
   it("runs up to maxInFlight batches at once", async () => {
     const c = controlled();
     const g = new GroupCommit(c.run, { maxBatch: 10, maxInFlight: 2 });

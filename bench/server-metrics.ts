@@ -1,0 +1,80 @@
+/**
+ * Reads a node's /metrics twice (when a measured window opens and when it
+ * closes) and tells what happened in between: where a send's time went
+ * (group-commit queue, pool wait, statement), event-loop delay, GC pauses.
+ * Histograms are cumulative, so the difference of two scrapes is the
+ * window's own histogram; percentiles come from its buckets (upper bounds).
+ */
+
+export type Scrape = Map<string, number>;
+
+export async function scrape(url: string): Promise<Scrape> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Scrape = new Map();
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || line.length === 0) continue;
+    const sp = line.lastIndexOf(" ");
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** `name{labels}` keys of `after` whose series starts with `prefix`, minus `before`. */
+function delta(before: Scrape, after: Scrape, prefix: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) if (k.startsWith(prefix)) out.set(k, v - (before.get(k) ?? 0));
+  return out;
+}
+
+export interface HistogramWindow {
+  count: number;
+  meanMs: number;
+  /** Bucket upper bound (ms) under which p% of the window's observations fell. */
+  pMs(p: number): number;
+}
+
+/** The window's part of histogram `name`, restricted to series whose labels contain `labels` (e.g. `event="message:send"`). */
+export function histogram(before: Scrape, after: Scrape, name: string, labels = ""): HistogramWindow {
+  const d = delta(before, after, name);
+  const pick = (suffix: string) => [...d].filter(([k]) => k.startsWith(`${name}${suffix}`) && k.includes(labels));
+  const count = pick("_count").reduce((a, [, v]) => a + v, 0);
+  const sum = pick("_sum").reduce((a, [, v]) => a + v, 0);
+  const buckets = new Map<number, number>();
+  for (const [k, v] of pick("_bucket")) {
+    const le = /le="([^"]+)"/.exec(k)![1]!;
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + v);
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  return {
+    count,
+    meanMs: count > 0 ? (sum / count) * 1000 : Number.NaN,
+    pMs(p: number) {
+      const want = (p / 100) * count;
+      for (const [bound, n] of sorted) if (n >= want) return bound * 1000;
+      return Number.NaN;
+    },
+  };
+}
+
+export function gauge(s: Scrape, name: string): number {
+  return s.get(name) ?? Number.NaN;
+}
+
+/** Rows for a table: one per phase, window percentiles from the server's own histograms. */
+export function breakdown(node: string, before: Scrape, after: Scrape): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const add = (what: string, h: HistogramWindow) => {
+    if (h.count > 0) rows.push([node, what, h.count, h.meanMs, h.pMs(50), h.pMs(99), h.pMs(99.9)]);
+  };
+  add("ack (server side)", histogram(before, after, "chat_ack_latency_seconds", 'event="message:send"'));
+  add("  waiting for a send batch", histogram(before, after, "chat_send_queue_seconds"));
+  add("  waiting for a pool connection", histogram(before, after, "chat_db_pool_wait_seconds", 'use="send"'));
+  add("  send statement (per batch)", histogram(before, after, "chat_send_statement_seconds"));
+  add("GC pauses", histogram(before, after, "memchat_nodejs_gc_duration_seconds"));
+  const lag = (k: string) => gauge(after, `memchat_nodejs_eventloop_lag_${k}_seconds`) * 1000;
+  rows.push([node, "event-loop delay (window, 10 ms resolution)", "-", lag("mean"), lag("p50"), lag("p99"), lag("max")]);
+  return rows;
+}
+
+export const BREAKDOWN_HEADERS = ["node", "phase", "count", "mean ms", "p50 ms", "p99 ms", "p99.9 / max ms"];
