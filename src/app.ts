@@ -32,7 +32,12 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
-import { PgVectorPurge, QdrantVectorPurge, vectorPurger } from "./memory/vector-purge.js";
+import { embeddingVersionsReadiness } from "./memory/embedding-version-readiness.js";
+import { vectorPurger } from "./memory/vector-purge.js";
+import { Reembedder } from "./memory/reembedder.js";
+import { reembedMetrics } from "./memory/reembed-metrics.js";
+import { reembedDueNow } from "./db/embedding-versions.js";
+import { REEMBED_JOB, reembedJob } from "./maintenance/reembed-job.js";
 import { archivalJob } from "./maintenance/archival-job.js";
 import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
 import { retentionJob } from "./maintenance/retention-job.js";
@@ -141,7 +146,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     });
     await assistant.start();
 
-    const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
+    const qdrantPurge = memoryRuntime.qdrantPurge;
     const lifecycleStore = new PgLifecycleStore(pool);
     const lifecycle = new LifecycleService({
       store: lifecycleStore,
@@ -176,6 +181,18 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         scheduler.register(archivalJob(lifecycle, config.maintenance.intervalMs));
       }
       if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
+      if (memoryRuntime.versions) {
+        const reembedder = new Reembedder(
+          pool,
+          memoryRuntime.versions,
+          memoryRuntime.storeFor,
+          { ...config.reembed, sliceMs: Math.min(30_000, config.maintenance.leaseMs / 2), dropBatchSize: config.lifecycle.batchSize },
+          log.child({ component: "reembed" }),
+          reembedMetrics(metrics.registry, pool),
+        );
+        scheduler.register(reembedJob(reembedder, Math.min(60_000, config.maintenance.intervalMs)));
+        if (memoryRuntime.registration?.kind === "building") await reembedDueNow(pool, REEMBED_JOB);
+      }
       scheduler.start();
       const running = scheduler;
       cleanups.push(() => running.stop());
@@ -205,11 +222,17 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         name: "indexer",
         critical: false,
         async check() {
-          const ix = memoryRuntime.indexer();
-          if (!ix) return config.indexer.enabled ? "waiting for the embedder" : "disabled";
-          if (ix.stats.lastError) throw new Error(`failing (${ix.stats.lastError}); messages wait and are retried`);
-          return `ok, ${ix.stats.indexed} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
+          const ixs = memoryRuntime.indexers();
+          if (ixs.length === 0) return config.indexer.enabled ? "waiting for the embedder" : "disabled";
+          const failing = ixs.find((ix) => ix.stats.lastError);
+          if (failing) throw new Error(`failing (${failing.stats.lastError}); messages wait and are retried`);
+          return `ok, ${ixs.reduce((n, ix) => n + ix.stats.indexed, 0)} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
         },
+      },
+      {
+        name: "embedding versions",
+        critical: false,
+        check: () => embeddingVersionsReadiness(memoryRuntime.versions),
       },
       ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
@@ -217,7 +240,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const account = new AccountService({
       pool,
       auth,
-      vectors: qdrantPurge ?? new PgVectorPurge(pool),
+      vectors: memoryRuntime.purge,
       sockets: userSockets(io),
       members,
       cancelReplies: (ids) => assistant.cancelReplies(ids),

@@ -1,35 +1,49 @@
 /**
- * Builds the memory side from configuration: embedder, vector store,
- * indexer, search. The model loads in the background: the server serves chat
- * meanwhile, and if the model never loads, retrieval stays lexical and
- * /readyz says why.
+ * Builds the memory side from configuration: embedder, embedding versions
+ * with their vector stores and indexers, search. The model loads in the
+ * background: the server serves chat meanwhile, and if the model never
+ * loads, retrieval stays lexical and /readyz says why.
+ *
+ * At start the configured model is reconciled with the stored embedding
+ * versions (src/db/embedding-versions.ts): a new model becomes the building
+ * version and is backfilled by the re-embed job while searches keep using
+ * the active one.
  */
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import { collectionFor } from "../db/embedding-versions.js";
+import { type EmbeddingVersion, registerConfigured, type RegisterOutcome } from "../db/embedding-versions.js";
 import { INDEX_CHANNEL, PgIndexQueue } from "../db/index-queue.js";
 import { PgListener } from "../db/listener.js";
 import { PgMemoryQueries } from "../db/memory-queries.js";
-import { HashEmbedder } from "./hash-embedder.js";
-import { Indexer, type IndexerMetrics } from "./indexer.js";
+import { configuredSpec, createConfiguredEmbedder, embedderFromSpec, readiness } from "./embedder-from-spec.js";
+import { EmbeddingVersionSet } from "./embedding-version-set.js";
+import type { Indexer, IndexerMetrics } from "./indexer.js";
 import { MemoryService } from "./memory-service.js";
-import { OpenAiEmbedder } from "./openai-embedder.js";
 import { PgVectorStore } from "./pg-vector-store.js";
 import { QdrantVectorStore } from "./qdrant-vector-store.js";
-import { TransformersEmbedder } from "./transformers-embedder.js";
-import type { Embedder, VectorStore } from "./types.js";
+import type { VectorStore } from "./types.js";
+import { PgVectorPurge, QdrantVectorPurge, type VectorPurge } from "./vector-purge.js";
 
 export interface MemoryRuntime {
   memory: MemoryService;
   queue: PgIndexQueue;
+  versions: EmbeddingVersionSet | undefined;
+  /** Deletes sessions' vectors in every collection of every version. */
+  purge: VectorPurge;
+  /** Qdrant's purge, when QDRANT_URL is set (retention and account deletion take it). */
+  qdrantPurge: QdrantVectorPurge | undefined;
+  /** What start-up did with the configured model. */
+  registration: RegisterOutcome | undefined;
   /** A message was stored: index it soon (here and, through NOTIFY, on other nodes). */
   messageStored(): void;
   embedderStatus(): string;
   /** Resolves when the embedder is usable (or rejects with why it is not). */
   embedderReady: Promise<void>;
   vectorStoreName: string;
-  indexer(): Indexer | undefined;
+  indexers(): Indexer[];
+  /** A vector store for a version's collection (the re-embed job drops retired ones through it). */
+  storeFor(v: Pick<EmbeddingVersion, "collection" | "dimensions">): VectorStore;
   stop(): Promise<void>;
 }
 
@@ -38,16 +52,12 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   const queue = new PgIndexQueue(pool);
   const queries = new PgMemoryQueries(pool);
 
-  let embedder: Embedder | undefined;
   let status = "loading";
-  let ready = false;
   // Constructing is quick; a transformers.js model then loads in its workers in the background.
-  const created = createEmbedder(config);
+  const created = createConfiguredEmbedder(config);
   const embedderReady = (async () => {
     if (!created) throw new Error("disabled (EMBEDDER=none)");
-    if (created instanceof TransformersEmbedder) await created.ready();
-    embedder = created;
-    ready = true;
+    await readiness(created);
     status = `ready (${created.model}, ${created.dimensions} dimensions)`;
   })();
   embedderReady.catch((err: Error) => {
@@ -55,54 +65,66 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     mlog.warn({ err: err.message }, "embedder unavailable: retrieval falls back to lexical search, messages wait unindexed");
   });
 
-  const dims = config.embedding.dimensions;
-  let store: VectorStore;
-  let vectorStoreName: string;
-  const collection = await collectionFor(pool, config.qdrant.collectionPrefix, created?.model ?? "none", dims);
-  if (config.qdrant.url) {
-    store = new QdrantVectorStore({ url: config.qdrant.url, apiKey: config.qdrant.apiKey, collection, dimensions: dims, logger: mlog });
-    vectorStoreName = `qdrant (${collection})`;
-  } else {
-    store = new PgVectorStore(pool, collection, dims);
-    vectorStoreName = `postgresql (${collection})`;
+  const storeFor = (v: Pick<EmbeddingVersion, "collection" | "dimensions">): VectorStore =>
+    config.qdrant.url
+      ? new QdrantVectorStore({ url: config.qdrant.url, apiKey: config.qdrant.apiKey, collection: v.collection, dimensions: v.dimensions, logger: mlog })
+      : new PgVectorStore(pool, v.collection, v.dimensions);
+  const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
+  const purge = qdrantPurge ?? new PgVectorPurge(pool);
+
+  let registration: RegisterOutcome | undefined;
+  let versions: EmbeddingVersionSet | undefined;
+  if (created) {
+    registration = await registerConfigured(pool, config.qdrant.collectionPrefix, created.model, config.embedding.dimensions, configuredSpec(config));
+    logRegistration(registration, created.model, mlog);
+    versions = new EmbeddingVersionSet({
+      pool,
+      databaseUrl,
+      queue,
+      embedderFor: (v) =>
+        v.model === created.model && v.dimensions === created.dimensions ? { embedder: created, ready: embedderReady, owned: false } : embedderFromSpec(v, config),
+      // The vector store may be down at start; the indexer retries, search degrades to lexical.
+      storeFor: (v) => ensuringStore(storeFor(v), mlog),
+      indexer: config.indexer,
+      metrics,
+      refreshMs: config.reembed.refreshMs,
+      log: mlog,
+    });
+    await versions.start();
   }
-  // The vector store may be down at start; the indexer retries, search degrades to lexical.
-  const indexStore = ensuringStore(store, mlog);
+  const vectorStoreName = `${config.qdrant.url ? "qdrant" : "postgresql"} (${registration?.version.collection ?? "no embedder"})`;
 
   const memory = new MemoryService({
     queries,
-    embedder: () => (ready ? embedder : undefined),
-    store,
+    vectors: () => versions?.active(),
+    purge,
     defaultMode: config.retrieval.mode,
     defaultMinSimilarity: config.retrieval.minSimilarity,
     log: mlog,
   });
 
-  let indexer: Indexer | undefined;
   let listener: PgListener | undefined;
-  if (config.indexer.enabled) {
-    embedderReady.then(
-      () => {
-        indexer = new Indexer(queue, embedder!, indexStore, config.indexer, mlog, metrics);
-        indexer.start();
-        listener = new PgListener(databaseUrl, INDEX_CHANNEL, () => indexer?.wake(), mlog);
-        listener.start();
-        mlog.info({ store: vectorStoreName }, "indexer started");
-      },
-      () => undefined,
-    );
+  if (config.indexer.enabled && versions) {
+    const set = versions;
+    listener = new PgListener(databaseUrl, INDEX_CHANNEL, () => set.wake(), mlog);
+    listener.start();
   }
 
   let notifyTimer: NodeJS.Timeout | undefined;
   return {
     memory,
     queue,
+    versions,
+    purge,
+    qdrantPurge,
+    registration,
     embedderReady,
     vectorStoreName,
+    storeFor,
     embedderStatus: () => status,
-    indexer: () => indexer,
+    indexers: () => (versions?.all() ?? []).flatMap((h) => (h.indexer ? [h.indexer] : [])),
     messageStored() {
-      indexer?.wake();
+      versions?.wake();
       // One NOTIFY per 250 ms at most: other nodes only need a hint, and NOTIFY serialises commits.
       if (notifyTimer) return;
       notifyTimer = setTimeout(() => {
@@ -114,33 +136,22 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     async stop() {
       if (notifyTimer) clearTimeout(notifyTimer);
       await listener?.stop();
-      await indexer?.stop();
+      await versions?.stop();
       await created?.close();
-      await store.close();
     },
   };
 }
 
-function createEmbedder(config: Config): Embedder | undefined {
-  const c = config.embedding;
-  switch (c.kind) {
-    case "none":
-      return undefined;
-    case "hash":
-      return new HashEmbedder({ dimensions: c.dimensions });
-    case "openai":
-      return new OpenAiEmbedder({ baseURL: c.api.url!, apiKey: c.api.key, model: c.api.model, dimensions: c.dimensions });
-    case "transformers":
-      return new TransformersEmbedder({
-        modelPath: c.modelPath,
-        modelId: c.modelId,
-        dtype: c.dtype,
-        poolSize: c.workers,
-        maxBatchSize: c.batchSize,
-        dimensions: c.dimensions,
-        cacheDir: `${config.dataDir}/models`,
-      });
-  }
+function logRegistration(r: RegisterOutcome, model: string, log: Logger): void {
+  const v = r.version;
+  if (r.kind === "current") return void log.info({ version: v.id, model, collection: v.collection }, "embedding model is the active version");
+  if (r.kind === "first") return void log.info({ version: v.id, model, collection: v.collection }, "embedding model registered as the active version");
+  log.warn(
+    { version: v.id, model, collection: v.collection, resumed: r.resumed, abandoned: r.abandoned?.model, backfillTarget: v.backfillTarget },
+    r.resumed
+      ? "the configured embedding model is still being backfilled; searches use the active version until it completes"
+      : "the configured embedding model differs from the active version: registered a new version, backfilled in the background; searches use the active version until it completes",
+  );
 }
 
 /**
