@@ -232,7 +232,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       {
         name: "embedding versions",
         critical: false,
-        check: () => embeddingVersionsReadiness(memoryRuntime.versions),
+        check: () => embeddingVersionsReadiness(pool, memoryRuntime.versions),
       },
       ...coordination.readiness,
       { name: "llm", critical: false, check: async () => (config.llm.baseUrl ? `${llm.name} (${config.llm.model})` : "offline responder (no OPENAI_BASE_URL)") },
