@@ -144,5 +144,16 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
     const total = metrics.match(/chat_embedding_backfill_total_messages\{version="\d+",model="memchat\/test-tiny-bert",state="active"\} (\d+)/);
     expect(done?.[1]).toBe("24");
     expect(total?.[1]).toBe("24");
+
+    // Deleting the session deletes its points in every kept version's collection, the previous one too.
+    const { rows: collections } = await db.pool.query<{ collection: string }>("SELECT collection FROM embedding_versions WHERE state <> 'retired'");
+    expect(collections.length).toBe(2);
+    const pointsOf = async (collection: string) =>
+      qdrant
+        ? qdrant.points(collection).filter((p) => p.payload.session_id === session.id).length
+        : (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_vectors WHERE collection = $1 AND session_id = $2", [collection, session.id])).rows[0]!.n;
+    for (const { collection } of collections) expect(await pointsOf(collection)).toBeGreaterThan(0);
+    expect((await api(fresh.url, `/api/sessions/${session.id}`, { method: "DELETE", token: alice.token })).status).toBe(204);
+    for (const { collection } of collections) expect(await pointsOf(collection)).toBe(0);
   }, 90_000);
 });
