@@ -37,6 +37,9 @@ import { pointIdForMessage } from "./point-id.js";
 import { QdrantVectorStore, VectorStoreRequestError } from "./qdrant-vector-store.js";
 import type { VectorStore } from "./types.js";
 
+/** Longest the backfill waits for live indexing before it runs one batch anyway. */
+const YIELD_MAX_MS = 2_000;
+
 export interface ReembedOptions {
   batchSize: number;
   intervalMs: number;
@@ -96,6 +99,7 @@ export class Reembedder {
     const started = performance.now();
     let embedded = 0;
     let lastLog = started;
+    let yieldingSince = Number.POSITIVE_INFINITY;
     const progress = (): ReembedSummary => ({
       ...base,
       embedded,
@@ -119,10 +123,13 @@ export class Reembedder {
         await pause(Math.max(50, this.opts.intervalMs), signal);
         continue;
       }
-      if ((await liveBacklogDue(this.pool, this.opts.batchSize)) >= this.opts.batchSize) {
+      if (yieldingSince === Number.POSITIVE_INFINITY) yieldingSince = performance.now();
+      // Live indexing first; but never for so long that a busy cluster starves the backfill.
+      if (performance.now() - yieldingSince < YIELD_MAX_MS && (await liveBacklogDue(this.pool, this.opts.batchSize)) >= this.opts.batchSize) {
         await pause(Math.max(50, this.opts.intervalMs), signal);
         continue;
       }
+      yieldingSince = Number.POSITIVE_INFINITY;
       const batch = await backfillBatch(this.pool, v, this.opts.batchSize);
       if (batch.length > 0) {
         const vectors = await embedder.embed(batch.map((m) => m.content), { priority: "background" });
