@@ -94,16 +94,24 @@ try {
   for (const c of clients) c.socket.close();
   await server.stop();
 
-  // The model change: the restarted server registers the new model and the backfill starts.
+  // The model change: the restarted server registers the new model. First without the backfill
+  // (maintenance off): what the dual writes alone cost; then with it.
   const modelDir = MODEL === "full" ? await ensureFullModel() : await ensureTinyModel();
-  server = await startServer({
+  const changed = {
     ...base,
     EMBEDDER: "transformers",
     EMBEDDING_MODEL_PATH: modelDir,
     EMBEDDING_MODEL_ID: `memchat/bench-${MODEL}`,
     REEMBED_BATCH_SIZE: String(BATCH),
     REEMBED_INTERVAL_MS: String(INTERVAL),
-  });
+  };
+  server = await startServer({ ...changed, MAINTENANCE_ENABLED: "false" });
+  clients = await clientsOf(server.url);
+  await sendLoad(clients, "warm1", 1000);
+  const dualOnly = await sendLoad(clients, "dual", DURATION);
+  for (const c of clients) c.socket.close();
+  await server.stop();
+  server = await startServer(changed);
   const progress = async () => {
     const { rows: v } = await raw!.query<{ done: number; total: number | null; state: string }>(
       "SELECT backfill_done::int AS done, backfill_total::int AS total, state FROM embedding_versions WHERE model = $1",
@@ -124,14 +132,14 @@ try {
   const finalState = await progress();
   if (loadTo.done >= (finalState.total ?? 0)) console.log("warning: the backfill finished during the loaded window; use more --messages");
 
-  for (const [name, r] of [["before the change (hash)", before], ["during the backfill", during]] as const) {
+  for (const [name, r] of [["before the change (hash)", before], ["building, backfill off (dual writes only)", dualOnly], ["during the backfill", during]] as const) {
     rows.push([name, Math.round(r.lat.length / r.seconds), percentile(r.lat, 50).toFixed(1), percentile(r.lat, 99).toFixed(1), r.errors]);
   }
   const rate = (a: { t: number; done: number }, b: { t: number; done: number }) => ((b.done - a.done) / ((b.t - a.t) / 1000)).toFixed(0);
   console.log(`\nre-embedding ${finalState.total} messages into the ${MODEL} test model (batch ${BATCH}, interval ${INTERVAL} ms), message:send with ${CLIENTS} clients\n`);
   console.log(table(["load", "sends/s", "ack p50 ms", "ack p99 ms", "errors"], rows));
   console.log(`\nbackfill: ${rate(quietFrom, quietTo)} messages/s with no traffic, ${rate(loadFrom, loadTo)} messages/s under the send load`);
-  console.log(`p99 during / before = ${(percentile(during.lat, 99) / percentile(before.lat, 99)).toFixed(2)}x; state at the end: ${finalState.state}, ${finalState.done}/${finalState.total}`);
+  console.log(`p99 during / before = ${(percentile(during.lat, 99) / percentile(before.lat, 99)).toFixed(2)}x, during / dual writes only = ${(percentile(during.lat, 99) / percentile(dualOnly.lat, 99)).toFixed(2)}x; state at the end: ${finalState.state}, ${finalState.done}/${finalState.total}`);
 } finally {
   await raw?.end();
   await server?.stop();
