@@ -119,6 +119,10 @@ try {
     );
     return v[0]!;
   };
+  // The dual writes of the phase before drain first (the backfill yields to them); then it runs alone.
+  const liveBacklog = async () =>
+    (await raw!.query<{ n: number }>("SELECT (SELECT count(*) FROM message_index_jobs) + (SELECT count(*) FROM message_version_jobs) AS n")).rows[0]!.n;
+  for (let i = 0; i < 1200 && Number(await liveBacklog()) > 0; i++) await sleep(100);
   while ((await progress()).done === 0) await sleep(100);
   const quietFrom = { t: performance.now(), done: (await progress()).done };
   await sleep(DURATION);
