@@ -191,7 +191,9 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
           reembedMetrics(metrics.registry, pool),
         );
         scheduler.register(reembedJob(reembedder, Math.min(60_000, config.maintenance.intervalMs)));
-        if (memoryRuntime.registration?.kind === "building") await reembedDueNow(pool, REEMBED_JOB);
+        void memoryRuntime.registered
+          .then((r) => (r?.kind === "building" ? reembedDueNow(pool, REEMBED_JOB).then(() => scheduler?.tick()) : undefined))
+          .catch(() => undefined);
       }
       scheduler.start();
       const running = scheduler;

@@ -33,8 +33,8 @@ export interface MemoryRuntime {
   purge: VectorPurge;
   /** Qdrant's purge, when QDRANT_URL is set (retention and account deletion take it). */
   qdrantPurge: QdrantVectorPurge | undefined;
-  /** What start-up did with the configured model. */
-  registration: RegisterOutcome | undefined;
+  /** What start-up did with the configured model, once it loaded (undefined: it did not load, or EMBEDDER=none). */
+  registered: Promise<RegisterOutcome | undefined>;
   /** A message was stored: index it soon (here and, through NOTIFY, on other nodes). */
   messageStored(): void;
   embedderStatus(): string;
@@ -74,10 +74,9 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
 
   let registration: RegisterOutcome | undefined;
   let versions: EmbeddingVersionSet | undefined;
+  let registered: Promise<RegisterOutcome | undefined> = Promise.resolve(undefined);
   if (created) {
-    registration = await registerConfigured(pool, config.qdrant.collectionPrefix, created.model, config.embedding.dimensions, configuredSpec(config));
-    logRegistration(registration, created.model, mlog);
-    versions = new EmbeddingVersionSet({
+    const set = new EmbeddingVersionSet({
       pool,
       databaseUrl,
       queue,
@@ -90,9 +89,31 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
       refreshMs: config.reembed.refreshMs,
       log: mlog,
     });
-    await versions.start();
+    versions = set;
+    await set.start();
+    // The configured model is registered once it has loaded: a model this node cannot load
+    // (a wrong path, no network) never becomes a version, and the stored ones stay as they are.
+    registered = embedderReady.then(
+      async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            registration = await registerConfigured(pool, config.qdrant.collectionPrefix, created.model, config.embedding.dimensions, configuredSpec(config));
+            break;
+          } catch (err) {
+            if (attempt >= 10) throw err;
+            mlog.warn({ err: (err as Error).message, attempt }, "could not register the embedding model yet; retrying");
+            await new Promise((r) => setTimeout(r, 500 * attempt));
+          }
+        }
+        logRegistration(registration, created.model, mlog);
+        await set.refresh().catch(() => undefined);
+        return registration;
+      },
+      () => undefined,
+    );
+    registered.catch((err: Error) => mlog.error({ err: err.message }, "could not register the embedding model"));
   }
-  const vectorStoreName = `${config.qdrant.url ? "qdrant" : "postgresql"} (${registration?.version.collection ?? "no embedder"})`;
+  const vectorStoreName = config.qdrant.url ? "qdrant" : "postgresql";
 
   const memory = new MemoryService({
     queries,
@@ -117,7 +138,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
     versions,
     purge,
     qdrantPurge,
-    registration,
+    registered,
     embedderReady,
     vectorStoreName,
     storeFor,

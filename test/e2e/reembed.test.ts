@@ -84,11 +84,12 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
       REEMBED_INTERVAL_MS: "250",
     });
     servers.push(fresh);
-    expect(fresh.logs.some((l) => String(l.msg).includes("registered a new version"))).toBe(true);
     const onFresh = await connect(fresh.url, alice.token);
     sockets.push(onFresh);
     const versionState = async () =>
       (await db.pool.query<{ state: string }>("SELECT state FROM embedding_versions WHERE model = $1", [NEW_MODEL])).rows[0]?.state;
+    // The new model is registered once it has loaded on that node.
+    for (let i = 0; i < 300 && (await versionState()) === undefined; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await versionState()).toBe("building");
 
     const findsOnBoth = async (m: { id: number; content: string }) => {
@@ -112,6 +113,7 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
       }
     }
     expect(duringBuild).toBeGreaterThan(2);
+    expect(fresh.logs.some((l) => String(l.msg).includes("registered a new version"))).toBe(true);
     expect(sawProgress).toBe(true);
     expect(await versionState()).toBe("active");
 
@@ -138,6 +140,7 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
       expect(rows.map((r) => r.message_id)).toEqual(sent.map((m) => m.id).sort((x, y) => x - y));
     }
     for (const m of sent) await findsOnBoth(m);
+    expect(fresh.logs.some((l) => l.msg === "re-embedding complete: searches now use the new version") || old.logs.some((l) => l.msg === "re-embedding complete: searches now use the new version")).toBe(true);
 
     const metrics = await (await fetch(`${old.url}/metrics`)).text();
     const done = metrics.match(/chat_embedding_backfill_done_messages\{version="\d+",model="memchat\/test-tiny-bert",state="active"\} (\d+)/);
