@@ -78,6 +78,26 @@ $$;
 CREATE TRIGGER message_index_jobs_dual_write AFTER INSERT ON message_index_jobs
   REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION message_index_jobs_dual_write();
 
+-- A job queued again (a reply that ended again while its job waited: ON
+-- CONFLICT DO UPDATE in src/db/pg-assistant-store.ts) is queued again for the
+-- building version too. Claims (attempts + 1) and recorded failures
+-- (last_error) are not re-queueing and are left out.
+CREATE FUNCTION message_index_jobs_dual_requeue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM embedding_versions WHERE state = 'building') THEN
+    INSERT INTO message_version_jobs (message_id, version_id)
+    SELECT n.message_id, v.id
+      FROM new_jobs n JOIN old_jobs o ON o.message_id = n.message_id
+     CROSS JOIN embedding_versions v
+     WHERE v.state = 'building' AND n.attempts = o.attempts AND n.last_error IS NOT DISTINCT FROM o.last_error
+    ON CONFLICT (message_id, version_id) DO UPDATE SET run_at = now();
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER message_index_jobs_dual_requeue AFTER UPDATE ON message_index_jobs
+  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION message_index_jobs_dual_requeue();
+
 -- Dropping a retired version's vectors logs no deletions: no node caches the
 -- codes of a version it does not search, and millions of log rows would only
 -- be pruned again.

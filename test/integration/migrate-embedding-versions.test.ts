@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, expect, inject, it } from "vitest";
 import { listVersions, registerConfigured, versionToBackfill } from "../../src/db/embedding-versions.js";
+import { PgIndexQueue } from "../../src/db/index-queue.js";
 import { runMigrations } from "../../src/db/migrate.js";
 import "../../src/db/pool.js";
 import { withDatabase } from "../support/global-setup.js";
@@ -62,4 +63,16 @@ it("upgrades the embedding versions of a database that changed models before sql
   await pool.query("INSERT INTO message_index_jobs (message_id) VALUES ($1) ON CONFLICT DO NOTHING", [msgs[0]!.id]);
   const { rows: jobs } = await pool.query("SELECT message_id, version_id FROM message_version_jobs");
   expect(jobs).toEqual([{ message_id: msgs[0]!.id, version_id: third.version.id }]);
+
+  // Queued again while its job waits (a reply that ended again): queued again for the building version.
+  const versionJobs = async () => (await pool!.query("SELECT message_id FROM message_version_jobs ORDER BY 1")).rows.map((r) => r.message_id);
+  await pool.query("DELETE FROM message_version_jobs");
+  await pool.query("INSERT INTO message_index_jobs (message_id) VALUES ($1) ON CONFLICT (message_id) DO UPDATE SET run_at = now()", [msgs[0]!.id]);
+  expect(await versionJobs()).toEqual([msgs[0]!.id]);
+  // A claim or a recorded failure is not queueing again.
+  await pool.query("DELETE FROM message_version_jobs");
+  const claimed = await new PgIndexQueue(pool).claim(10, 60_000);
+  expect(claimed.map((m) => m.id)).toEqual([msgs[0]!.id]);
+  await new PgIndexQueue(pool).markFailed([{ id: msgs[0]!.id, retryAfterMs: 0 }], "embedder down");
+  expect(await versionJobs()).toEqual([]);
 });
