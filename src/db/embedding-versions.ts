@@ -222,6 +222,12 @@ export async function pendingVersionJobs(pool: pg.Pool, versionId: number): Prom
   return rows[0]!.n;
 }
 
+/** Dual writes waiting, over every version (for /metrics). */
+export async function dualWriteBacklog(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_version_jobs");
+  return rows[0]!.n;
+}
+
 /**
  * Live indexing waiting to run (capped count): the backfill yields while it is
  * behind, so new messages reach memory first.

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type pg from "pg";
-import { type EmbeddingVersion, listVersions } from "../db/embedding-versions.js";
+import { dualWriteBacklog, type EmbeddingVersion, listVersions } from "../db/embedding-versions.js";
 import type { ReembedMetrics } from "./reembedder.js";
 
 export function reembedMetrics(registry: Registry, pool: pg.Pool): ReembedMetrics {
@@ -43,5 +43,17 @@ export function reembedMetrics(registry: Registry, pool: pg.Pool): ReembedMetric
   gauge("chat_embedding_backfill_done_messages", "Messages the backfill embedded into each kept embedding version", (v) => v.backfillDone);
   gauge("chat_embedding_backfill_total_messages", "Messages the backfill of each embedding version has to embed (counted when it starts)", (v) => v.backfillTotal);
   gauge("chat_embedding_version_active", "1 for the embedding version searches use, 0 for the others kept", (v) => (v.state === "active" ? 1 : 0));
+  const dualWrites: Gauge = new Gauge({
+    name: "chat_reembed_dual_write_backlog",
+    help: "Messages waiting to be written to the building embedding version (dual writes)",
+    registers: [registry],
+    async collect() {
+      try {
+        dualWrites.set(await dualWriteBacklog(pool));
+      } catch {
+        // database down: keep the last value
+      }
+    },
+  });
   return { onBatch: (versionId, n) => embedded.inc({ version: String(versionId) }, n) };
 }

@@ -167,6 +167,7 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
     const done = metrics.match(/chat_embedding_backfill_done_messages\{version="\d+",model="memchat\/test-tiny-bert",state="active"\} (\d+)/);
     const total = metrics.match(/chat_embedding_backfill_total_messages\{version="\d+",model="memchat\/test-tiny-bert",state="active"\} (\d+)/);
     expect(done?.[1]).toBe("24");
+    expect(metrics).toMatch(/chat_reembed_dual_write_backlog 0/);
     expect(total?.[1]).toBe("24");
 
     // Deleting the session deletes its points in every kept version's collection, the previous one too.
