@@ -244,13 +244,17 @@ export async function liveBacklogDue(pool: pg.Pool, cap: number): Promise<number
 /**
  * Ends a version's backfill once the cursor reached the target and no dual
  * write is pending: a building version becomes active and the active one
- * previous, in one transaction, so every search and every indexing claim
+ * previous, in one transaction (holding new queueing for its milliseconds), so every search and every indexing claim
  * after the commit uses the new version. Returns false when not ready.
  */
 export async function completeBackfill(pool: pg.Pool, versionId: number): Promise<"switched" | "completed" | false> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
+    // As at registration: a transaction queueing a message (and, by the trigger, its dual write)
+    // finishes first, so its dual write is seen below; one queueing after this commit sees the new
+    // version active, and its job is claimed for it.
+    await client.query("LOCK TABLE message_index_jobs IN SHARE MODE");
     const { rows } = await client.query<{ state: VersionState }>(
       `SELECT state FROM embedding_versions
         WHERE id = $1 AND backfill_cursor >= backfill_target AND completed_at IS NULL
