@@ -119,8 +119,8 @@ try {
   const indexer = new Indexer(new PgIndexQueue(pool), model, store, { batchSize: 64, pollMs: 50, leaseMs: 60_000, baseBackoffMs: 100, maxBackoffMs: 1000 }, silentLogger);
   while ((await indexer.drainOnce()) > 0);
   const memoryQueries = new PgMemoryQueries(pool);
-  const memory = new MemoryService({ queries: memoryQueries, embedder: () => model, store, defaultMode: "hybrid", defaultMinSimilarity: 0.3, log: silentLogger });
-  const passages = new PassageSearch({ passages: new PgPassageQueries(pool), memory: memoryQueries, embedder: () => model, store, defaultMinSimilarity: 0.3, log: silentLogger });
+  const memory = new MemoryService({ queries: memoryQueries, vectors: () => ({ embedder: model, store }), purge: undefined, defaultMode: "hybrid", defaultMinSimilarity: 0.3, log: silentLogger });
+  const passages = new PassageSearch({ passages: new PgPassageQueries(pool), memory: memoryQueries, vectors: () => ({ embedder: model, store }), defaultMinSimilarity: 0.3, log: silentLogger });
   const config = { id: 1, retrievalMode: "hybrid" as const, systemPrompt: "You are helpful.", model: null, temperature: 0.7, maxTokens: 256, topK: 8, similarityThreshold: 0.3, historyWindow: 12, contextTokenBudget: 2000, crossSession: true };
   const questions = makeCorpus(QUESTIONS, 99).map((q, i) => (i % 4 === 0 ? "where are the spare keys kept by the harbour master?" : q));
   const turnRows: (string | number)[][] = [];

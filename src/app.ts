@@ -42,10 +42,15 @@ import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
 import type { LlmProvider } from "./llm/types.js";
 import { startMemory } from "./memory/memory-runtime.js";
-import { PgVectorPurge, QdrantVectorPurge, vectorPurger } from "./memory/vector-purge.js";
+import { PgVectorPurge, vectorPurger } from "./memory/vector-purge.js";
 import { AnalyticsService } from "./analytics/analytics-service.js";
 import { PgAnalyticsStore } from "./db/pg-analytics-store.js";
 import { analyticsJob } from "./maintenance/analytics-job.js";
+import { embeddingVersionsReadiness } from "./memory/embedding-version-readiness.js";
+import { Reembedder } from "./memory/reembedder.js";
+import { reembedMetrics } from "./memory/reembed-metrics.js";
+import { reembedDueNow } from "./db/embedding-versions.js";
+import { REEMBED_JOB, reembedJob } from "./maintenance/reembed-job.js";
 import { archivalJob } from "./maintenance/archival-job.js";
 import { maintenanceMetrics } from "./maintenance/maintenance-metrics.js";
 import { retentionJob } from "./maintenance/retention-job.js";
@@ -173,7 +178,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     });
     await assistant.start();
 
-    const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
+    const qdrantPurge = memoryRuntime.qdrantPurge;
     const lifecycleStore = new PgLifecycleStore(pool);
     const lifecycle = new LifecycleService({
       store: lifecycleStore,
@@ -229,6 +234,20 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       if (config.lifecycle.retentionArchivedDays !== undefined) scheduler.register(retentionJob(lifecycle, config.maintenance.intervalMs));
       scheduler.register(analyticsJob(analyticsStore, usageStore, { intervalMs: config.maintenance.intervalMs, retentionDays: config.analytics.retentionDays }));
       scheduler.register(attachmentsJob(attachments, config.files.sweepIntervalMs));
+      if (memoryRuntime.versions) {
+        const reembedder = new Reembedder(
+          pool,
+          memoryRuntime.versions,
+          memoryRuntime.storeFor,
+          { ...config.reembed, sliceMs: Math.min(30_000, config.maintenance.leaseMs / 2), dropBatchSize: config.lifecycle.batchSize },
+          log.child({ component: "reembed" }),
+          reembedMetrics(metrics.registry, pool),
+        );
+        scheduler.register(reembedJob(reembedder, Math.min(60_000, config.maintenance.intervalMs)));
+        void memoryRuntime.registered
+          .then((r) => (r?.kind === "building" ? reembedDueNow(pool, REEMBED_JOB).then(() => scheduler?.tick()) : undefined))
+          .catch(() => undefined);
+      }
       scheduler.start();
       const running = scheduler;
       cleanups.push(() => running.stop());
@@ -258,11 +277,17 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         name: "indexer",
         critical: false,
         async check() {
-          const ix = memoryRuntime.indexer();
-          if (!ix) return config.indexer.enabled ? "waiting for the embedder" : "disabled";
-          if (ix.stats.lastError) throw new Error(`failing (${ix.stats.lastError}); messages wait and are retried`);
-          return `ok, ${ix.stats.indexed} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
+          const ixs = memoryRuntime.indexers();
+          if (ixs.length === 0) return config.indexer.enabled ? "waiting for the embedder" : "disabled";
+          const failing = ixs.find((ix) => ix.stats.lastError);
+          if (failing) throw new Error(`failing (${failing.stats.lastError}); messages wait and are retried`);
+          return `ok, ${ixs.reduce((n, ix) => n + ix.stats.indexed, 0)} indexed by this node, store ${memoryRuntime.vectorStoreName}`;
         },
+      },
+      {
+        name: "embedding versions",
+        critical: false,
+        check: () => embeddingVersionsReadiness(pool, memoryRuntime.versions),
       },
       ...coordination.readiness,
       { name: "files", critical: false, check: () => fileStore.store.check() },
@@ -271,7 +296,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const account = new AccountService({
       pool,
       auth,
-      vectors: qdrantPurge ?? new PgVectorPurge(pool),
+      vectors: memoryRuntime.purge,
       sockets: userSockets(io),
       members,
       cancelReplies: (ids) => assistant.cancelReplies(ids),

@@ -88,6 +88,23 @@ const envSchema = z.object({
   EMBEDDING_WORKERS: int(0, 64).default(0),
   EMBEDDING_BATCH_SIZE: int(1, 1024).default(32),
   EMBEDDING_DIMENSIONS: int(1, 8192).default(384),
+  /**
+   * Re-embedding (README, Operations, "Changing the embedding model"): when the
+   * active embedding version's model is not the configured one, this node loads
+   * it from what the version recorded. Set this to its local folder (hub layout)
+   * when the recorded folder does not exist on this node.
+   */
+  EMBEDDING_PREVIOUS_MODEL_PATH: z.string().optional(),
+  /** Worker threads for a second (transformers) model loaded while a re-embed builds. */
+  EMBEDDING_PREVIOUS_WORKERS: int(1, 64).default(1),
+  /** Messages per re-embedding backfill batch. */
+  REEMBED_BATCH_SIZE: int(1, 1024).default(64),
+  /** Least time between the starts of two backfill batches: with REEMBED_BATCH_SIZE, caps the backfill's rate (64 per 200 ms: 320 messages/s). */
+  REEMBED_INTERVAL_MS: int(0, 600_000).default(200),
+  /** Embedding versions kept (active, building, and previous ones for a rollback); older ones are retired and their vectors deleted. */
+  REEMBED_KEEP_VERSIONS: int(2, 100).default(3),
+  /** How often each node re-reads the embedding versions (a switch also reaches nodes at once by NOTIFY). */
+  EMBEDDING_VERSION_REFRESH_MS: int(50, 600_000).default(2000),
   /** OpenAI-compatible /v1/embeddings endpoint (EMBEDDER=openai). */
   EMBEDDING_API_URL: optionalUrl.optional(),
   EMBEDDING_API_KEY: z.string().optional(),
@@ -263,7 +280,10 @@ export interface Config {
     batchSize: number;
     dimensions: number;
     api: { url: string | undefined; key: string | undefined; model: string };
+    previousModelPath: string | undefined;
+    previousWorkers: number;
   };
+  reembed: { batchSize: number; intervalMs: number; keepVersions: number; refreshMs: number };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
@@ -354,6 +374,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       batchSize: e.EMBEDDING_BATCH_SIZE,
       dimensions: e.EMBEDDING_DIMENSIONS,
       api: { url: e.EMBEDDING_API_URL, key: e.EMBEDDING_API_KEY, model: e.EMBEDDING_API_MODEL },
+      previousModelPath: e.EMBEDDING_PREVIOUS_MODEL_PATH ? path.resolve(e.EMBEDDING_PREVIOUS_MODEL_PATH) : undefined,
+      previousWorkers: e.EMBEDDING_PREVIOUS_WORKERS,
+    },
+    reembed: {
+      batchSize: e.REEMBED_BATCH_SIZE,
+      intervalMs: e.REEMBED_INTERVAL_MS,
+      keepVersions: e.REEMBED_KEEP_VERSIONS,
+      refreshMs: e.EMBEDDING_VERSION_REFRESH_MS,
     },
     qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collectionPrefix: e.QDRANT_COLLECTION_PREFIX },
     retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY },

@@ -40,6 +40,7 @@ export const BACKUP_FORMAT_VERSION = 1;
 export const DERIVED_TABLES: Record<string, string> = {
   message_vectors: "vectors: rebuilt by the indexer from the restored messages",
   message_index_jobs: "indexing queue: every restored message is queued again",
+  message_version_jobs: "a building embedding version's dual writes: queued again with every restored message",
   lexical_doc_stats: "lexical term statistics: kept by triggers as the messages are restored",
   message_vector_deletions: "the vector code caches' change log: vectors are rebuilt",
   message_vector_deletions_pruned: "the vector code caches' change log: vectors are rebuilt",

@@ -33,6 +33,8 @@ const CLAIM = `
 WITH due AS (
   SELECT message_id FROM message_index_jobs
    WHERE run_at <= now()
+     -- Bound to a version ($3): nothing is claimed once it is no longer the active one (sql/017).
+     AND ($3::int IS NULL OR EXISTS (SELECT 1 FROM embedding_versions WHERE id = $3 AND state = 'active'))
    ORDER BY run_at, message_id
    LIMIT $1
    FOR UPDATE SKIP LOCKED
@@ -62,13 +64,29 @@ UPDATE chat_messages m
   FROM u
  WHERE m.id = u.id`;
 
-export class PgIndexQueue {
-  constructor(private readonly pool: pg.Pool) {}
+/** What an Indexer drains: the queue of the active version, or a building version's dual writes. */
+export interface IndexJobs {
+  claim(limit: number, leaseMs: number): Promise<QueuedMessage[]>;
+  markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void>;
+  markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void>;
+}
+
+export class PgIndexQueue implements IndexJobs {
+  constructor(
+    private readonly pool: pg.Pool,
+    /** Claim only while this embedding version is the active one (undefined: whatever is active). */
+    private readonly versionId?: number,
+  ) {}
+
+  /** The same queue, claimed only while `versionId` is the active version. */
+  forVersion(versionId: number): PgIndexQueue {
+    return new PgIndexQueue(this.pool, versionId);
+  }
 
   async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
     const { rows } = await this.pool.query<{
       id: number; session_id: string; owner_id: string; user_id: string | null; role: MessageRole; content: string; created_at: Date; attempts: number;
-    }>(CLAIM, [limit, leaseMs]);
+    }>(CLAIM, [limit, leaseMs, this.versionId ?? null]);
     return rows
       .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.user_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
       .sort((a, b) => a.id - b.id);

@@ -31,6 +31,14 @@ export interface MaintenanceJob {
   intervalMs: number;
   /** Returns a summary for the logs and the lease row. */
   run(ctx: JobContext): Promise<unknown>;
+  /**
+   * When the job is next due after a run with this summary, instead of
+   * `intervalMs` (a job working through a backlog in slices asks for 0, so
+   * the scheduler runs it again as soon as the other due jobs had their turn).
+   */
+  intervalAfter?(summary: unknown): number;
+  /** A run with this summary did nothing worth an info line (logged at debug). */
+  quiet?(summary: unknown): boolean;
 }
 
 export interface RunRecord {
@@ -103,6 +111,7 @@ export class MaintenanceScheduler {
   }
 
   private async runDue(): Promise<void> {
+    let soonest: number | undefined;
     for (const job of this.jobs) {
       if (this.abort.signal.aborted) return;
       try {
@@ -111,11 +120,15 @@ export class MaintenanceScheduler {
         this.log.warn({ job: job.name, err: (err as Error).message }, "could not claim a maintenance job");
         continue;
       }
-      await this.runClaimed(job);
+      const next = await this.runClaimed(job);
+      if (next < (this.opts.tickMs ?? 15_000)) soonest = Math.min(soonest ?? next, next);
     }
+    // A job due again before the next tick (a backlog in slices) does not wait for it.
+    if (soonest !== undefined && this.timer && !this.abort.signal.aborted) setTimeout(() => void this.tick(), Math.max(10, soonest)).unref();
   }
 
-  private async runClaimed(job: MaintenanceJob): Promise<void> {
+  /** Runs a job whose lease this node holds; returns in how many ms it is due again. */
+  private async runClaimed(job: MaintenanceJob): Promise<number> {
     const startedAt = this.clock.now();
     const t0 = performance.now();
     const jlog = this.log.child({ job: job.name });
@@ -127,7 +140,8 @@ export class MaintenanceScheduler {
     try {
       const summary = await job.run({ now: startedAt, signal: this.abort.signal, log: jlog });
       record = { job: job.name, outcome: "ok", durationMs: performance.now() - t0, summary };
-      jlog.info({ durationMs: Math.round(record.durationMs), summary }, "maintenance job ran");
+      if (job.quiet?.(summary)) jlog.debug({ durationMs: Math.round(record.durationMs), summary }, "maintenance job ran");
+      else jlog.info({ durationMs: Math.round(record.durationMs), summary }, "maintenance job ran");
     } catch (err) {
       record = { job: job.name, outcome: "error", durationMs: performance.now() - t0, error: (err as Error).message };
       jlog.error({ durationMs: Math.round(record.durationMs), err: record.error }, "maintenance job failed");
@@ -135,6 +149,7 @@ export class MaintenanceScheduler {
       clearInterval(renew);
     }
     this.opts.onRun?.(record);
+    const intervalMs = record.outcome === "ok" && job.intervalAfter ? job.intervalAfter(record.summary) : job.intervalMs;
     await this.store
       .release(job.name, this.opts.nodeId, {
         startedAt,
@@ -142,8 +157,9 @@ export class MaintenanceScheduler {
         outcome: record.outcome,
         error: record.error ?? null,
         summary: record.summary,
-        intervalMs: job.intervalMs,
+        intervalMs,
       })
       .catch((err) => jlog.warn({ err: (err as Error).message }, "could not record a maintenance run; its lease expires"));
+    return intervalMs;
   }
 }

@@ -6,7 +6,7 @@
  * overwrites its points instead of duplicating them.
  */
 import type { Logger } from "pino";
-import type { PgIndexQueue, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
+import type { IndexJobs, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
 import { pointIdForMessage, pointIdForPassage } from "./point-id.js";
 import type { Embedder, PassagePoint, VectorPoint, VectorStore } from "./types.js";
 
@@ -52,7 +52,7 @@ export class Indexer {
   private woken = false;
 
   constructor(
-    private readonly queue: PgIndexQueue,
+    private readonly queue: IndexJobs,
     private readonly embedder: Embedder,
     private readonly store: VectorStore,
     private readonly opts: IndexerOptions,

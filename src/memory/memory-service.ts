@@ -13,6 +13,7 @@ import { AppError } from "../protocol/errors.js";
 import { marginFusion } from "./fusion.js";
 import { hopWords, relatedWords, timeWindow } from "./query-terms.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
+import type { VectorPurge } from "./vector-purge.js";
 
 /** How many of the first lexical hits lend their names to the second hop. */
 const HOP_FROM = 2;
@@ -64,9 +65,14 @@ export interface MemoryQuery {
 
 export interface MemoryDeps {
   queries: PgMemoryQueries;
-  /** Absent when no embedder could be loaded: lexical only. */
-  embedder: () => Embedder | undefined;
-  store: VectorStore | undefined;
+  /**
+   * The active embedding version's embedder and store, read once per search
+   * (a search never mixes versions); absent when this node cannot embed for
+   * it: lexical only.
+   */
+  vectors: () => { embedder: Embedder; store: VectorStore } | undefined;
+  /** Deletes a session's points in every collection of every version. */
+  purge: VectorPurge | undefined;
   defaultMode: RetrievalMode;
   defaultMinSimilarity: number;
   log: Logger;
@@ -123,10 +129,11 @@ export class MemoryService {
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
     const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     // The query's embedding needs no scope either: it is computed while the scopes are read.
-    const embeddingP = wantVector ? (q.embedding ?? this.embedQuery(q.query)) : Promise.resolve(null);
+    const target = wantVector ? this.d.vectors() : undefined;
+    const embeddingP = target ? (q.embedding ?? this.embedWith(target.embedder, q.query)) : Promise.resolve(null);
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
-      wantVector ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
+      target ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(target.store, q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
       wantLexical ? this.lexicalSearch(lexical0, depth) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
@@ -167,8 +174,11 @@ export class MemoryService {
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */
   async embedQuery(query: string): Promise<Float32Array | null> {
-    const embedder = this.d.embedder();
-    if (!embedder || !this.d.store) return null;
+    const target = this.d.vectors();
+    return target ? this.embedWith(target.embedder, query) : null;
+  }
+
+  private async embedWith(embedder: Embedder, query: string): Promise<Float32Array | null> {
     try {
       const [vector] = await embedder.embed([query], { priority: "interactive" });
       return vector ?? null;
@@ -179,8 +189,15 @@ export class MemoryService {
   }
 
   /** Null when the vector half cannot answer (no embedding, store down). */
-  private async vectorSearch(q: MemoryQuery, vector: Float32Array | null, scopes: SessionScope[], depth: number, exclude: readonly number[]): Promise<MemoryHit[] | null> {
-    if (!vector || !this.d.store) return null;
+  private async vectorSearch(
+    store: VectorStore,
+    q: MemoryQuery,
+    vector: Float32Array | null,
+    scopes: SessionScope[],
+    depth: number,
+    exclude: readonly number[],
+  ): Promise<MemoryHit[] | null> {
+    if (!vector) return null;
     if (scopes.length === 0) return [];
     try {
       const byTenant = new Map<string, string[]>();
@@ -190,7 +207,7 @@ export class MemoryService {
       const authorScope = { authorId: q.userId, anyAuthorSessionIds: home ? [home] : [] };
       const min = q.minSimilarity ?? this.d.defaultMinSimilarity;
       const lists = await Promise.all(
-        [...byTenant].map(([userId, sessionIds]) => this.d.store!.search(vector, { userId, sessionIds, authorScope }, depth + skip.size)),
+        [...byTenant].map(([userId, sessionIds]) => store.search(vector, { userId, sessionIds, authorScope }, depth + skip.size)),
       );
       return lists
         .flat()
@@ -204,11 +221,11 @@ export class MemoryService {
     }
   }
 
-  /** Deleting a session deletes its points; the rows themselves cascade in PostgreSQL. */
+  /** Deleting a session deletes its points in every version's collection; the rows themselves cascade in PostgreSQL. */
   async forgetSession(sessionId: string): Promise<void> {
-    if (!this.d.store) return;
+    if (!this.d.purge) return;
     try {
-      await this.d.store.deleteBySession(sessionId);
+      await this.d.purge.deleteSessions([sessionId]);
     } catch (err) {
       // Searches are scoped to sessions the caller is a member of, so orphaned points are unreachable.
       this.d.log.warn({ err: (err as Error).message, sessionId }, "could not delete a deleted session's vectors");

@@ -35,8 +35,8 @@ export interface PassageQuery {
 export interface PassageSearchDeps {
   passages: PgPassageQueries;
   memory: PgMemoryQueries;
-  embedder: () => Embedder | undefined;
-  store: VectorStore | undefined;
+  /** The searched embedding version's embedder and store (passages live in its collection, like messages). */
+  vectors: () => { embedder: Embedder; store: VectorStore } | undefined;
   defaultMinSimilarity: number;
   log: Logger;
 }
@@ -64,10 +64,11 @@ export class PassageSearch {
 
   /** Null when the vector half cannot answer (no embedder, store down). */
   private async vectorSearch(q: PassageQuery, scope: PassageScope, depth: number): Promise<PassageHit[] | null> {
-    const store = this.d.store;
-    if (!store) return null;
+    const target = this.d.vectors();
+    if (!target) return null;
+    const store = target.store;
     try {
-      const vector = await (q.embedding ?? this.embed(q.query));
+      const vector = await (q.embedding ?? this.embed(target.embedder, q.query));
       if (!vector) return null;
       const scopes = await this.d.memory.scopes(q.userId, q.sessionId, q.audienceSessionId);
       if (scopes.length === 0) return [];
@@ -88,9 +89,7 @@ export class PassageSearch {
     }
   }
 
-  private async embed(query: string): Promise<Float32Array | null> {
-    const embedder = this.d.embedder();
-    if (!embedder) return null;
+  private async embed(embedder: Embedder, query: string): Promise<Float32Array | null> {
     const [v] = await embedder.embed([query], { priority: "interactive" });
     return v ?? null;
   }

@@ -360,19 +360,24 @@ export class PgVectorStore implements VectorStore {
   async deleteBySession(sessionId: string): Promise<void> {
     // sql/010's trigger records the deleted points for other nodes' in-memory copies.
     await this.pool.query("DELETE FROM message_vectors WHERE collection = $1 AND session_id = $2", [this.collection, sessionId]);
-    await this.pool.query(
-      `WITH pruned AS (
-         DELETE FROM message_vector_deletions WHERE deleted_at < now() - $1::interval RETURNING deleted_xid
-       )
-       UPDATE message_vector_deletions_pruned SET pruned_through = greatest(pruned_through, (SELECT max(deleted_xid) FROM pruned))
-        WHERE EXISTS (SELECT 1 FROM pruned)`,
-      [DELETIONS_KEPT],
-    );
+    await pruneVectorDeletions(this.pool);
   }
 
   async close(): Promise<void> {
     // The pool belongs to the app.
   }
+}
+
+/** Forgets deletions older than other nodes' in-memory copies need (a copy older than that reloads). */
+export async function pruneVectorDeletions(pool: pg.Pool): Promise<void> {
+  await pool.query(
+    `WITH pruned AS (
+       DELETE FROM message_vector_deletions WHERE deleted_at < now() - $1::interval RETURNING deleted_xid
+     )
+     UPDATE message_vector_deletions_pruned SET pruned_through = greatest(pruned_through, (SELECT max(deleted_xid) FROM pruned))
+      WHERE EXISTS (SELECT 1 FROM pruned)`,
+    [DELETIONS_KEPT],
+  );
 }
 
 function toFloat32(b: Buffer): Float32Array {

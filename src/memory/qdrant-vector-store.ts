@@ -2,7 +2,8 @@
  * VectorStore over Qdrant (cluster profile, DESIGN.md sections 2 and 7).
  * REST calls made: GET / (version, once), GET /collections/{c}, PUT /collections/{c},
  * PUT /collections/{c}/index, PUT /collections/{c}/points?wait=true,
- * POST /collections/{c}/points/query, POST /collections/{c}/points/delete?wait=true.
+ * POST /collections/{c}/points/query, POST /collections/{c}/points/delete?wait=true,
+ * DELETE /collections/{c} (retiring an embedding version).
  */
 import {
   QdrantClient,
@@ -287,6 +288,12 @@ export class QdrantVectorStore implements VectorStore {
         filter: { must: [{ key: "session_id", match: { value: sessionId } }] },
       }),
     );
+  }
+
+  /** Deletes the whole collection (a retired embedding version); a missing one counts as deleted. */
+  async dropCollection(): Promise<void> {
+    this.assertOpen();
+    await this.call("dropCollection", () => this.client.deleteCollection(this.collection));
   }
 
   /**

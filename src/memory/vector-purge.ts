@@ -9,6 +9,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import type { LifecycleStore } from "../chat/ports.js";
 import { allCollections } from "../db/embedding-versions.js";
+import { pruneVectorDeletions } from "./pg-vector-store.js";
 import { QdrantVectorStore, VectorStoreRequestError } from "./qdrant-vector-store.js";
 
 export interface VectorPurge {
@@ -28,6 +29,7 @@ export class PgVectorPurge implements VectorPurge, AttachmentVectorPurge {
   async deleteSessions(sessionIds: readonly string[]): Promise<void> {
     if (sessionIds.length === 0) return;
     await this.pool.query("DELETE FROM message_vectors WHERE session_id = ANY ($1::uuid[])", [sessionIds]);
+    await pruneVectorDeletions(this.pool);
   }
 
   /** sql/021's trigger deletes passage rows with their passages; this covers rows written after (an indexer racing the delete). */

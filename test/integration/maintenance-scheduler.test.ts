@@ -126,4 +126,25 @@ describe("MaintenanceScheduler", () => {
     const [status] = (await scheduler.statuses()).filter((s) => s.name === "long");
     expect(status).toMatchObject({ lockedBy: null, lastOutcome: "ok" });
   });
+  it("runs a job again at once when its run asks for it (a backlog in slices), and at its interval otherwise", async () => {
+    const clock = manualClock(Date.parse("2031-01-01T00:00:00Z"));
+    let slices = 3;
+    const runs: number[] = [];
+    const job: MaintenanceJob = {
+      name: "slices",
+      intervalMs: 10 * MIN,
+      async run() {
+        runs.push(clock.now().getTime());
+        return { left: --slices };
+      },
+      intervalAfter: (s) => ((s as { left: number }).left > 0 ? 0 : 10 * MIN),
+    };
+    const node = new MaintenanceScheduler(new PgMaintenanceStore(db.pool), { nodeId: "slicer", leaseMs: 5 * MIN, clock }, silentLogger).register(job);
+    // Three slices without moving the clock; then the job waits for its interval.
+    for (let i = 0; i < 5; i++) await node.tick();
+    expect(runs).toHaveLength(3);
+    clock.advance(10 * MIN);
+    await node.tick();
+    expect(runs).toHaveLength(4);
+  });
 });

@@ -58,7 +58,7 @@ beforeAll(async () => {
   const embedder = new HashEmbedder({ dimensions: 256 });
   store = new PgVectorStore(db.pool, COLLECTION, 256);
   indexer = new Indexer(new PgIndexQueue(db.pool), embedder, store, { batchSize: 64, pollMs: 1000, leaseMs: 30_000, baseBackoffMs: 100, maxBackoffMs: 1000 }, silentLogger, undefined, new PgPassageIndexQueue(db.pool));
-  search = new PassageSearch({ passages: new PgPassageQueries(db.pool), memory: new PgMemoryQueries(db.pool), embedder: () => embedder, store, defaultMinSimilarity: 0, log: silentLogger });
+  search = new PassageSearch({ passages: new PgPassageQueries(db.pool), memory: new PgMemoryQueries(db.pool), vectors: () => ({ embedder, store }), defaultMinSimilarity: 0, log: silentLogger });
 });
 afterAll(async () => {
   await extractor?.close();

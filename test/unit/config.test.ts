@@ -60,4 +60,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ SESSION_MAX_MESSAGES: "3" })).toThrow(/SESSION_MAX_MESSAGES/);
     expect(() => loadConfig({ RETENTION_ARCHIVED_DAYS: "-1" })).toThrow(/RETENTION_ARCHIVED_DAYS/);
   });
+  it("reads the re-embedding settings, with a throttled backfill and three kept versions by default", () => {
+    const d = loadConfig({});
+    expect(d.reembed).toEqual({ batchSize: 64, intervalMs: 200, keepVersions: 3, refreshMs: 2000 });
+    expect(d.embedding).toMatchObject({ previousModelPath: undefined, previousWorkers: 1 });
+    const c = loadConfig({ REEMBED_BATCH_SIZE: "8", REEMBED_INTERVAL_MS: "0", REEMBED_KEEP_VERSIONS: "5", EMBEDDING_PREVIOUS_MODEL_PATH: "models/old", EMBEDDING_PREVIOUS_WORKERS: "2" });
+    expect(c.reembed).toMatchObject({ batchSize: 8, intervalMs: 0, keepVersions: 5 });
+    expect(c.embedding.previousModelPath).toMatch(/\/models\/old$/);
+    expect(c.embedding.previousWorkers).toBe(2);
+    // At least the active version and one to build.
+    expect(() => loadConfig({ REEMBED_KEEP_VERSIONS: "1" })).toThrow(/REEMBED_KEEP_VERSIONS/);
+  });
 });

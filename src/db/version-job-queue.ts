@@ -1,0 +1,62 @@
+/**
+ * The dual-write queue of a building embedding version (sql/017,
+ * message_version_jobs): messages queued while it builds, embedded into it
+ * by an Indexer of its own. Claims and backoff work as in the main queue
+ * (src/db/index-queue.ts); a failure here is retried without touching the
+ * active version's job, and the other way round.
+ */
+import type pg from "pg";
+import type { MessageRole } from "../memory/types.js";
+import type { IndexJobs, QueuedMessage } from "./index-queue.js";
+
+const CLAIM = `
+WITH due AS (
+  SELECT message_id FROM message_version_jobs
+   WHERE version_id = $3 AND run_at <= now()
+     AND EXISTS (SELECT 1 FROM embedding_versions WHERE id = $3 AND state = 'building')
+   ORDER BY run_at, message_id
+   LIMIT $1
+   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE message_version_jobs j
+     SET attempts = j.attempts + 1,
+         run_at = now() + make_interval(secs => $2::double precision / 1000)
+    FROM due
+   WHERE j.message_id = due.message_id AND j.version_id = $3
+  RETURNING j.message_id, j.attempts
+)
+SELECT m.id, m.session_id, s.owner_id, m.user_id, m.role, m.content, m.created_at, c.attempts
+  FROM claimed c
+  JOIN chat_messages m ON m.id = c.message_id
+  JOIN chat_sessions s ON s.id = m.session_id`;
+
+export class PgVersionJobQueue implements IndexJobs {
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly versionId: number,
+  ) {}
+
+  async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
+    const { rows } = await this.pool.query<{
+      id: number; session_id: string; owner_id: string; user_id: string | null; role: MessageRole; content: string; created_at: Date; attempts: number;
+    }>(CLAIM, [limit, leaseMs, this.versionId]);
+    return rows
+      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.user_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async markIndexed(items: readonly { id: number; vectorId: string }[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.pool.query("DELETE FROM message_version_jobs WHERE version_id = $1 AND message_id = ANY($2::bigint[])", [this.versionId, items.map((i) => i.id)]);
+  }
+
+  async markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void> {
+    if (items.length === 0) return;
+    await this.pool.query(
+      `UPDATE message_version_jobs j SET last_error = left($4, 500), run_at = now() + make_interval(secs => u.delay / 1000)
+         FROM unnest($2::bigint[], $3::double precision[]) AS u(id, delay)
+        WHERE j.version_id = $1 AND j.message_id = u.id`,
+      [this.versionId, items.map((i) => i.id), items.map((i) => i.retryAfterMs), error],
+    );
+  }
+}
