@@ -89,6 +89,10 @@ const envSchema = z.object({
   RETRIEVAL_MODE: z.enum(["hybrid", "vector", "lexical"]).default("hybrid"),
   /** memory:search drops vector hits below this cosine similarity (the assistant uses rag_configurations). */
   MEMORY_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
+  /** Lexical search reads the user's latest this many messages whole; a history that fits is searched exactly. */
+  MEMORY_LEXICAL_WINDOW: int(1, 1_000_000).default(2000),
+  /** A query term in fewer of the user's messages than this is read from the full-text index; a commoner one only from the window. */
+  MEMORY_LEXICAL_TERM_CAP: int(1, 1_000_000).default(1000),
 
   INDEXER_ENABLED: bool.default("true"),
   INDEXER_BATCH_SIZE: int(1, 1024).default(64),
@@ -206,7 +210,7 @@ export interface Config {
     api: { url: string | undefined; key: string | undefined; model: string };
   };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
-  retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
+  retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number; lexicalWindow: number; lexicalTermCap: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
   llm: {
     baseUrl: string | undefined;
@@ -275,7 +279,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       api: { url: e.EMBEDDING_API_URL, key: e.EMBEDDING_API_KEY, model: e.EMBEDDING_API_MODEL },
     },
     qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collectionPrefix: e.QDRANT_COLLECTION_PREFIX },
-    retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY },
+    retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY, lexicalWindow: e.MEMORY_LEXICAL_WINDOW, lexicalTermCap: e.MEMORY_LEXICAL_TERM_CAP },
     indexer: {
       enabled: e.INDEXER_ENABLED,
       batchSize: e.INDEXER_BATCH_SIZE,
