@@ -92,7 +92,7 @@ const envSchema = z.object({
   /** Lexical search reads the user's latest this many messages whole; a history that fits is searched exactly. */
   MEMORY_LEXICAL_WINDOW: int(1, 1_000_000).default(2000),
   /** A query term in fewer of the user's messages than this is read from the full-text index; a commoner one only from the window. */
-  MEMORY_LEXICAL_TERM_CAP: int(1, 1_000_000).default(1000),
+  MEMORY_LEXICAL_TERM_CAP: int(1, 1_000_000).default(500),
 
   INDEXER_ENABLED: bool.default("true"),
   INDEXER_BATCH_SIZE: int(1, 1024).default(64),

@@ -109,7 +109,8 @@ export class ContextBuilder {
         content: h.content,
         messageId: h.messageId,
         score: h.score,
-        ...(h.role === "user" && nameOf(h.authorId) ? { author: nameOf(h.authorId) } : {}),
+        // Every quoted user message is attributed, whichever leg found it; a deleted author is "a former member".
+        ...(h.role === "user" ? { author: nameOf(h.authorId) || "a former member" } : {}),
       })),
     );
     const system = [

@@ -67,7 +67,7 @@ export interface LexicalPlan {
   termCap: number;
 }
 
-export const DEFAULT_LEXICAL_PLAN: LexicalPlan = { windowRows: 2000, termCap: 1000 };
+export const DEFAULT_LEXICAL_PLAN: LexicalPlan = { windowRows: 2000, termCap: 500 };
 
 export class PgMemoryQueries {
   constructor(
@@ -90,6 +90,20 @@ export class PgMemoryQueries {
       values: [userId, sessionId ?? null, audienceSessionId ?? null],
     });
     return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id, archived: r.archived }));
+  }
+
+  /**
+   * The authors (chat_messages.user_id) of the given messages, for vector
+   * hits whose store holds none: a point written before authors were stored.
+   */
+  async authorsOf(messageIds: readonly number[]): Promise<Map<number, string | null>> {
+    if (messageIds.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ id: number; user_id: string | null }>({
+      name: "memory_authors_of",
+      text: "SELECT id, user_id FROM chat_messages WHERE id = ANY($1::bigint[])",
+      values: [messageIds],
+    });
+    return new Map(rows.map((r) => [r.id, r.user_id]));
   }
 
   /**
@@ -144,35 +158,43 @@ export class PgMemoryQueries {
           WHERE st.session_id IN (SELECT session_id FROM readable)
             AND (st.session_id = $9::uuid OR st.author_id = $1)
        ), win_user AS MATERIALIZED (
-         SELECT ${cols} FROM chat_messages m
-          WHERE m.user_id = $1 AND m.status <> 'streaming'
-            AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
+         -- The user's latest rows by the (user_id, created_at) index, whatever their session: a
+         -- scope filter inside this scan could walk the whole history to fill the window.
+         SELECT ${cols}, m.status FROM chat_messages m
+          WHERE m.user_id = $1
           ORDER BY m.created_at DESC LIMIT $12
        ), win_period AS MATERIALIZED (
-         -- A question naming a period also reads the latest messages before its end.
-         SELECT ${cols} FROM chat_messages m
-          WHERE $11::timestamptz IS NOT NULL AND m.user_id = $1 AND m.status <> 'streaming'
-            AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
+         -- A question naming a period also reads the latest rows before its end.
+         SELECT ${cols}, m.status FROM chat_messages m
+          WHERE $11::timestamptz IS NOT NULL AND m.user_id = $1
             AND m.created_at < least($11::timestamptz, (SELECT min(created_at) FROM win_user))
           ORDER BY m.created_at DESC LIMIT $12
        ), win_home AS MATERIALIZED (
+         -- The home session, any author (its own index, by seq).
          SELECT ${cols} FROM chat_messages m
-          WHERE m.session_id = $9::uuid AND m.user_id IS DISTINCT FROM $1 AND m.status <> 'streaming'
+          WHERE m.session_id = $9::uuid AND m.status <> 'streaming'
             AND $9::uuid = ANY((SELECT ids FROM scope)::uuid[])
           ORDER BY m.seq DESC LIMIT $12
        ), win AS (
-         SELECT * FROM win_user UNION ALL SELECT * FROM win_period UNION ALL SELECT * FROM win_home
+         SELECT w.id, w.session_id, w.role, w.content, w.created_at, w.content_tsv, w.user_id
+           FROM (SELECT * FROM win_user UNION ALL SELECT * FROM win_period) w
+          WHERE w.status <> 'streaming' AND w.session_id IS DISTINCT FROM $9::uuid
+            AND w.session_id = ANY((SELECT ids FROM scope)::uuid[])
+         UNION ALL
+         SELECT * FROM win_home
        ), cover AS (
+         -- whole: the window holds every message in scope.
          SELECT greatest(count(*), 1)::float8 AS n,
                 (SELECT count(*) FROM win_user) < $12 AND (SELECT count(*) FROM win_home) < $12 AS whole
            FROM win
        ), q AS (
          SELECT string_agg(${QUOTED("lexeme")}::text, ' | ')::tsquery AS query FROM terms
        ), win_hit AS MATERIALIZED (
-         -- One @@ per window row, then the few that match are taken apart.
+         -- One @@ per window row; only the rows that match are taken apart.
          SELECT w.* FROM win w, q WHERE w.content_tsv @@ q.query
        ), win_tf AS MATERIALIZED (
-         SELECT w.id, u.lexeme FROM win_hit w CROSS JOIN LATERAL unnest(w.content_tsv) u
+         SELECT w.id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf, length(w.content_tsv) AS dl
+           FROM win_hit w CROSS JOIN LATERAL unnest(w.content_tsv) u
           WHERE u.lexeme IN (SELECT lexeme FROM terms)
        ), est AS MATERIALIZED (
          SELECT t.lexeme, t.w, cv.whole, coalesce(d.c, 0) AS c,
@@ -201,15 +223,17 @@ export class PgMemoryQueries {
                      WHEN e.est_df >= $13 OR g.c > $13 THEN greatest(e.est_df, $13 + 1)
                      ELSE coalesce(g.c, 0) END AS df
            FROM est e LEFT JOIN gin_n g USING (lexeme)
-       ), cand AS MATERIALIZED (
-         SELECT * FROM win_hit
-         UNION ALL
+       ), gin_rows AS MATERIALIZED (
          SELECT ${cols} FROM chat_messages m
           WHERE m.id IN (SELECT g.id FROM gin g JOIN gin_n n USING (lexeme) WHERE n.c <= $13)
             AND m.id NOT IN (SELECT id FROM win)
+       ), cand AS (
+         SELECT * FROM win_hit UNION ALL SELECT * FROM gin_rows
        ), tf AS (
+         SELECT * FROM win_tf
+         UNION ALL
          SELECT c.id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf, length(c.content_tsv) AS dl
-           FROM cand c CROSS JOIN LATERAL unnest(c.content_tsv) u
+           FROM gin_rows c CROSS JOIN LATERAL unnest(c.content_tsv) u
           WHERE u.lexeme IN (SELECT lexeme FROM terms)
        ), idf AS (
          SELECT df.lexeme, df.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi

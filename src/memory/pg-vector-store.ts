@@ -198,9 +198,9 @@ export class PgVectorStore implements VectorStore {
     const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; author_id: string | null }>({
       name: "vector_rerank",
-      text: `SELECT point_id, embedding, message_id, session_id, role, content
+      text: `SELECT point_id, embedding, message_id, session_id, role, content, author_id
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}
           AND point_id = ANY($5::uuid[])`,
@@ -211,7 +211,7 @@ export class PgVectorStore implements VectorStore {
       const score = dot(query, toFloat32(r.embedding));
       if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
-    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, score: t.score }));
+    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, authorId: t.row.author_id, score: t.score }));
   }
 
   /** The user's codes, caught up with PostgreSQL. */
@@ -249,11 +249,11 @@ export class PgVectorStore implements VectorStore {
   private async searchExact(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
     // trip for a typical history); past inlinePayloadsMax, pass 2 fetches only the winners' payloads.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null; author_id: string | null }>({
       name: "vector_search",
       text: `SELECT point_id, embedding,
               CASE WHEN count(*) OVER () <= $5 THEN message_id END AS message_id,
-              session_id, role,
+              session_id, role, author_id,
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}`,
@@ -267,7 +267,7 @@ export class PgVectorStore implements VectorStore {
     }
     if (top.length === 0) return [];
     if (top.every((t) => t.row.message_id !== null && t.row.content !== null)) {
-      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score }));
+      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, authorId: t.row.author_id, score: t.score }));
     }
     const ids = top.map((t) => t.row.point_id);
     const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string }>({
@@ -278,7 +278,7 @@ export class PgVectorStore implements VectorStore {
     const byId = new Map(payloads.map((p) => [p.point_id, p]));
     return top.flatMap((t, i) => {
       const p = byId.get(ids[i]!);
-      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, score: t.score }] : [];
+      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, authorId: t.row.author_id, score: t.score }] : [];
     });
   }
 

@@ -72,13 +72,15 @@ const PAYLOAD_INDEXES: ReadonlyArray<{ field: string; schema: Schemas["PayloadFi
   { field: "timestamp_unix", schema: "integer" },
 ];
 
-const HIT_PAYLOAD_FIELDS = ["session_id", "message_id", "role", "content"];
+const HIT_PAYLOAD_FIELDS = ["session_id", "message_id", "role", "content", "author_id"];
 
 const hitPayloadSchema = z.object({
   session_id: z.string(),
   message_id: z.union([z.number().int(), z.bigint()]).transform((v) => Number(v)),
   role: z.enum(["user", "assistant", "system"]),
   content: z.string(),
+  // Absent for a point without an author (gone, or written before authors were stored).
+  author_id: z.string().optional(),
 });
 
 /** Statuses that mean "the service (or a proxy in front of it) cannot answer now". */
@@ -209,8 +211,8 @@ export class QdrantVectorStore implements VectorStore {
         // Only this store writes the collection, so a malformed payload is a bug, not data to skip.
         throw new Error(`point ${String(p.id)} in ${this.collection} has a malformed payload: ${parsed.error.message}`);
       }
-      const { session_id, message_id, role, content } = parsed.data;
-      return { messageId: message_id, sessionId: session_id, score: p.score, role, content };
+      const { session_id, message_id, role, content, author_id } = parsed.data;
+      return { messageId: message_id, sessionId: session_id, score: p.score, role, content, authorId: author_id ?? null };
     });
   }
 
