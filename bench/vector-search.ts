@@ -16,7 +16,7 @@
  *   hash       the feature-hashing embedder over bench/corpus.ts chat messages
  *              (sparse vectors, many near-duplicates)
  *
- * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --data clustered --centres 1000]
+ * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --max 800 --data clustered --centres 1000]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -42,6 +42,8 @@ const N = Number(arg("vectors", "100000"));
 const SESSIONS = Number(arg("sessions", "200"));
 const QUERIES = Number(arg("queries", "30"));
 const DEPTH = Number(arg("depth", "400"));
+/** Ties with the last candidate reranked too, up to this many (the store's default: twice the depth). */
+const MAX = Number(arg("max", String(2 * DEPTH)));
 const DATA = arg("data", "clustered");
 /** Fewer points per centre make the true top 10 span several clusters: harder for the codes. */
 const CENTRES = Number(arg("centres", "1000"));
@@ -107,7 +109,7 @@ try {
   console.log(`filled ${N} vectors of one user over ${SESSIONS} sessions in ${fillS.toFixed(1)} s (${Math.round(N / fillS)}/s), data: ${DATA}${DATA === "clustered" ? ` (${CENTRES} centres)` : ""}; load average ${loadavg()[0]!.toFixed(1)}`);
 
   const exact = new PgVectorStore(pool, "bench", D, { exact: true });
-  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH });
+  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: MAX });
   const queries = Array.from({ length: QUERIES }, next);
   const allSessions: VectorFilter = { userId, sessionIds: sessions };
 
@@ -146,7 +148,7 @@ try {
   const otherNode = new PgVectorStore(pool, "bench", D);
   await run("all sessions, another node writing", () => allSessions, () => otherNode.upsert(points(userId, sessions, 20, next)));
 
-  console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH}; load average ${loadavg()[0]!.toFixed(1)}\n`);
+  console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH} (ties up to ${MAX}); load average ${loadavg()[0]!.toFixed(1)}\n`);
   console.log(table(["filter", "candidates", "exact p50 ms", "exact p99 ms", "prefilter p50 ms", "prefilter p99 ms", "recall@10", "p50 speed-up"], rows));
   console.log(`\nfirst search after a start (loads the user's ${N} codes): ${coldMs.toFixed(0)} ms`);
   // What sql/010 spends per row when it upgrades a populated database: the code computed in SQL.

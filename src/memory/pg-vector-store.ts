@@ -27,6 +27,8 @@ export interface PgVectorStoreOptions {
   exact?: boolean;
   /** Candidates reranked exactly per search (at least the limit). Default 400. */
   rerankDepth?: number;
+  /** Points tied in code distance with the last candidate are reranked too, up to this many in all. Default 2 × rerankDepth. */
+  rerankMax?: number;
   /** Codes kept in memory over all users; the least recently searched user goes first. Default 1,000,000. */
   cacheMaxPoints?: number;
   /** Exact search: candidate sets up to this size come back with their payloads in the first pass. Default 2,000. */
@@ -121,6 +123,7 @@ class UserEntry {
 export class PgVectorStore implements VectorStore {
   private readonly exact: boolean;
   private readonly rerankDepth: number;
+  private readonly rerankMax: number;
   private readonly inlinePayloadsMax: number;
   private readonly cache: CodeCache<UserEntry>;
 
@@ -132,6 +135,7 @@ export class PgVectorStore implements VectorStore {
   ) {
     this.exact = options.exact ?? false;
     this.rerankDepth = options.rerankDepth ?? 400;
+    this.rerankMax = options.rerankMax ?? 2 * this.rerankDepth;
     this.inlinePayloadsMax = options.inlinePayloadsMax ?? 2_000;
     this.cache = new CodeCache(options.cacheMaxPoints ?? 1_000_000);
   }
@@ -195,7 +199,8 @@ export class PgVectorStore implements VectorStore {
     if (this.exact) return this.searchExact(vector, filter, limit);
     const codes = await this.codesOf(filter.userId);
     const query = unit(vector);
-    const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
+    const depth = Math.max(this.rerankDepth, limit);
+    const candidates = codes.nearest(signCode(query), filter, depth, Math.max(this.rerankMax, depth));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
     const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; author_id: string | null }>({
