@@ -109,17 +109,18 @@ export class PgMemoryQueries {
   /**
    * Full-text search over stored messages, ranked by BM25 (k1 1.2, b 0.75).
    * The scope's message count and average length come from
-   * lexical_doc_stats (sql/009); the BM25 score is scaled by how much of the
+   * lexical_doc_stats (sql/009, sql/016); the BM25 score is scaled by how much of the
    * question's IDF weight the message covers. Related words (see
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
    *
    * Candidates and document frequencies, bounded so that a long history
    * costs about what a short one does (README, "Lexical search cost"):
-   * - The window: the user's `windowRows` latest messages in scope, as
-   *   many before the end of the period the question names, if any, and as
-   *   many of the home session's by other authors. When it holds the whole scope, every
-   *   candidate and every document frequency comes from it: exact BM25.
+   * - The window: the user's `windowRows` latest messages (those outside
+   *   the scope then dropped), as many before the end of the period the
+   *   question names, if any, and the home session's `windowRows` latest,
+   *   any author. When it holds the whole scope, every candidate and every
+   *   document frequency comes from it: exact BM25.
    * - Otherwise a term's share of the window estimates its document
    *   frequency. A term estimated rarer than `termCap` in the scope is read
    *   from the GIN index (at most termCap + 1 rows): its matches are all
