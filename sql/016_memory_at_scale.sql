@@ -7,8 +7,8 @@
 CREATE INDEX chat_messages_user_time ON chat_messages (user_id, created_at);
 
 -- 2. lexical_doc_stats upkeep moves into the batched send: the statement
---    trigger of sql/009 cost a trigger call and a second pass over the
---    inserted rows per batch. chat_insert_user_messages now counts the rows it
+--    trigger of sql/009 added a trigger call and a second pass over the
+--    inserted rows to every batch. chat_insert_user_messages now counts the rows it
 --    inserts in the same statement and sets memchat.lexical_stats = 'caller'
 --    for its duration; the trigger stands aside then and still counts every
 --    other insert (the single send, replies written apart, system messages,
