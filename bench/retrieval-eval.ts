@@ -26,7 +26,7 @@ import { freePort } from "../src/db/embedded-postgres.js";
 import { connect, ok, register } from "../test/support/client.js";
 import { startServer } from "../test/support/server-process.js";
 import { ensureFullModel } from "../test/support/test-models.js";
-import { table } from "./lib.js";
+import { benchServerEnv, table } from "./lib.js";
 import type { Category, MemoryEval } from "./make-memory-eval.js";
 
 const arg = (name: string, dflt: string) => {
@@ -120,7 +120,7 @@ const rows: Row[] = [{ embedder: "-", mode: "BM25 reference", byCategory: bm25Re
 for (const embedder of embedders) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-eval-"));
   const pgPort = await freePort();
-  const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), RATE_LIMITS_ENABLED: "false", INDEXER_POLL_MS: "100", MEMORY_MIN_SIMILARITY: "-1", ...(await envFor(embedder)) };
+  const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), RATE_LIMITS_ENABLED: "false", INDEXER_POLL_MS: "100", MEMORY_MIN_SIMILARITY: "-1", ...(await envFor(embedder)), ...benchServerEnv() };
   const server = await startServer(env, 180_000, [], undefined, ...(serverRoot ? [serverRoot] : []));
   const db = new pg.Pool({ connectionString: `postgres://postgres:${(await readFile(path.join(dataDir, "pg.password"), "utf8")).trim()}@127.0.0.1:${pgPort}/memchat`, max: 2 });
   db.on("error", () => undefined);

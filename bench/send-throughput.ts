@@ -7,7 +7,10 @@
  * refuse, so the run measures the cost of the checks themselves). "server
  * CPU µs/msg" is the server process's CPU time over the measured window per
  * accepted message (Linux): on a shared machine it moves much less than the
- * throughput does.
+ * throughput does. `--server-root <dir>` runs another checkout's server (an
+ * earlier version, in the same sitting); `--no-lexical-stats` drops the
+ * lexical_doc_stats insert trigger first (the cost of the statistics: on a
+ * checkout before sql/016, where the trigger is all the upkeep there is).
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -28,15 +31,18 @@ const DURATION = arg("duration", 5000);
 const WARMUP = arg("warmup", 1000);
 const LEVELS = process.argv.includes("--clients") ? [arg("clients", 100)] : [1, 10, 100];
 const RATE_LIMITS = process.argv.includes("--rate-limits");
+const NO_LEXICAL_STATS = process.argv.includes("--no-lexical-stats");
+const serverRoot = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1]! : undefined;
 const POOL = 20; // the server's default DB_POOL_SIZE; the baseline gets the same
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-"));
 const pgPort = await freePort();
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: String(RATE_LIMITS), RATE_MESSAGE_BURST: "1e9", RATE_MESSAGE_PER_SEC: "1e9", RATE_CONNECT_BURST: "1e9", RATE_LOGIN_BURST: "1e9" });
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), DB_POOL_SIZE: String(POOL), EMBEDDER: "hash", RATE_LIMITS_ENABLED: String(RATE_LIMITS), RATE_MESSAGE_BURST: "1e9", RATE_MESSAGE_PER_SEC: "1e9", RATE_CONNECT_BURST: "1e9", RATE_LOGIN_BURST: "1e9" }, 60_000, [], undefined, ...(serverRoot ? [serverRoot] : []));
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: POOL });
 // The embedded PostgreSQL stops at the end while this pool may still hold sockets.
 raw.on("error", () => undefined);
+if (NO_LEXICAL_STATS) await raw.query("DROP TRIGGER IF EXISTS chat_messages_lexical_stats_ins ON chat_messages");
 
 /** The server process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
 function serverCpuMs(): number {
@@ -90,7 +96,8 @@ try {
   await rm(dataDir, { recursive: true, force: true });
 }
 
-console.log(`\nmessage:send on the embedded profile vs raw INSERT (${DURATION} ms per run, pool ${POOL}, ${process.platform} ${(await import("node:os")).cpus().length} cores)\n`);
+const os = await import("node:os");
+console.log(`\nmessage:send on the embedded profile vs raw INSERT (${DURATION} ms per run, pool ${POOL}, ${process.platform} ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)})${serverRoot ? ` server: ${serverRoot}` : ""}${NO_LEXICAL_STATS ? ", no lexical stats trigger" : ""}\n`);
 console.log(
   table(
     ["clients", "server msg/s", "ack p50 ms", "ack p99 ms", "errors", "server CPU µs/msg", "raw INSERT/s", "raw p50 ms", "raw p99 ms", "server/raw"],

@@ -16,7 +16,7 @@
  *   hash       the feature-hashing embedder over bench/corpus.ts chat messages
  *              (sparse vectors, many near-duplicates)
  *
- * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --data clustered --centres 1000]
+ * Usage: npm run bench:vectors [-- --vectors 100000 --sessions 200 --queries 30 --depth 400 --max 800 --data clustered --centres 1000]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -42,6 +42,10 @@ const N = Number(arg("vectors", "100000"));
 const SESSIONS = Number(arg("sessions", "200"));
 const QUERIES = Number(arg("queries", "30"));
 const DEPTH = Number(arg("depth", "400"));
+/** Ties with the last candidate reranked too, up to this many (the store's default: twice the depth). */
+const MAX = Number(arg("max", String(2 * DEPTH)));
+/** Also measure a second prefilter store with this tie limit, on the same queries (e.g. --compare-max 400: no ties beyond the depth). */
+const COMPARE_MAX = arg("compare-max", "");
 const DATA = arg("data", "clustered");
 /** Fewer points per centre make the true top 10 span several clusters: harder for the codes. */
 const CENTRES = Number(arg("centres", "1000"));
@@ -107,7 +111,8 @@ try {
   console.log(`filled ${N} vectors of one user over ${SESSIONS} sessions in ${fillS.toFixed(1)} s (${Math.round(N / fillS)}/s), data: ${DATA}${DATA === "clustered" ? ` (${CENTRES} centres)` : ""}; load average ${loadavg()[0]!.toFixed(1)}`);
 
   const exact = new PgVectorStore(pool, "bench", D, { exact: true });
-  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH });
+  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: MAX });
+  const compared = COMPARE_MAX ? new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: Number(COMPARE_MAX) }) : undefined;
   const queries = Array.from({ length: QUERIES }, next);
   const allSessions: VectorFilter = { userId, sessionIds: sessions };
 
@@ -115,12 +120,15 @@ try {
   t0 = performance.now();
   await indexed.search(queries[0]!, allSessions, 10);
   const coldMs = ms(t0);
+  await compared?.search(queries[0]!, allSessions, 10);
 
   const rows: (string | number)[][] = [];
   const run = async (label: string, filter: (q: number) => VectorFilter, during?: () => Promise<void>) => {
     const te: number[] = [];
     const ti: number[] = [];
+    const tc: number[] = [];
     let r = 0;
+    let rc = 0;
     for (let q = 0; q < QUERIES; q++) {
       if (during) await during();
       const f = filter(q);
@@ -131,7 +139,14 @@ try {
       const got = await indexed.search(queries[q]!, f, 10);
       ti.push(ms(t0));
       r += recall(truth, got);
+      if (compared) {
+        t0 = performance.now();
+        const other = await compared.search(queries[q]!, f, 10);
+        tc.push(ms(t0));
+        rc += recall(truth, other);
+      }
     }
+    tc.sort((a, b) => a - b);
     te.sort((a, b) => a - b);
     ti.sort((a, b) => a - b);
     const { rows: c } = await pool.query("SELECT count(*)::int AS n FROM message_vectors WHERE collection = 'bench' AND user_id = $1 AND session_id = ANY($2::uuid[])", [
@@ -139,6 +154,7 @@ try {
       filter(0).sessionIds,
     ]);
     rows.push([label, c[0].n, percentile(te, 50), percentile(te, 99), percentile(ti, 50), percentile(ti, 99), r / QUERIES, `${(percentile(te, 50) / percentile(ti, 50)).toFixed(0)}x`]);
+    if (compared) rows.push([`${label} (ties up to ${COMPARE_MAX})`, c[0].n, percentile(te, 50), percentile(te, 99), percentile(tc, 50), percentile(tc, 99), rc / QUERIES, `${(percentile(te, 50) / percentile(tc, 50)).toFixed(0)}x`]);
   };
   await run("all sessions", () => allSessions);
   await run("one session of many", (q) => ({ userId, sessionIds: [sessions[q % SESSIONS]!] }));
@@ -146,7 +162,7 @@ try {
   const otherNode = new PgVectorStore(pool, "bench", D);
   await run("all sessions, another node writing", () => allSessions, () => otherNode.upsert(points(userId, sessions, 20, next)));
 
-  console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH}; load average ${loadavg()[0]!.toFixed(1)}\n`);
+  console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH} (ties up to ${MAX}); load average ${loadavg()[0]!.toFixed(1)}\n`);
   console.log(table(["filter", "candidates", "exact p50 ms", "exact p99 ms", "prefilter p50 ms", "prefilter p99 ms", "recall@10", "p50 speed-up"], rows));
   console.log(`\nfirst search after a start (loads the user's ${N} codes): ${coldMs.toFixed(0)} ms`);
   // What sql/010 spends per row when it upgrades a populated database: the code computed in SQL.

@@ -120,6 +120,10 @@ const envSchema = z.object({
   RETRIEVAL_MODE: z.enum(["hybrid", "vector", "lexical"]).default("hybrid"),
   /** memory:search drops vector hits below this cosine similarity (the assistant uses its named configuration). */
   MEMORY_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
+  /** Lexical search reads the user's latest this many messages whole; a history that fits is searched exactly. */
+  MEMORY_LEXICAL_WINDOW: int(1, 1_000_000).default(2000),
+  /** A query term in fewer of the user's messages than this is read from the full-text index; a commoner one only from the window. */
+  MEMORY_LEXICAL_TERM_CAP: int(1, 1_000_000).default(500),
 
   INDEXER_ENABLED: bool.default("true"),
   INDEXER_BATCH_SIZE: int(1, 1024).default(64),
@@ -285,7 +289,7 @@ export interface Config {
   };
   reembed: { batchSize: number; intervalMs: number; keepVersions: number; refreshMs: number };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
-  retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number };
+  retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number; lexicalWindow: number; lexicalTermCap: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
   extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number };
   llm: {
@@ -384,7 +388,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshMs: e.EMBEDDING_VERSION_REFRESH_MS,
     },
     qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collectionPrefix: e.QDRANT_COLLECTION_PREFIX },
-    retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY },
+    retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY, lexicalWindow: e.MEMORY_LEXICAL_WINDOW, lexicalTermCap: e.MEMORY_LEXICAL_TERM_CAP },
     indexer: {
       enabled: e.INDEXER_ENABLED,
       batchSize: e.INDEXER_BATCH_SIZE,

@@ -10,7 +10,7 @@
  * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
 import type { RagConfig } from "../db/pg-assistant-store.js";
-import { formatContextSection } from "../llm/offline-responder.js";
+import { FORMER_MEMBER, formatContextSection } from "../llm/offline-responder.js";
 import { countTokens } from "../llm/tokens.js";
 import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
 import type { LlmMessage } from "../llm/types.js";
@@ -107,7 +107,7 @@ export class ContextBuilder {
     const authors = new Set<string>([input.userId]);
     for (const m of window) if (m.userId) authors.add(m.userId);
     for (const h of found.hits) if (h.authorId) authors.add(h.authorId);
-    const names = new Map(await Promise.all([...authors].map(async (id) => [id, (await this.usernameOf(id)) || "a former member"] as const)));
+    const names = new Map(await Promise.all([...authors].map(async (id) => [id, (await this.usernameOf(id)) || FORMER_MEMBER] as const)));
     return { window, hits: found.hits, passages, userId: input.userId, names };
   }
 
@@ -159,7 +159,8 @@ export class ContextBuilder {
         content: h.content,
         messageId: h.messageId,
         score: h.score,
-        ...(h.role === "user" && nameOf(h.authorId) ? { author: nameOf(h.authorId) } : {}),
+        // Every quoted user message is attributed, whichever leg found it.
+        ...(h.role === "user" ? { author: nameOf(h.authorId) || FORMER_MEMBER } : {}),
       })),
     );
     const system = [
@@ -170,7 +171,7 @@ export class ContextBuilder {
     ].join("\n\n");
     const messages: LlmMessage[] = [
       { role: "system", content: system },
-      ...keptWindow.map((m) => ({ role: m.role, content: foreign(m) ? quoteMessage(nameOf(m.userId) || "a former member", m.content) : m.content })),
+      ...keptWindow.map((m) => ({ role: m.role, content: foreign(m) ? quoteMessage(nameOf(m.userId) || FORMER_MEMBER, m.content) : m.content })),
       { role: "user", content: question.content },
     ];
     return {

@@ -30,6 +30,9 @@ const AUDIENCE_CAN_READ = (sessionExpr: string, param: string) => `(${param}::uu
              WHERE aud.session_id = ${param}::uuid
                AND NOT EXISTS (SELECT 1 FROM chat_session_members mm WHERE mm.session_id = ${sessionExpr} AND mm.user_id = aud.user_id)))`;
 
+/** A lexeme as a one-term tsquery: lexemes are normalised already, so quoted they enter it as they are. */
+const QUOTED = (lexeme: string) => `('''' || replace(replace(${lexeme}, '\\', '\\\\'), '''', '''''') || '''')::tsquery`;
+
 /** Weight of a related word (query-terms.ts) against a word of the question itself. */
 const RELATED_WEIGHT = 0.4;
 /**
@@ -56,8 +59,21 @@ export interface LexicalSearch {
   window?: { from: Date; to: Date } | null;
 }
 
+/** How the lexical search bounds its work on a long history (see `search`). */
+export interface LexicalPlan {
+  /** The user's latest messages (and the home session's) read whole; a scope that fits is searched exactly. */
+  windowRows: number;
+  /** A term estimated in fewer scope messages than this is read from the GIN index; a commoner one only from the window. */
+  termCap: number;
+}
+
+export const DEFAULT_LEXICAL_PLAN: LexicalPlan = { windowRows: 2000, termCap: 500 };
+
 export class PgMemoryQueries {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly plan: LexicalPlan = DEFAULT_LEXICAL_PLAN,
+  ) {}
 
   /**
    * The sessions `userId` is a member of (narrowed to one when given), with
@@ -77,14 +93,41 @@ export class PgMemoryQueries {
   }
 
   /**
+   * The authors (chat_messages.user_id) of the given messages, for vector
+   * hits whose store holds none: a point written before authors were stored.
+   */
+  async authorsOf(messageIds: readonly number[]): Promise<Map<number, string | null>> {
+    if (messageIds.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ id: number; user_id: string | null }>({
+      name: "memory_authors_of",
+      text: "SELECT id, user_id FROM chat_messages WHERE id = ANY($1::bigint[])",
+      values: [messageIds],
+    });
+    return new Map(rows.map((r) => [r.id, r.user_id]));
+  }
+
+  /**
    * Full-text search over stored messages, ranked by BM25 (k1 1.2, b 0.75).
-   * Candidates are the messages in scope holding any query term (GIN index);
-   * each term's document frequency is counted over those candidates, which
-   * makes it exact for the scope, and the scope's message count and average
-   * length come from lexical_doc_stats (sql/009). The BM25 score is scaled
-   * by how much of the question's IDF weight the message covers. Related words (see
+   * The scope's message count and average length come from
+   * lexical_doc_stats (sql/009, sql/016); the BM25 score is scaled by how much of the
+   * question's IDF weight the message covers. Related words (see
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
+   *
+   * Candidates and document frequencies, bounded so that a long history
+   * costs about what a short one does (README, "Lexical search cost"):
+   * - The window: the user's `windowRows` latest messages (those outside
+   *   the scope then dropped), as many before the end of the period the
+   *   question names, if any, and the home session's `windowRows` latest,
+   *   any author. When it holds the whole scope, every candidate and every
+   *   document frequency comes from it: exact BM25.
+   * - Otherwise a term's share of the window estimates its document
+   *   frequency. A term estimated rarer than `termCap` in the scope is read
+   *   from the GIN index (at most termCap + 1 rows): its matches are all
+   *   candidates and its frequency is exact. A common term is never read
+   *   from the index, whose posting list for it may be huge: its candidates
+   *   are the window's messages holding it, its frequency the estimate (IDF
+   *   moves little at that share).
    *
    * Scope (the memory scoping rule): sessions the user is a member of (and,
    * with an audience, that all of it may read); in `homeSessionId` any
@@ -92,7 +135,8 @@ export class PgMemoryQueries {
    */
   async search(s: LexicalSearch): Promise<LexicalHit[]> {
     if (s.sessionIds?.length === 0 || s.limit <= 0) return [];
-    // Not a named statement: a generic plan cannot see the query's words, and runs several times slower.
+    const cols = "m.id, m.session_id, m.role, m.content, m.created_at, m.content_tsv, m.user_id";
+    // Not a named statement: a generic plan cannot see the query's words or whether there is a home session.
     const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date; user_id: string | null }>({
       text: `WITH terms AS (
          SELECT lexeme, max(w) AS w
@@ -100,37 +144,101 @@ export class PgMemoryQueries {
                  UNION ALL
                  SELECT t.lexeme, $8::float8 FROM unnest(to_tsvector('english', $7)) t) x
           GROUP BY lexeme
-       ), q AS (
-         -- Lexemes are normalised already: quoted, they enter the tsquery as they are.
-         SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS query FROM terms
        ), readable AS (
          SELECT mem.session_id FROM chat_session_members mem
           WHERE mem.user_id = $1 AND ($2::uuid[] IS NULL OR mem.session_id = ANY($2::uuid[]))
             AND ${AUDIENCE_CAN_READ("mem.session_id", "$6")}
-       ), cand AS MATERIALIZED (
-         SELECT m.id, m.session_id, m.role, m.content, m.created_at, m.content_tsv, m.user_id
-           FROM chat_messages m, q
-          WHERE q.query IS NOT NULL
-            AND m.content_tsv @@ q.query
-            AND m.status <> 'streaming'
-            -- The readable sessions are worked out once (a hashed subplan), not per matching row.
-            AND m.session_id IN (SELECT session_id FROM readable)
-            AND (m.session_id = $9::uuid OR m.user_id = $1)
+       ), scope AS (
+         -- As one array, checked per row by value: as a join, the planner would
+         -- read the GIN index once per session, and the window row by row against a list.
+         SELECT coalesce(array_agg(session_id), '{}') AS ids FROM readable
        ), stats AS (
          SELECT greatest(coalesce(sum(st.docs), 0), 1)::float8 AS n,
                 greatest(coalesce(sum(st.len), 0)::float8 / greatest(coalesce(sum(st.docs), 0), 1), 1) AS avgdl
            FROM lexical_doc_stats st
           WHERE st.session_id IN (SELECT session_id FROM readable)
             AND (st.session_id = $9::uuid OR st.author_id = $1)
-       ), tf AS (
-         SELECT c.id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf, length(c.content_tsv) AS dl
-           FROM cand c CROSS JOIN LATERAL unnest(c.content_tsv) u
+       ), win_user AS MATERIALIZED (
+         -- The user's latest rows by the (user_id, created_at) index, whatever their session: a
+         -- scope filter inside this scan could walk the whole history to fill the window.
+         SELECT ${cols}, m.status FROM chat_messages m
+          WHERE m.user_id = $1
+          ORDER BY m.created_at DESC LIMIT $12
+       ), win_period AS MATERIALIZED (
+         -- A question naming a period also reads the latest rows before its end.
+         SELECT ${cols}, m.status FROM chat_messages m
+          WHERE $11::timestamptz IS NOT NULL AND m.user_id = $1
+            AND m.created_at < least($11::timestamptz, (SELECT min(created_at) FROM win_user))
+          ORDER BY m.created_at DESC LIMIT $12
+       ), win_home AS MATERIALIZED (
+         -- The home session, any author (its own index, by seq).
+         SELECT ${cols} FROM chat_messages m
+          WHERE m.session_id = $9::uuid AND m.status <> 'streaming'
+            AND $9::uuid = ANY((SELECT ids FROM scope)::uuid[])
+          ORDER BY m.seq DESC LIMIT $12
+       ), win AS (
+         SELECT w.id, w.session_id, w.role, w.content, w.created_at, w.content_tsv, w.user_id
+           FROM (SELECT * FROM win_user UNION ALL SELECT * FROM win_period) w
+          WHERE w.status <> 'streaming' AND w.session_id IS DISTINCT FROM $9::uuid
+            AND w.session_id = ANY((SELECT ids FROM scope)::uuid[])
+         UNION ALL
+         SELECT * FROM win_home
+       ), cover AS (
+         -- whole: the window holds every message in scope.
+         SELECT greatest(count(*), 1)::float8 AS n,
+                (SELECT count(*) FROM win_user) < $12 AND (SELECT count(*) FROM win_home) < $12 AS whole
+           FROM win
+       ), q AS (
+         SELECT string_agg(${QUOTED("lexeme")}::text, ' | ')::tsquery AS query FROM terms
+       ), win_hit AS MATERIALIZED (
+         -- One @@ per window row; only the rows that match are taken apart.
+         SELECT w.* FROM win w, q WHERE w.content_tsv @@ q.query
+       ), win_tf AS MATERIALIZED (
+         SELECT w.id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf, length(w.content_tsv) AS dl
+           FROM win_hit w CROSS JOIN LATERAL unnest(w.content_tsv) u
           WHERE u.lexeme IN (SELECT lexeme FROM terms)
+       ), est AS MATERIALIZED (
+         SELECT t.lexeme, t.w, cv.whole, coalesce(d.c, 0) AS c,
+                CASE WHEN cv.whole THEN coalesce(d.c, 0) ELSE s.n * coalesce(d.c, 0) / cv.n END AS est_df
+           FROM terms t
+           LEFT JOIN (SELECT lexeme, count(*)::float8 AS c FROM win_tf GROUP BY lexeme) d USING (lexeme)
+          CROSS JOIN cover cv CROSS JOIN stats s
+       ), gin AS MATERIALIZED (
+         SELECT e.lexeme, g.id
+           FROM est e CROSS JOIN LATERAL (
+                SELECT m.id
+                  -- OFFSET 0 keeps the scope out of the index scan: the GIN
+                  -- posting list of a rare term is short, the scope's rows are not.
+                  FROM (SELECT x.id, x.session_id, x.user_id, x.status FROM chat_messages x
+                         WHERE x.content_tsv @@ ${QUOTED("e.lexeme")} OFFSET 0) m
+                 WHERE m.status <> 'streaming'
+                   AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
+                   AND (m.session_id = $9::uuid OR m.user_id = $1)
+                 LIMIT $13 + 1) g
+          WHERE NOT e.whole AND e.est_df < $13
+       ), gin_n AS (
+         SELECT lexeme, count(*)::float8 AS c FROM gin GROUP BY lexeme
        ), df AS (
-         SELECT lexeme, count(*)::float8 AS df FROM tf GROUP BY lexeme
+         SELECT e.lexeme, e.w,
+                CASE WHEN e.whole THEN e.c
+                     WHEN e.est_df >= $13 OR g.c > $13 THEN greatest(e.est_df, $13 + 1)
+                     ELSE coalesce(g.c, 0) END AS df
+           FROM est e LEFT JOIN gin_n g USING (lexeme)
+       ), gin_rows AS MATERIALIZED (
+         SELECT ${cols} FROM chat_messages m
+          WHERE m.id IN (SELECT g.id FROM gin g JOIN gin_n n USING (lexeme) WHERE n.c <= $13)
+            AND m.id NOT IN (SELECT id FROM win)
+       ), cand AS (
+         SELECT * FROM win_hit UNION ALL SELECT * FROM gin_rows
+       ), tf AS (
+         SELECT * FROM win_tf
+         UNION ALL
+         SELECT c.id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf, length(c.content_tsv) AS dl
+           FROM gin_rows c CROSS JOIN LATERAL unnest(c.content_tsv) u
+          WHERE u.lexeme IN (SELECT lexeme FROM terms)
        ), idf AS (
-         SELECT df.lexeme, terms.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi
-           FROM df JOIN terms USING (lexeme) CROSS JOIN stats s
+         SELECT df.lexeme, df.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi
+           FROM df CROSS JOIN stats s WHERE df.df > 0
        ), scored AS (
          SELECT tf.id,
                 sum(idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl))) AS bm25,
@@ -147,6 +255,7 @@ export class PgMemoryQueries {
       values: [
         s.userId, s.sessionIds, s.query, s.limit, s.excludeIds ?? [], s.audienceSessionId ?? null,
         s.related ?? "", RELATED_WEIGHT, s.homeSessionId ?? null, s.window?.from ?? null, s.window?.to ?? null,
+        this.plan.windowRows, this.plan.termCap,
       ],
     });
     return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at, authorId: r.user_id }));

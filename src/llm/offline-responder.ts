@@ -38,6 +38,9 @@ export const EMPTY_CONTEXT_LINE = "(none)";
 export const OFFLINE_NOTICE =
   "[Offline responder: no language model is configured, so this reply only quotes earlier messages.]";
 
+/** The author named for a message whose author's account is gone (no username can take it: it has spaces). */
+export const FORMER_MEMBER = "a former member";
+
 export interface ContextEntry {
   role: "user" | "assistant" | "system";
   content: string;
@@ -56,7 +59,7 @@ export function formatContextSection(entries: readonly ContextEntry[]): string {
   if (entries.length === 0) lines.push(EMPTY_CONTEXT_LINE);
   for (const e of entries) {
     const meta: string[] = [e.messageId !== undefined ? `#${e.messageId} ${e.role}` : e.role];
-    if (e.author !== undefined && /^[\w.-]+$/.test(e.author)) meta.push(`from ${e.author}`);
+    if (e.author !== undefined && (e.author === FORMER_MEMBER || /^[\w.-]+$/.test(e.author))) meta.push(`from ${e.author}`);
     if (e.createdAt !== undefined) meta.push(e.createdAt.replaceAll("]", ")"));
     if (e.score !== undefined && Number.isFinite(e.score)) meta.push(`score ${roundScore(e.score)}`);
     const [first = "", ...rest] = e.content.replace(/\r\n?/g, "\n").split("\n");
@@ -108,7 +111,7 @@ function parseEntry(meta: string, firstLine: string): ContextEntry | undefined {
   if (h[1] !== undefined) entry.messageId = Number(h[1]);
   for (const part of rest) {
     const s = /^score (-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(part.trim());
-    const from = /^from ([\w.-]+)$/.exec(part.trim());
+    const from = /^from ([\w.-]+|a former member)$/.exec(part.trim());
     if (s) entry.score = Number(s[1]);
     else if (from) entry.author = from[1];
     else if (!Number.isNaN(Date.parse(part))) entry.createdAt = part.trim();

@@ -56,7 +56,7 @@ export interface MemoryRuntime {
 export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: string, log: Logger, metrics: IndexerMetrics): Promise<MemoryRuntime> {
   const mlog = log.child({ component: "memory" });
   const queue = new PgIndexQueue(pool);
-  const queries = new PgMemoryQueries(pool);
+  const queries = new PgMemoryQueries(pool, { windowRows: config.retrieval.lexicalWindow, termCap: config.retrieval.lexicalTermCap });
   const passageQueue = new PgPassageIndexQueue(pool);
   const passageQueries = new PgPassageQueries(pool);
 

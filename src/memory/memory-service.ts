@@ -106,7 +106,20 @@ export class MemoryService {
   async search(q: MemoryQuery): Promise<{ hits: SearchHit[]; mode: RetrievalMode; degraded: boolean }> {
     const r = await this.searchUnmarked(q);
     const archived = new Set(r.scopes.filter((s) => s.archived).map((s) => s.sessionId));
-    return { hits: r.hits.map((h) => ({ ...h, archived: archived.has(h.sessionId) })), mode: r.mode, degraded: r.degraded };
+    const hits = await this.withAuthors(r.hits);
+    return { hits: hits.map((h) => ({ ...h, archived: archived.has(h.sessionId) })), mode: r.mode, degraded: r.degraded };
+  }
+
+  /**
+   * Every hit names its author, so a prompt can attribute what it quotes. A
+   * vector store without one for a point (written before authors were
+   * stored) is answered from the message row; a deleted author stays null.
+   */
+  private async withAuthors(hits: MemoryHit[]): Promise<MemoryHit[]> {
+    const unknown = hits.filter((h) => h.source !== "lexical" && (h.authorId ?? null) === null).map((h) => h.messageId);
+    if (unknown.length === 0) return hits;
+    const authors = await this.d.queries.authorsOf(unknown);
+    return hits.map((h) => (authors.has(h.messageId) ? { ...h, authorId: authors.get(h.messageId)! } : h));
   }
 
   private async searchUnmarked(q: MemoryQuery): Promise<{ hits: MemoryHit[]; mode: RetrievalMode; degraded: boolean; scopes: SessionScope[] }> {

@@ -27,6 +27,8 @@ export interface PgVectorStoreOptions {
   exact?: boolean;
   /** Candidates reranked exactly per search (at least the limit). Default 400. */
   rerankDepth?: number;
+  /** Points tied in code distance with the last candidate are reranked too, up to this many in all. Default 2 × rerankDepth. */
+  rerankMax?: number;
   /** Codes kept in memory over all users; the least recently searched user goes first. Default 1,000,000. */
   cacheMaxPoints?: number;
   /** Exact search: candidate sets up to this size come back with their payloads in the first pass. Default 2,000. */
@@ -142,6 +144,7 @@ class UserEntry {
 export class PgVectorStore implements VectorStore {
   private readonly exact: boolean;
   private readonly rerankDepth: number;
+  private readonly rerankMax: number;
   private readonly inlinePayloadsMax: number;
   private readonly cache: CodeCache<UserEntry>;
 
@@ -153,6 +156,7 @@ export class PgVectorStore implements VectorStore {
   ) {
     this.exact = options.exact ?? false;
     this.rerankDepth = options.rerankDepth ?? 400;
+    this.rerankMax = options.rerankMax ?? 2 * this.rerankDepth;
     this.inlinePayloadsMax = options.inlinePayloadsMax ?? 2_000;
     this.cache = new CodeCache(options.cacheMaxPoints ?? 1_000_000);
   }
@@ -235,7 +239,7 @@ export class PgVectorStore implements VectorStore {
   async search(vector: Float32Array, filter: VectorFilter, limit: number): Promise<VectorHit[]> {
     // Passages share the collection: a message search names the message roles.
     const hits = await this.searchRoles(vector, { ...filter, roles: filter.roles ?? MESSAGE_ROLES }, limit);
-    return hits.map((h) => ({ messageId: h.messageId, sessionId: h.sessionId, score: h.score, role: h.role, content: h.content }));
+    return hits.map((h) => ({ messageId: h.messageId, sessionId: h.sessionId, score: h.score, role: h.role, content: h.content, authorId: h.authorId }));
   }
 
   async searchPassages(vector: Float32Array, filter: PassageFilter, limit: number): Promise<PassageVectorHit[]> {
@@ -270,12 +274,13 @@ export class PgVectorStore implements VectorStore {
     if (this.exact) return this.searchExact(vector, filter, limit);
     const codes = await this.codesOf(filter.userId);
     const query = unit(vector);
-    const candidates = codes.nearest(signCode(query), filter, Math.max(this.rerankDepth, limit));
+    const depth = Math.max(this.rerankDepth, limit);
+    const candidates = codes.nearest(signCode(query), filter, depth, Math.max(this.rerankMax, depth));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({
       name: "vector_rerank",
-      text: `SELECT point_id, embedding, message_id, session_id, role, content, passage_id, attachment_id
+      text: `SELECT point_id, embedding, message_id, session_id, role, content, passage_id, attachment_id, author_id
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}
           AND point_id = ANY($5::uuid[])`,
@@ -286,7 +291,7 @@ export class PgVectorStore implements VectorStore {
       const score = dot(query, toFloat32(r.embedding));
       if (top.length < limit || score >= top[top.length - 1]!.score) insertSorted(top, { row: r, score }, limit);
     }
-    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
+    return top.map((t) => ({ messageId: t.row.message_id, sessionId: t.row.session_id, role: t.row.role, content: t.row.content, authorId: t.row.author_id, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
   }
 
   /** The user's codes, caught up with PostgreSQL. */
@@ -324,11 +329,11 @@ export class PgVectorStore implements VectorStore {
   private async searchExact(vector: Float32Array, filter: RoleFilter, limit: number): Promise<RoleHit[]> {
     // Pass 1 reads ids and vectors, and the payloads too while the candidates are few (one round
     // trip for a typical history); past inlinePayloadsMax, pass 2 fetches only the winners' payloads.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null; passage_id: number | null; attachment_id: string | null }>({
+    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number | null; session_id: string; role: MessageRole; content: string | null; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({
       name: "vector_search",
       text: `SELECT point_id, embedding,
               CASE WHEN count(*) OVER () <= $5 THEN message_id END AS message_id,
-              session_id, role, passage_id, attachment_id,
+              session_id, role, passage_id, attachment_id, author_id,
               CASE WHEN count(*) OVER () <= $5 THEN content END AS content
          FROM message_vectors
         WHERE ${CANDIDATE_FILTER}`,
@@ -342,7 +347,7 @@ export class PgVectorStore implements VectorStore {
     }
     if (top.length === 0) return [];
     if (top.every((t) => t.row.content !== null)) {
-      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
+      return top.map((t) => ({ messageId: t.row.message_id!, sessionId: t.row.session_id, role: t.row.role, content: t.row.content!, authorId: t.row.author_id, score: t.score, passageId: t.row.passage_id, attachmentId: t.row.attachment_id }));
     }
     const ids = top.map((t) => t.row.point_id);
     const { rows: payloads } = await this.pool.query<{ point_id: string; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null }>({
@@ -353,7 +358,7 @@ export class PgVectorStore implements VectorStore {
     const byId = new Map(payloads.map((p) => [p.point_id, p]));
     return top.flatMap((t, i) => {
       const p = byId.get(ids[i]!);
-      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, score: t.score, passageId: p.passage_id, attachmentId: p.attachment_id }] : [];
+      return p ? [{ messageId: p.message_id, sessionId: p.session_id, role: p.role, content: p.content, authorId: t.row.author_id, score: t.score, passageId: p.passage_id, attachmentId: p.attachment_id }] : [];
     });
   }
 

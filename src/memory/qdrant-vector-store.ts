@@ -75,7 +75,7 @@ const PAYLOAD_INDEXES: ReadonlyArray<{ field: string; schema: Schemas["PayloadFi
   { field: "attachment_id", schema: "keyword" },
 ];
 
-const HIT_PAYLOAD_FIELDS = ["session_id", "message_id", "role", "content"];
+const HIT_PAYLOAD_FIELDS = ["session_id", "message_id", "role", "content", "author_id"];
 
 const PASSAGE_HIT_FIELDS = ["session_id", "passage_id", "attachment_id"];
 
@@ -90,6 +90,8 @@ const hitPayloadSchema = z.object({
   message_id: z.union([z.number().int(), z.bigint()]).transform((v) => Number(v)),
   role: z.enum(["user", "assistant", "system"]),
   content: z.string(),
+  // Absent for a point without an author (gone, or written before authors were stored).
+  author_id: z.string().optional(),
 });
 
 /** Statuses that mean "the service (or a proxy in front of it) cannot answer now". */
@@ -189,8 +191,8 @@ export class QdrantVectorStore implements VectorStore {
         // Only this store writes the collection, so a malformed payload is a bug, not data to skip.
         throw new Error(`point ${String(p.id)} in ${this.collection} has a malformed payload: ${parsed.error.message}`);
       }
-      const { session_id, message_id, role, content } = parsed.data;
-      return { messageId: message_id, sessionId: session_id, score: p.score, role, content };
+      const { session_id, message_id, role, content, author_id } = parsed.data;
+      return { messageId: message_id, sessionId: session_id, score: p.score, role, content, authorId: author_id ?? null };
     });
   }
 

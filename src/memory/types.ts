@@ -76,6 +76,12 @@ export interface VectorHit {
   score: number;
   role: MessageRole;
   content: string;
+  /**
+   * The point's author (VectorPayload.authorId), so a quoted memory can be
+   * attributed. Null when none is stored: the author is gone, or the point
+   * predates authors (a Qdrant point written before migration 009).
+   */
+  authorId: string | null;
 }
 
 /** What the store keeps beside a passage's vector (role "passage"). */

@@ -108,10 +108,13 @@ export class UserCodes {
   }
 
   /**
-   * Ids (canonical uuid text) of up to `count` points that pass the filter,
-   * nearest to `query` by Hamming distance; all of them when fewer pass.
+   * Ids (canonical uuid text) of the `count` points that pass the filter
+   * nearest to `query` by Hamming distance (all of them when fewer pass),
+   * and of the points tied with the last of them, up to `max` in all: a
+   * whole distance is taken rather than an arbitrary part of it, since
+   * codes that tie say nothing about which vector is nearer.
    */
-  nearest(query: Buffer, filter: CodeFilter, count: number): string[] {
+  nearest(query: Buffer, filter: CodeFilter, count: number, max = count): string[] {
     if (query.length !== this.bytes) throw new Error(`query code has ${query.length} bytes, expected ${this.bytes}`);
     const allowed = new Uint8Array(this.sessions.length);
     for (const s of filter.sessionIds) {
@@ -175,7 +178,8 @@ export class UserCodes {
       if (d < cut) out.push(this.ids[slot]!);
       else if (d === cut) atCut.push(slot);
     }
-    for (let i = 0; i < atCut.length && out.length < count; i++) out.push(this.ids[atCut[i]!]!);
+    const upTo = Math.max(count, max);
+    for (let i = 0; i < atCut.length && out.length < upTo; i++) out.push(this.ids[atCut[i]!]!);
     return out.map(uuidText);
   }
 

@@ -113,6 +113,7 @@ export function vectorStoreContract(name: string, factory: VectorStoreFactory): 
         score: expect.closeTo(Math.cos(rad(10)), 4),
         role: "assistant",
         content: "at 0 degrees",
+        authorId: userId,
       });
     });
 
@@ -152,6 +153,7 @@ export function vectorStoreContract(name: string, factory: VectorStoreFactory): 
         score: expect.closeTo(0.5, 4),
         role: "assistant",
         content: "edited",
+        authorId: userId,
       });
     });
 
@@ -219,6 +221,8 @@ export function vectorStoreContract(name: string, factory: VectorStoreFactory): 
       const fromShared = { authorId: bob, anyAuthorSessionIds: [shared] };
       const all = await store.search(atAngle(0), { userId: alice, sessionIds: [shared], authorScope: fromShared }, 10);
       expect(ids(all)).toEqual([injected, orphan, bobInShared, replyToBob].map((p) => p.payload.messageId));
+      // Every hit names its author, so a prompt can attribute it; a point without one says so.
+      expect(all.map((h) => h.authorId)).toEqual([alice, null, bob, bob]);
 
       // No home session at all (a search across sessions): the author's own text only.
       const noHome = await store.search(atAngle(0), { userId: alice, sessionIds: [shared], authorScope: { authorId: bob, anyAuthorSessionIds: [] } }, 10);

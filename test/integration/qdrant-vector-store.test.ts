@@ -216,7 +216,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
         ],
       },
       limit: 4,
-      with_payload: ["session_id", "message_id", "role", "content"],
+      with_payload: ["session_id", "message_id", "role", "content", "author_id"],
       with_vector: false,
     });
     await expect(store.search(unit(DIMS, 0), { userId: "", sessionIds: [s1] }, 4)).rejects.toBeInstanceOf(VectorStoreRequestError);
@@ -253,7 +253,7 @@ describe("QdrantVectorStore against the Qdrant double", () => {
 
     await double.setDown(false);
     const hits = await store.search(unit(DIMS, 5), filter, 5);
-    expect(hits).toEqual([{ messageId: 42, sessionId, score: expect.closeTo(1, 6), role: "user", content: "content of 42" }]);
+    expect(hits).toEqual([{ messageId: 42, sessionId, score: expect.closeTo(1, 6), role: "user", content: "content of 42", authorId: null }]);
     await store.upsert([messagePoint(43, { userId, sessionId })]);
     expect(await store.search(unit(DIMS, 5), filter, 5)).toHaveLength(2);
   });

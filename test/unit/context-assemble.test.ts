@@ -81,4 +81,19 @@ describe("ContextBuilder.assemble (reads gathered before the question's row exis
     // the offline responder reads quotes back as their text
     expect(composeOfflineReply(built.messages)).not.toContain("<quoted");
   });
+
+  it("attributes every quoted user memory, whichever leg found it; a deleted author is a former member", () => {
+    const question = msg(10, 5, "what did we decide?");
+    const hits = [
+      { ...hit(3, "from the vector leg"), source: "vector" as const, authorId: "m" },
+      { ...hit(4, "author deleted"), source: "vector" as const, authorId: null },
+      { ...hit(5, "an answer"), role: "assistant" as const, authorId: "u" },
+    ];
+    const built = builder.assemble(gathered([], hits), question, config);
+    expect(parseContextSection([built.messages[0]!]).map((e) => [e.messageId, e.author])).toEqual([
+      [3, "mallory"],
+      [4, "a former member"],
+      [5, undefined],
+    ]);
+  });
 });

@@ -54,6 +54,17 @@ describe("UserCodes", () => {
     expect(codes.nearest(query, { sessionIds: [s] }, 3)).toHaveLength(3);
   });
 
+  it("takes the points tied with the last one too, up to `max`", () => {
+    const s = randomUUID();
+    const codes = new UserCodes(D / 8);
+    const points = [2, 4, 4, 4, 4, 6].map((k) => ({ id: randomUUID(), session: s, k }));
+    codes.apply(rows(points));
+    const tiedAt4 = new Set(points.slice(0, 5).map((p) => p.id));
+    expect(new Set(codes.nearest(query, { sessionIds: [s] }, 3, 10))).toEqual(tiedAt4);
+    expect(codes.nearest(query, { sessionIds: [s] }, 3, 4)).toHaveLength(4);
+    expect(codes.nearest(query, { sessionIds: [s] }, 5, 10)).toHaveLength(5); // no tie past the fifth
+  });
+
   it("filters by session and role before choosing", () => {
     const [a, b] = [randomUUID(), randomUUID()];
     const near = Array.from({ length: 10 }, (_, i) => ({ id: randomUUID(), session: a, k: i % 3 }));
