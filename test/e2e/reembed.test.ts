@@ -83,7 +83,8 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
       EMBEDDING_MODEL_PATH: modelDir,
       EMBEDDING_MODEL_ID: NEW_MODEL,
       REEMBED_BATCH_SIZE: "2",
-      REEMBED_INTERVAL_MS: "250",
+      // Slow enough that live traffic overlaps the build on a quiet machine too.
+      REEMBED_INTERVAL_MS: "500",
     };
     let fresh = await startServer(freshEnv);
     servers.push(fresh);

@@ -118,7 +118,7 @@ describe("PostgreSQL vector store, code prefilter", () => {
     const restarted = new PgVectorStore(db.pool, collection, D, { rerankDepth: 2 });
     expect(ids(await search(restarted))).toEqual([own.payload.messageId, near.payload.messageId]);
     const hits = await restarted.search(q, { userId, sessionIds: [keep] }, 10);
-    expect(hits[0]).toEqual({ messageId: own.payload.messageId, sessionId: keep, role: "user", content: `m${own.payload.messageId}`, score: expect.closeTo(1, 5) });
+    expect(hits[0]).toEqual({ messageId: own.payload.messageId, sessionId: keep, role: "user", content: `m${own.payload.messageId}`, authorId: own.payload.authorId, score: expect.closeTo(1, 5) });
   });
 
   it("reloads a copy older than pruned deletions, instead of keeping deleted points", async () => {
