@@ -180,7 +180,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       onReplyStored: () => memoryRuntime.messageStored(),
       quota,
       passageContext: (userId, messageId) => memoryRuntime.passageQueries.contextOf(userId, messageId),
-      ...(attachmentReadiness ? { attachmentsRead: (ids: readonly string[], signal: AbortSignal) => attachmentReadiness.wait(ids, signal) } : {}),
+      ...(attachmentReadiness ? { attachmentsRead: (files: readonly { id: string; contentType: string }[], signal: AbortSignal) => attachmentReadiness.wait(files, signal) } : {}),
     });
     await assistant.start();
 

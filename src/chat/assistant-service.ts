@@ -80,7 +80,7 @@ export class AssistantService {
       /** The passages of shared files a reply used (message:context). */
       passageContext?: (userId: string, messageId: number) => Promise<PassageContextPayload[]>;
       /** Waits (bounded) until the files sent with a question are read, so its reply can use them. */
-      attachmentsRead?: (attachmentIds: readonly string[], signal: AbortSignal) => Promise<{ ready: boolean; checks: number }>;
+      attachmentsRead?: (attachments: readonly { id: string; contentType: string }[], signal: AbortSignal) => Promise<{ ready: boolean; checks: number }>;
     },
   ) {}
 
@@ -390,14 +390,14 @@ export class AssistantService {
    * them; a cancel ends the wait and the turn.
    */
   private async awaitAttachments(turn: Turn, question: Message, replyId: number): Promise<void> {
-    const ids = question.attachments?.map((a) => a.id) ?? [];
-    if (ids.length === 0 || !this.d.attachmentsRead) return;
-    const outcome = await this.d.attachmentsRead(ids, turn.abort.signal).catch((err: Error) => {
+    const files = question.attachments ?? [];
+    if (files.length === 0 || !this.d.attachmentsRead) return;
+    const outcome = await this.d.attachmentsRead(files, turn.abort.signal).catch((err: Error) => {
       this.d.log.warn({ err: err.message, messageId: replyId }, "could not check whether the question's files are read; answering without waiting");
       return { ready: true, checks: 0 };
     });
     turn.abort.signal.throwIfAborted();
-    if (!outcome.ready) this.d.log.info({ messageId: replyId, attachments: ids }, "the question's files are not read yet; answering without them");
+    if (!outcome.ready) this.d.log.info({ messageId: replyId, attachments: files.map((f) => f.id) }, "the question's files are not read yet; answering without them");
   }
 
   /** Counts the turn's tokens for its user (and releases its reservation); a failure is logged, never thrown. */

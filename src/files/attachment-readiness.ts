@@ -4,8 +4,11 @@
  * The wait is bounded (ATTACHMENT_READ_WAIT_MS), ends when the turn is
  * cancelled, and does not hammer the database: it checks again when this
  * node's passage runner settles an extraction (`settled`), and otherwise
- * with a backoff (the file may be read on another node).
+ * with a backoff (the file may be read on another node). Files that are
+ * not read for text (images) are never waited for: their extraction may be
+ * queued behind a long document, and would find nothing anyway.
  */
+import { extractionKind } from "./extract/types.js";
 
 export interface UnreadCounter {
   /** How many of these attachments are still waiting to be read. */
@@ -35,8 +38,8 @@ export class AttachmentReadiness {
     for (const wake of [...this.waiters]) wake();
   }
 
-  async wait(attachmentIds: readonly string[], signal?: AbortSignal): Promise<ReadWaitOutcome> {
-    const ids = [...new Set(attachmentIds)];
+  async wait(attachments: readonly { id: string; contentType: string }[], signal?: AbortSignal): Promise<ReadWaitOutcome> {
+    const ids = [...new Set(attachments.filter((a) => extractionKind(a.contentType) !== null).map((a) => a.id))];
     if (ids.length === 0) return { ready: true, checks: 0 };
     const deadline = performance.now() + this.maxWaitMs;
     let backoff = FIRST_BACKOFF_MS;
