@@ -25,10 +25,12 @@ import { appliedMigrationVersion, latestMigrationVersion, runMigrations } from "
 import { PgAssistantStore } from "./db/pg-assistant-store.js";
 import { PgConfigurationStore } from "./db/pg-configuration-store.js";
 import { PgAttachmentStore } from "./db/pg-attachment-store.js";
+import { PgPassageStore } from "./db/pg-passage-store.js";
 import { attachmentMetrics } from "./files/attachment-metrics.js";
 import { AttachmentService } from "./files/attachment-service.js";
 import { openFileStore } from "./files/open-file-store.js";
 import { startPassageRunner } from "./files/passage-runtime.js";
+import { AttachmentReadiness } from "./files/attachment-readiness.js";
 import { attachmentsJob } from "./maintenance/attachments-job.js";
 import { PgLifecycleStore } from "./db/pg-lifecycle-store.js";
 import { PgMaintenanceStore } from "./db/pg-maintenance-store.js";
@@ -140,6 +142,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     });
     cleanups.push(() => memoryRuntime.stop());
     metrics.backlogSource = () => memoryRuntime.queue.backlog();
+    metrics.passageBacklogSource = () => memoryRuntime.passageQueue.backlog();
 
     const llm: LlmProvider = config.llm.baseUrl
       ? new OpenAiProvider({
@@ -153,6 +156,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     if (!config.llm.baseUrl) log.warn("no OPENAI_BASE_URL: the offline responder answers (it quotes earlier messages)");
     const usageStore = new PgUsageStore(pool);
     const quota = new QuotaService(usageStore, config.quota);
+    // A question sent with files waits (bounded) for them to be read before its reply gathers context.
+    const attachmentReadiness = config.extract.readWaitMs > 0 ? new AttachmentReadiness(new PgPassageStore(pool), config.extract.readWaitMs) : undefined;
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
       messages: messageStore,
@@ -175,6 +180,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       onReplyStored: () => memoryRuntime.messageStored(),
       quota,
       passageContext: (userId, messageId) => memoryRuntime.passageQueries.contextOf(userId, messageId),
+      ...(attachmentReadiness ? { attachmentsRead: (files: readonly { id: string; contentType: string }[], signal: AbortSignal) => attachmentReadiness.wait(files, signal) } : {}),
     });
     await assistant.start();
 
@@ -200,7 +206,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       attachmentMetrics(metrics.registry, () => attachmentStore),
     );
     // The assistant reads attachments: stored files are extracted into passages that the indexer embeds.
-    const passageRunner = await startPassageRunner(config, pool, databaseUrl, fileStore.store, qdrantPurge ?? new PgVectorPurge(pool), () => memoryRuntime.messageStored(), log, metrics.registry);
+    const passageRunner = await startPassageRunner(config, pool, databaseUrl, fileStore.store, qdrantPurge ?? new PgVectorPurge(pool), () => memoryRuntime.messageStored(), log, metrics.registry, () => attachmentReadiness?.settled());
     cleanups.push(() => passageRunner.stop());
     const purgeFiles = () =>
       void attachments.purge().catch((err) => log.warn({ err: (err as Error).message }, "deleting stored files failed; the attachments job retries"));

@@ -145,6 +145,12 @@ const envSchema = z.object({
   PASSAGE_CHARS: int(100, 10_000).default(800),
   PASSAGE_OVERLAP_CHARS: int(0, 5_000).default(160),
   PASSAGE_TOP_K: int(0, 50).default(4),
+  /**
+   * Longest a reply waits for the files sent with its question to be read
+   * (extracted into passages, which lexical search finds at once; embedding
+   * may lag). Past it the reply goes on without them. 0: never waits.
+   */
+  ATTACHMENT_READ_WAIT_MS: int(0, 120_000).default(10_000),
 
   /** Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1. Unset: the offline responder answers. */
   OPENAI_BASE_URL: optionalUrl.optional(),
@@ -291,7 +297,7 @@ export interface Config {
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number; lexicalWindow: number; lexicalTermCap: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
-  extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number };
+  extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number; readWaitMs: number };
   llm: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -408,6 +414,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       passageChars: e.PASSAGE_CHARS,
       passageOverlap: e.PASSAGE_OVERLAP_CHARS,
       passageTopK: e.PASSAGE_TOP_K,
+      readWaitMs: e.ATTACHMENT_READ_WAIT_MS,
     },
     llm: {
       baseUrl: e.OPENAI_BASE_URL,

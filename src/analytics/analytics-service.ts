@@ -12,6 +12,8 @@ export const MAX_RANGE_DAYS = 366;
 
 export interface ConfigurationTotals {
   configId: number;
+  /** The configuration's name; null for replies no configuration answered (configId 0) and for a deleted configuration. */
+  name: string | null;
   /** Days of the range with any message for this configuration. */
   days: number;
   userMessages: number;
@@ -56,7 +58,10 @@ export class AnalyticsService {
     if (span < 0) throw new AppError("BAD_REQUEST", "from is after to");
     if (span >= MAX_RANGE_DAYS) throw new AppError("BAD_REQUEST", `at most ${MAX_RANGE_DAYS} days at once`);
     const days = await this.store.rows(from, to, q.config);
-    return { from, to, configId: q.config ?? null, days, configurations: totals(days) };
+    const configurations = totals(days);
+    const names = await this.store.configurationNames(configurations.map((c) => c.configId).filter((id) => id !== 0));
+    for (const c of configurations) c.name = names.get(c.configId) ?? null;
+    return { from, to, configId: q.config ?? null, days, configurations };
   }
 }
 
@@ -77,6 +82,7 @@ function totals(rows: AnalyticsRow[]): ConfigurationTotals[] {
       };
       return {
         configId,
+        name: null as string | null,
         days: list.length,
         userMessages: sum((r) => r.userMessages),
         assistantTurns: turns,

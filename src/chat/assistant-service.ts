@@ -79,6 +79,8 @@ export class AssistantService {
       quota?: QuotaService;
       /** The passages of shared files a reply used (message:context). */
       passageContext?: (userId: string, messageId: number) => Promise<PassageContextPayload[]>;
+      /** Waits (bounded) until the files sent with a question are read, so its reply can use them. */
+      attachmentsRead?: (attachments: readonly { id: string; contentType: string }[], signal: AbortSignal) => Promise<{ ready: boolean; checks: number }>;
     },
   ) {}
 
@@ -298,6 +300,8 @@ export class AssistantService {
     let failure: { code: string; message: string } | undefined;
     try {
       marks.started = performance.now() - acceptedAt;
+      await this.awaitAttachments(turn, question, reply.id);
+      marks.attachments = performance.now() - acceptedAt;
       const { config, gathered } =
         (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
       marks.reads = performance.now() - acceptedAt;
@@ -377,6 +381,23 @@ export class AssistantService {
         passages: usedPassages.map((p) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score })),
       });
     }
+  }
+
+  /**
+   * A question sent with files waits for them to be read (ChatService does
+   * not prefetch such a turn's reads: they would run before the passages
+   * exist). Time running out or a failed check lets the reply go on without
+   * them; a cancel ends the wait and the turn.
+   */
+  private async awaitAttachments(turn: Turn, question: Message, replyId: number): Promise<void> {
+    const files = question.attachments ?? [];
+    if (files.length === 0 || !this.d.attachmentsRead) return;
+    const outcome = await this.d.attachmentsRead(files, turn.abort.signal).catch((err: Error) => {
+      this.d.log.warn({ err: err.message, messageId: replyId }, "could not check whether the question's files are read; answering without waiting");
+      return { ready: true, checks: 0 };
+    });
+    turn.abort.signal.throwIfAborted();
+    if (!outcome.ready) this.d.log.info({ messageId: replyId, attachments: files.map((f) => f.id) }, "the question's files are not read yet; answering without them");
   }
 
   /** Counts the turn's tokens for its user (and releases its reservation); a failure is logged, never thrown. */

@@ -239,8 +239,9 @@ export class ChatService {
     let wantsReply = input.assistant !== false && this.assistant !== undefined && (await this.store.assistantEnabled(input.sessionId)) === true;
     // The message itself was counted by the socket handler (family "message").
     if (wantsReply) await this.rateLimits?.check("turn", actor.user.id);
-    // The reply's reads need only the text: they run while the rows are written.
-    const prefetched = wantsReply ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;
+    // The reply's reads need only the text: they run while the rows are written. Not with
+    // files: the turn first waits for them to be read, then reads (AssistantService.awaitAttachments).
+    const prefetched = wantsReply && !input.attachments?.length ? this.assistant!.prefetch(actor.user.id, input.sessionId, input.content) : undefined;
     // Over the daily token quota the message is still stored, without a reply.
     let reservation: Reservation | undefined;
     let refused: QuotaExceededError | undefined;

@@ -83,3 +83,51 @@ export async function exportMessagesAfter(pool: pg.Pool, sessionId: string, user
   );
   return rows.map(toMessage);
 }
+
+export interface ExportUsageDay {
+  day: string;
+  promptTokens: number;
+  completionTokens: number;
+  turns: number;
+}
+
+/** The user's daily token usage (usage_daily), days after `afterDay` in order. */
+export async function exportUsageAfter(pool: pg.Pool, userId: string, afterDay: string | null, limit: number): Promise<ExportUsageDay[]> {
+  const { rows } = await pool.query<{ day: string; prompt_tokens: string; completion_tokens: string; turns: number }>(
+    `SELECT to_char(day, 'YYYY-MM-DD') AS day, prompt_tokens, completion_tokens, turns FROM usage_daily
+      WHERE user_id = $1 AND ($2::date IS NULL OR day > $2::date)
+      ORDER BY day
+      LIMIT $3`,
+    [userId, afterDay, limit],
+  );
+  return rows.map((r) => ({ day: r.day, promptTokens: Number(r.prompt_tokens), completionTokens: Number(r.completion_tokens), turns: r.turns }));
+}
+
+export interface ExportFeedback {
+  messageId: number;
+  sessionId: string;
+  rating: -1 | 0 | 1;
+  comment: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The ratings (and comments) the user gave replies, in message id order after `afterMessageId`. */
+export async function exportFeedbackAfter(pool: pg.Pool, userId: string, afterMessageId: number, limit: number): Promise<ExportFeedback[]> {
+  const { rows } = await pool.query<{ message_id: string; session_id: string; rating: number; comment: string | null; created_at: Date; updated_at: Date }>(
+    `SELECT f.message_id, m.session_id, f.rating, f.comment, f.created_at, f.updated_at
+       FROM message_feedback f JOIN chat_messages m ON m.id = f.message_id
+      WHERE f.user_id = $1 AND f.message_id > $2
+      ORDER BY f.message_id
+      LIMIT $3`,
+    [userId, afterMessageId, limit],
+  );
+  return rows.map((r) => ({
+    messageId: Number(r.message_id),
+    sessionId: r.session_id,
+    rating: r.rating as -1 | 0 | 1,
+    comment: r.comment,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  }));
+}

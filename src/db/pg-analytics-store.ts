@@ -168,6 +168,13 @@ export class PgAnalyticsStore {
     return rowCount ?? 0;
   }
 
+  /** The names of these configurations (retired ones too); an id that names none is absent. */
+  async configurationNames(ids: readonly number[]): Promise<Map<number, string>> {
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ id: number; name: string }>("SELECT id, name FROM assistant_configurations WHERE id = ANY ($1::int[])", [ids]);
+    return new Map(rows.map((r) => [Number(r.id), r.name]));
+  }
+
   /** Rows from `from` to `to` inclusive, by day then configuration; one configuration when `configId` is given. */
   async rows(from: string, to: string, configId?: number): Promise<AnalyticsRow[]> {
     const { rows } = await this.pool.query<AnalyticsRow>(

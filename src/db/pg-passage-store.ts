@@ -135,6 +135,20 @@ export class PgPassageStore {
     return r ? { status: r.status, error: r.error, passages: r.passages, pageCount: r.page_count, truncated: r.truncated } : null;
   }
 
+  /**
+   * How many of these attachments are still waiting to be read. A settled
+   * extraction (done, skipped, failed) has written all its passages in the
+   * statement that settled it, so lexical search finds them from then on.
+   */
+  async unread(attachmentIds: readonly string[]): Promise<number> {
+    if (attachmentIds.length === 0) return 0;
+    const { rows } = await this.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM attachment_extractions WHERE attachment_id = ANY ($1::uuid[]) AND status = 'queued'",
+      [attachmentIds],
+    );
+    return rows[0]!.n;
+  }
+
   /** Extractions waiting (for /metrics). */
   async backlog(): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM attachment_extractions WHERE status = 'queued'");

@@ -27,6 +27,8 @@ export async function startPassageRunner(
   onPassages: () => void,
   log: Logger,
   registry: Registry,
+  /** An extraction was settled (read, skipped or given up): replies waiting for their files check again. */
+  onSettled?: () => void,
 ): Promise<PassageRuntime> {
   const plog = log.child({ component: "passages" });
   const store = new PgPassageStore(pool);
@@ -69,6 +71,7 @@ export async function startPassageRunner(
       onExtracted(outcome, s) {
         extracted.inc({ outcome });
         if (outcome !== "failed") seconds.observe(s);
+        onSettled?.();
       },
     },
   });

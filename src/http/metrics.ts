@@ -118,6 +118,22 @@ export class Metrics {
     },
   });
 
+  /** Set by the app: reads the passage backlog when scraped. */
+  passageBacklogSource: (() => Promise<number>) | undefined;
+  readonly passageIndexBacklog = new Gauge({
+    name: "chat_passage_index_backlog",
+    help: "Passages of attachments waiting to be indexed (embedded); lexical search finds them meanwhile",
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.passageBacklogSource) return;
+      try {
+        this.passageIndexBacklog.set(await this.passageBacklogSource());
+      } catch {
+        // database down: keep the last value
+      }
+    },
+  });
+
   constructor() {
     for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
     // Includes memchat_nodejs_eventloop_lag_* (reset at each scrape: the figures cover the time since the last one)

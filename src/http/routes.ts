@@ -162,7 +162,7 @@ export function registerRoutes(router: Router, deps: RouteDeps): void {
       summary: "The caller's data as one JSON document (memchat-export/1), streamed",
       tag: "account",
       auth: true,
-      responses: { 200: { description: "profile, sessions, the caller's messages and the replies to them", body: out.accountExport } },
+      responses: { 200: { description: "profile, sessions, the caller's messages and the replies to them, daily token usage, their ratings of replies", body: out.accountExport } },
       errors: ["UNAUTHENTICATED", "RATE_LIMITED", "UNAVAILABLE"],
     })
     .add("POST", "/api/sessions/:id/archive", async (ctx) => {

@@ -60,6 +60,7 @@ export const analyticsRow = z
 export const configurationTotals = z
   .object({
     configId: int,
+    name: z.string().nullable().describe("The configuration's name; null for configId 0 (no configuration answered) and for a deleted configuration."),
     days: int,
     userMessages: int,
     assistantTurns: int,

@@ -125,6 +125,12 @@ export const accountExport = z
         messages: z.array(message).describe("The user's own messages and the assistant's replies to them."),
       }),
     ),
+    usage: z
+      .array(z.object({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), promptTokens: int, completionTokens: int, turns: int }))
+      .describe("The user's LLM token usage per UTC day, oldest first."),
+    feedback: z
+      .array(z.object({ messageId: int, sessionId: id, rating: z.union([z.literal(-1), z.literal(0), z.literal(1)]), comment: z.string().nullable(), createdAt: timestamp, updatedAt: timestamp }))
+      .describe("The ratings and comments the user gave assistant replies, by reply id."),
   })
   .openapi("AccountExport");
 export const userRole = z.enum(["member", "admin"]).describe("member, or admin (analytics, quotas, configurations)").openapi("UserRole");

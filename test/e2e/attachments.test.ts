@@ -126,6 +126,13 @@ describe("sharing files in a session", () => {
     const metrics = await api(server.url, "/metrics");
     expect(metrics.body).toMatch(/chat_attachments\{state="attached"\} [1-9]/);
     expect(metrics.body).toMatch(/chat_attachment_uploads_total\{outcome="stored"\} [1-9]/);
+    // Without an embedder the notes' passages wait unembedded: the gauge counts them.
+    await eventually(async () => {
+      const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM passage_index_jobs");
+      expect(rows[0]!.n).toBeGreaterThan(0);
+      const scraped = (await api(server.url, "/metrics")).body as string;
+      expect(scraped).toMatch(new RegExp(`^chat_passage_index_backlog ${rows[0]!.n}$`, "m"));
+    });
   });
 
   it("an outsider can use no attachment route with ids of other sessions, and nobody can send another's upload", async () => {

@@ -3,7 +3,8 @@
  * whose answer appears nowhere else is uploaded and sent; the question's
  * prompt quotes the passage with its file and page, the reply's context
  * names it (live and from history), and nobody outside the session ever
- * gets it into a prompt of theirs.
+ * gets it into a prompt of theirs. A question sent in the same message as
+ * a file still being read waits for it; one sent with an image does not.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,7 +18,7 @@ import { fillerPages, writePdf } from "../support/pdf-writer.js";
 import { eventually } from "../support/redis.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 import { collectTurn } from "../support/turns.js";
-import { upload } from "../support/uploads.js";
+import { png, upload } from "../support/uploads.js";
 
 let db: TestDatabase;
 let server: ServerProcess;
@@ -66,6 +67,8 @@ beforeAll(async () => {
     INDEXER_POLL_MS: "100",
     RATE_SESSION_BURST: "100",
     RATE_UPLOAD_BURST: "50",
+    // Long enough that only the file being read ends the wait, on a slow machine too.
+    ATTACHMENT_READ_WAIT_MS: "60000",
   });
 });
 
@@ -148,5 +151,68 @@ describe("an answer that is only in an attached document", () => {
     await ok(m, "message:send", { sessionId: priv.id, clientMessageId: "priv-q", content: "Where is the emergency generator key?" });
     await turn;
     expect(promptText(0)).not.toContain("room 414");
+  });
+
+  it("a question sent with a file that is still being read waits for it; one sent with an image does not wait", async () => {
+    const owner = await register(server.url);
+    const o = await client(owner);
+    const { session } = await ok(o, "session:create", { title: "just uploaded" });
+    const { session: pictures } = await ok(o, "session:create", { title: "pictures" });
+    await ok(o, "session:join", { sessionId: session.id });
+    await ok(o, "session:join", { sessionId: pictures.id });
+
+    // Holds the extraction back where it writes the passages' indexing jobs: until this
+    // transaction ends, the file's extraction cannot settle (whichever node runs it).
+    const hold = await db.pool.connect();
+    let held = true;
+    try {
+      await hold.query("BEGIN");
+      await hold.query("LOCK TABLE passage_index_jobs IN SHARE MODE");
+
+      const notes = "# Night desk notes\n\n" + "Routine rounds are logged hourly in the blue binder.\n\n".repeat(30) +
+        "The spare archive badge lives in drawer nine of the night desk.\n\n" + "Visitors sign in at the front desk.\n\n".repeat(30);
+      const doc = await upload(server.url, owner.token, session.id, { name: "night desk.md", type: "text/markdown", data: new TextEncoder().encode(notes) });
+      expect(doc.status).toBe(201);
+      const image = await upload(server.url, owner.token, pictures.id, { name: "desk.png", type: "image/png", data: await png(320, 240) });
+      expect(image.status).toBe(201);
+
+      llm.enqueue({ tokens: ["Drawer", " nine", "."] }, { tokens: ["A", " desk", "."] });
+      const docTurn = collectTurn(o, session.id, 90_000);
+      await ok(o, "message:send", { sessionId: session.id, clientMessageId: "fresh-doc", content: "Where is the spare archive badge kept?", attachments: [doc.body.id] });
+
+      // The extraction is stuck writing its passages: the file is not read yet.
+      await eventually(async () => {
+        const { rows } = await db.pool.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO attachment_passages%'",
+        );
+        if (rows[0]!.n === 0) throw new Error("the extraction is not waiting yet");
+      }, 30_000, 50);
+      const { rows: state } = await db.pool.query<{ status: string }>("SELECT status FROM attachment_extractions WHERE attachment_id = $1", [doc.body.id]);
+      expect(state[0]!.status).toBe("queued");
+
+      // An image is not read for text: its question is answered while the document's still waits.
+      const imageTurn = collectTurn(o, pictures.id, 30_000);
+      await ok(o, "message:send", { sessionId: pictures.id, clientMessageId: "fresh-image", content: "What does this desk look like?", attachments: [image.body.id] });
+      const it = await imageTurn;
+      expect(it.error).toBeUndefined();
+      expect(it.end?.message.status).toBe("complete");
+      expect(llm.requests).toHaveLength(1);
+      expect(promptText(0)).toContain("What does this desk look like?");
+
+      await hold.query("COMMIT");
+      held = false;
+      const t = await docTurn;
+      expect(t.error).toBeUndefined();
+      expect(llm.requests).toHaveLength(2);
+      const prompt = promptText(1);
+      expect(prompt).toContain("Where is the spare archive badge kept?");
+      expect(prompt).toContain('- from document "night desk.md"');
+      expect(prompt).toContain("drawer nine of the night desk");
+      const passages = (t.end as unknown as { passages: { attachmentId: string }[] }).passages;
+      expect(passages.map((p) => p.attachmentId)).toContain(doc.body.id);
+    } finally {
+      if (held) await hold.query("ROLLBACK").catch(() => undefined);
+      hold.release();
+    }
   });
 });

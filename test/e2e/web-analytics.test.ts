@@ -163,8 +163,11 @@ describe("usage and analytics pages", () => {
       expect(await page.locator(`[data-chart^="${title}"] canvas`).count(), title).toBeGreaterThan(0);
     }
     const headers = await page.locator("#analytics-comparison thead th").allTextContents();
-    // Configuration 0 holds today's refused message (no configuration answered it).
-    expect(headers).toEqual(["Metric", "No configuration", "Configuration #1", `Configuration #${cfg2}`]);
+    // Configuration 0 holds today's refused message (no configuration answered it); the others go by their names.
+    expect(headers).toEqual(["Metric", "No configuration", "Default", "terse"]);
+    expect(await page.locator(`#analytics-comparison thead th[data-config="${cfg2}"]`).textContent()).toBe("terse");
+    // The charts' legends name them too.
+    await page.locator(".chart-grid", { hasText: "terse" }).first().waitFor();
     const turnsRow = await page.locator("#analytics-comparison tbody tr", { hasText: "Assistant turns" }).locator("td").allTextContents();
     const expected = await db.pool.query(
       "SELECT config_id, sum(assistant_turns)::int AS n FROM analytics_daily WHERE day BETWEEN $1 AND $2 GROUP BY config_id ORDER BY config_id",

@@ -152,9 +152,9 @@ describe("the analytics roll-up", () => {
     // The route's totals compare the two configurations over the range.
     const report = await new AnalyticsService(store, clock).report({ from: D0, to: D2 });
     const totals = Object.fromEntries(report.configurations.map((c) => [c.configId, c]));
-    expect(totals[cfg1]).toMatchObject({ days: 1, assistantTurns: 5, promptTokens: 660, satisfaction: 0.5, memoryShare: 0.4, meanDailyTtftP95Ms: 290 });
-    expect(totals[cfg2]).toMatchObject({ days: 1, assistantTurns: 2, satisfaction: 1, memoryShare: 0 });
-    expect(totals[0]).toMatchObject({ days: 3, userMessages: 4, assistantTurns: 0, memoryShare: null });
+    expect(totals[cfg1]).toMatchObject({ name: "Default", days: 1, assistantTurns: 5, promptTokens: 660, satisfaction: 0.5, memoryShare: 0.4, meanDailyTtftP95Ms: 290 });
+    expect(totals[cfg2]).toMatchObject({ name: "terse", days: 1, assistantTurns: 2, satisfaction: 1, memoryShare: 0 });
+    expect(totals[0]).toMatchObject({ name: null, days: 3, userMessages: 4, assistantTurns: 0, memoryShare: null });
     expect((await new AnalyticsService(store, clock).report({ from: D1, to: D1, config: cfg2 })).days).toHaveLength(1);
     await expect(new AnalyticsService(store, clock).report({ from: D2, to: D0 })).rejects.toMatchObject({ code: "BAD_REQUEST" });
     await expect(new AnalyticsService(store, clock).report({ from: "2025-01-01", to: "2026-01-02" })).rejects.toMatchObject({ code: "BAD_REQUEST" });

@@ -20,6 +20,7 @@ import { PgPassageStore } from "../../src/db/pg-passage-store.js";
 import { TextExtractor } from "../../src/files/extract/text-extractor.js";
 import { DiskFileStore } from "../../src/files/disk-file-store.js";
 import { PassageRunner } from "../../src/files/passage-runner.js";
+import { AttachmentReadiness } from "../../src/files/attachment-readiness.js";
 import { HashEmbedder } from "../../src/memory/hash-embedder.js";
 import { Indexer } from "../../src/memory/indexer.js";
 import { PassageSearch } from "../../src/memory/passage-search.js";
@@ -142,6 +143,34 @@ describe("reading an attachment", () => {
     await drain();
     expect(await passageStore.state(img, alice.id)).toMatchObject({ status: "skipped" });
     expect(await passageStore.state(bad, alice.id)).toMatchObject({ status: "failed", error: expect.stringMatching(/not a readable PDF/) });
+  });
+
+  it("a reply waits for its question's files until they are read (bounded, cancellable), never for an image; read passages are found before they are embedded", async () => {
+    const alice = await user();
+    const s = await session(alice.id);
+    const notes = "# Shift notes\n\n" + "Nothing to report on the morning round.\n\n".repeat(20) + "The boathouse padlock code is 5519.\n\n" + "Quiet evening.\n\n".repeat(20);
+    const doc = { id: await upload(s, alice.id, "shift.md", "text/markdown", new TextEncoder().encode(notes), true), contentType: "text/markdown" };
+    const img = { id: await upload(s, alice.id, "boat.png", "image/png", new Uint8Array([0x89, 0x50, 0x4e, 0x47]), true), contentType: "image/png" };
+    const readiness = new AttachmentReadiness(passageStore, 60_000);
+
+    // Nothing read yet: a short bound runs out, a cancelled turn stops at once.
+    expect(await new AttachmentReadiness(passageStore, 30).wait([doc])).toMatchObject({ ready: false });
+    const cancelled = new AbortController();
+    cancelled.abort();
+    expect(await readiness.wait([doc], cancelled.signal)).toEqual({ ready: false, checks: 1 });
+    // An image is not read for text: no wait, not even a check, though its extraction is still queued.
+    expect(await readiness.wait([img])).toEqual({ ready: true, checks: 0 });
+    expect(await count("attachment_extractions WHERE attachment_id = $1 AND status = 'queued'", [img.id])).toBe(1);
+
+    const waiting = readiness.wait([doc, img]);
+    while ((await runner.runOnce()) > 0);
+    readiness.settled();
+    expect(await waiting).toMatchObject({ ready: true });
+    // Read, not embedded (no indexer ran): lexical search finds the passage already.
+    expect(await count("attachment_passages WHERE attachment_id = $1 AND indexed_at IS NULL", [doc.id])).toBeGreaterThan(0);
+    const lexicalOnly = new PassageSearch({ passages: new PgPassageQueries(db.pool), memory: new PgMemoryQueries(db.pool), vectors: () => undefined, defaultMinSimilarity: 0, log: silentLogger });
+    const hits = await lexicalOnly.search({ userId: alice.id, query: "what is the boathouse padlock code?", homeSessionId: s, limit: 2 });
+    expect(text(hits)).toContain("5519");
   });
 });
 

@@ -274,6 +274,9 @@ describe("GET /api/me/export", () => {
     await ok(a, "message:send", { sessionId: shared.id, clientMessageId: "a1", content: "alice answers bob" });
     const { session: bobOnly } = await ok(b, "session:create", { title: "bob alone", assistant: false });
     await ok(b, "message:send", { sessionId: bobOnly.id, clientMessageId: "b2", content: "nobody else sees this" });
+    // Her rating of the reply, with a comment; her daily usage (an earlier day, and today's turn once it is counted).
+    await ok(a, "message:feedback", { messageId: t.end!.message.id, rating: 1, comment: "a kind diary" });
+    await db.pool.query("INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens, turns) VALUES ($1, '2026-01-15', 1200, 340, 3)", [alice.user.id]);
 
     const r = await api(server.url, "/api/me/export", { token: alice.token });
     expect(r.status).toBe(200);
@@ -293,6 +296,16 @@ describe("GET /api/me/export", () => {
     expect(byId.get(shared.id).messages.map((m: any) => m.content)).toEqual(["alice answers bob"]);
     expect(JSON.stringify(doc)).not.toContain("bob's private thought");
     expect(JSON.stringify(doc)).not.toContain("nobody else sees this");
+    expect(doc.feedback).toEqual([
+      { messageId: t.end!.message.id, sessionId: own.id, rating: 1, comment: "a kind diary", createdAt: expect.any(String), updatedAt: expect.any(String) },
+    ]);
+    const usage = await db.pool.query<{ day: string; promptTokens: number; completionTokens: number; turns: number }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, prompt_tokens::int AS "promptTokens", completion_tokens::int AS "completionTokens", turns
+         FROM usage_daily WHERE user_id = $1 ORDER BY day`,
+      [alice.user.id],
+    );
+    expect(usage.rows[0]).toEqual({ day: "2026-01-15", promptTokens: 1200, completionTokens: 340, turns: 3 });
+    expect(doc.usage).toEqual(usage.rows);
 
     // Bob's export is his own: Alice's diary is not in it.
     const bobDoc = (await api(server.url, "/api/me/export", { token: bob.token })).body;
@@ -300,6 +313,8 @@ describe("GET /api/me/export", () => {
     expect(bobDoc.sessions.map((s: any) => s.id).sort()).toEqual([shared.id, bobOnly.id].sort());
     expect(JSON.stringify(bobDoc)).not.toContain("dear diary");
     expect(JSON.stringify(bobDoc)).not.toContain("alice answers bob");
+    expect(bobDoc.feedback).toEqual([]);
+    expect(bobDoc.usage).toEqual([]);
   });
 
   it("streams a history larger than one page of sessions and messages", async () => {

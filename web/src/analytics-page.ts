@@ -13,7 +13,9 @@ import { openOverlayPage } from "./overlay-page.js";
 const utcDay = (t: Date) => t.toISOString().slice(0, 10);
 const addDays = (day: string, n: number) => utcDay(new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000));
 
-export const configLabel = (id: number): string => (id === 0 ? "No configuration" : `Configuration #${id}`);
+/** A configuration as the page names it: its name, or its id when it has none any more (deleted). */
+export const configLabel = (id: number, name: string | null = null): string =>
+  id === 0 ? "No configuration" : name ?? `Configuration #${id}`;
 
 export function openAnalyticsPage(auth: Auth): void {
   let charts: DailyChart[] = [];
@@ -54,6 +56,7 @@ export function openAnalyticsPage(auth: Auth): void {
     const days: string[] = [];
     for (let d = r.from; d <= r.to; d = addDays(d, 1)) days.push(d);
     const configs = r.configurations.map((c) => c.configId);
+    const names = new Map(r.configurations.map((c) => [c.configId, c.name]));
     if (r.days.length === 0) {
       results.replaceChildren(h("p", { class: "page-note analytics-empty" }, "No activity in these days yet."));
       return;
@@ -61,7 +64,7 @@ export function openAnalyticsPage(auth: Auth): void {
     const cell = new Map(r.days.map((row) => [`${row.day} ${row.configId}`, row]));
     const per = (f: (row: AnalyticsReport["days"][number]) => number | null, zeroWhenIdle: boolean) =>
       configs.map((id, i) => ({
-        label: configLabel(id),
+        label: configLabel(id, names.get(id) ?? null),
         color: PALETTE[i % PALETTE.length]!,
         values: days.map((d) => {
           const row = cell.get(`${d} ${id}`);
@@ -105,7 +108,7 @@ function comparisonTable(totals: ConfigurationTotals[]): HTMLElement {
     h(
       "table",
       { class: "comparison-table", id: "analytics-comparison" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Metric"), ...totals.map((c) => h("th", { scope: "col", "data-config": c.configId }, configLabel(c.configId))))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Metric"), ...totals.map((c) => h("th", { scope: "col", "data-config": c.configId }, configLabel(c.configId, c.name))))),
       h("tbody", {}, ...rows.map(([label, f]) => h("tr", {}, h("th", { scope: "row" }, label), ...totals.map((c) => h("td", {}, f(c)))))),
     ),
   );
