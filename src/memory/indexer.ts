@@ -107,7 +107,7 @@ export class Indexer {
     try {
       // One embedding call for both kinds: the batch fills the embedder as one.
       const vectors = await this.embedder.embed([...batch.map((m) => m.content), ...passages.map((p) => p.content)]);
-      const points = batch.map((m, i) => toPoint(m, vectors[i]!));
+      const points = batch.map((m, i) => messagePoint(m, vectors[i]!));
       const passagePoints = passages.map((p, i) => toPassagePoint(p, vectors[batch.length + i]!));
       if (points.length > 0) await this.store.upsert(points);
       if (passagePoints.length > 0) await this.store.upsertPassages(passagePoints);
@@ -182,7 +182,8 @@ function pause(ms: number, wakers: Set<() => void>): Promise<void> {
   });
 }
 
-function toPoint(m: QueuedMessage, vector: Float32Array): VectorPoint {
+/** A message's point: the indexer and the re-embedding backfill write the same one. */
+export function messagePoint(m: Pick<QueuedMessage, "id" | "sessionId" | "ownerId" | "authorId" | "role" | "content" | "createdAt">, vector: Float32Array): VectorPoint {
   return {
     id: pointIdForMessage(m.id),
     vector,

@@ -33,7 +33,7 @@ import {
   versionToBackfill,
 } from "../db/embedding-versions.js";
 import type { EmbeddingVersionSet } from "./embedding-version-set.js";
-import { pointIdForMessage } from "./point-id.js";
+import { messagePoint } from "./indexer.js";
 import { QdrantVectorStore, VectorStoreRequestError } from "./qdrant-vector-store.js";
 import type { VectorStore } from "./types.js";
 
@@ -133,22 +133,7 @@ export class Reembedder {
       const batch = await backfillBatch(this.pool, v, this.opts.batchSize);
       if (batch.length > 0) {
         const vectors = await embedder.embed(batch.map((m) => m.content), { priority: "background" });
-        await store.upsert(
-          batch.map((m, i) => ({
-            id: pointIdForMessage(m.id),
-            vector: vectors[i]!,
-            payload: {
-              sessionId: m.sessionId,
-              userId: m.ownerId,
-              authorId: m.authorId,
-              messageId: m.id,
-              role: m.role,
-              content: m.content,
-              timestamp: m.createdAt.toISOString(),
-              timestampUnix: Math.floor(m.createdAt.getTime() / 1000),
-            },
-          })),
-        );
+        await store.upsert(batch.map((m, i) => messagePoint(m, vectors[i]!)));
         // A session deleted while this batch was read: its points must not outlive it here.
         for (const sessionId of await goneSessions(this.pool, [...new Set(batch.map((m) => m.sessionId))])) await store.deleteBySession(sessionId);
       }

@@ -1,32 +1,13 @@
-import { randomBytes } from "node:crypto";
-import pg from "pg";
-import { afterAll, expect, inject, it } from "vitest";
+import { expect, it } from "vitest";
 import { runMigrations } from "../../src/db/migrate.js";
 import { PgAssistantStore } from "../../src/db/pg-assistant-store.js";
-import "../../src/db/pool.js";
-import { withDatabase } from "../support/global-setup.js";
+import { olderSchemaDatabase } from "../support/older-schema-db.js";
 import { silentLogger } from "../support/logger.js";
 
-const name = `memchat_mc_${randomBytes(5).toString("hex")}`;
-const admin = inject("pgAdminUrl");
-let pool: pg.Pool | undefined;
-
-afterAll(async () => {
-  await pool?.end();
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await c.end();
-});
+const scratch = olderSchemaDatabase("mc");
 
 it("turns the old default row into the default configuration and each per-session row into a configuration its session uses", async () => {
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  pool = new pg.Pool({ connectionString: withDatabase(admin, name), max: 3 });
-  pool.on("error", () => undefined);
-  await runMigrations(pool, silentLogger, 18);
+  const pool = await scratch.open(18);
   const { rows: users } = await pool.query<{ id: string }>("INSERT INTO users (username, password_hash) VALUES ('ann', 'x') RETURNING id");
   const ann = users[0]!.id;
   const { rows: sessions } = await pool.query<{ id: string }>(

@@ -5,36 +5,17 @@
  * indexed before the change, gets a backfill; the dual-write trigger works
  * on the upgraded tables.
  */
-import { randomBytes } from "node:crypto";
-import pg from "pg";
-import { afterAll, expect, inject, it } from "vitest";
+import { expect, it } from "vitest";
 import { listVersions, registerConfigured, versionToBackfill } from "../../src/db/embedding-versions.js";
 import { PgIndexQueue } from "../../src/db/index-queue.js";
 import { runMigrations } from "../../src/db/migrate.js";
-import "../../src/db/pool.js";
-import { withDatabase } from "../support/global-setup.js";
+import { olderSchemaDatabase } from "../support/older-schema-db.js";
 import { silentLogger } from "../support/logger.js";
 
-const name = `memchat_mev_${randomBytes(5).toString("hex")}`;
-const admin = inject("pgAdminUrl");
-let pool: pg.Pool | undefined;
-
-afterAll(async () => {
-  await pool?.end();
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await c.end();
-});
+const scratch = olderSchemaDatabase("mev");
 
 it("upgrades the embedding versions of a database that changed models before sql/017", async () => {
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  pool = new pg.Pool({ connectionString: withDatabase(admin, name), max: 3 });
-  pool.on("error", () => undefined);
-  await runMigrations(pool, silentLogger, 14);
+  const pool = await scratch.open(14);
   const { rows: users } = await pool.query<{ id: string }>("INSERT INTO users (username, password_hash) VALUES ('ann', 'x') RETURNING id");
   const ann = users[0]!.id;
   const { rows: sessions } = await pool.query<{ id: string }>("INSERT INTO chat_sessions (owner_id, title, last_seq, message_count) VALUES ($1, 't', 3, 3) RETURNING id", [ann]);

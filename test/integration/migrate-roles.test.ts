@@ -3,35 +3,16 @@
  * the admin, the others members, and existing replies roll up under
  * configuration 0 (they predate chat_messages.config_id).
  */
-import { randomBytes } from "node:crypto";
-import pg from "pg";
-import { afterAll, expect, inject, it } from "vitest";
+import { expect, it } from "vitest";
 import { runMigrations } from "../../src/db/migrate.js";
 import { PgAnalyticsStore } from "../../src/db/pg-analytics-store.js";
-import "../../src/db/pool.js";
-import { withDatabase } from "../support/global-setup.js";
+import { olderSchemaDatabase } from "../support/older-schema-db.js";
 import { silentLogger } from "../support/logger.js";
 
-const name = `memchat_mr_${randomBytes(5).toString("hex")}`;
-const admin = inject("pgAdminUrl");
-let pool: pg.Pool | undefined;
-
-afterAll(async () => {
-  await pool?.end();
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await c.end();
-});
+const scratch = olderSchemaDatabase("mr");
 
 it("upgrades a database with accounts: the oldest is admin, replies from before count for configuration 0", async () => {
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  pool = new pg.Pool({ connectionString: withDatabase(admin, name), max: 3 });
-  pool.on("error", () => undefined);
-  await runMigrations(pool, silentLogger, 14);
+  const pool = await scratch.open(14);
   await pool.query(
     `INSERT INTO users (username, password_hash, created_at) VALUES
        ('newer', 'x', '2026-03-01T00:00:00Z'), ('oldest', 'x', '2025-01-01T00:00:00Z'), ('middle', 'x', '2025-06-01T00:00:00Z')`,
