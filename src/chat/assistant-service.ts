@@ -153,7 +153,8 @@ export class AssistantService {
   private async readContext(userId: string, sessionId: string, query: string, question?: Message): Promise<{ config: RagConfig; gathered: GatheredContext }> {
     // Read on every turn, not cached: a session's owner or an admin may change it
     // on any node, and the change applies from the next turn (one indexed read).
-    const config = await this.d.store.ragConfig(sessionId);
+    // One statement reads the configuration and the sessions the turn's searches cover.
+    const { config, scopes } = await this.d.store.turnSettings(sessionId, userId);
     const n = config.historyWindow;
     const gathered = await this.d.context.gather({
       userId,
@@ -165,6 +166,7 @@ export class AssistantService {
           ? Promise.resolve([])
           : this.d.messages.listMessagesBefore(sessionId, userId, question?.seq, question ? n : n + 2),
       ...(question ? { excludeIds: [question.id] } : {}),
+      ...(scopes ? { scopes: Promise.resolve(scopes) } : {}),
     });
     return { config, gathered };
   }

@@ -9,9 +9,10 @@
  * and other members' window messages are each quoted, attributed to their
  * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
+import type { SessionScope } from "../db/memory-queries.js";
 import type { RagConfig } from "../db/pg-assistant-store.js";
 import { formatContextSection } from "../llm/offline-responder.js";
-import { countTokens } from "../llm/tokens.js";
+import { countTokens, countTokensOnce } from "../llm/tokens.js";
 import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
 import type { LlmMessage } from "../llm/types.js";
 import type { MemoryHit, MemoryService } from "../memory/memory-service.js";
@@ -65,12 +66,25 @@ export class ContextBuilder {
    * still being written; `assemble` then drops the question (and anything
    * after it) from what they found.
    */
-  async gather(input: { userId: string; sessionId: string; query: string; config: RagConfig; window: () => Promise<Message[]>; excludeIds?: number[] }): Promise<GatheredContext> {
+  async gather(input: {
+    userId: string;
+    sessionId: string;
+    query: string;
+    config: RagConfig;
+    window: () => Promise<Message[]>;
+    excludeIds?: number[];
+    /** The sessions in scope when the caller read them with the configuration (`scopes(userId, crossSession ? undefined : sessionId, sessionId)`). */
+    scopes?: Promise<SessionScope[]>;
+  }): Promise<GatheredContext> {
     const { config } = input;
     const passageTopK = this.documents && config.topK > 0 ? this.documents.topK : 0;
     // One embedding of the question serves both searches.
     const embedding = config.topK > 0 ? this.memory.embedQuery(input.query) : undefined;
     embedding?.catch(() => undefined);
+    // One read of the sessions in scope serves both searches (same user, session and audience).
+    const scopeSessionId = config.crossSession ? undefined : input.sessionId;
+    const scopes = config.topK > 0 ? (input.scopes ?? this.memory.scopes(input.userId, scopeSessionId, input.sessionId)) : undefined;
+    scopes?.catch(() => undefined);
     const [window, found, passages] = await Promise.all([
       input.window(),
       config.topK > 0 && config.retrievalMode !== "none"
@@ -78,7 +92,8 @@ export class ContextBuilder {
             ...(embedding ? { embedding } : {}),
             userId: input.userId,
             query: input.query,
-            sessionId: config.crossSession ? undefined : input.sessionId,
+            sessionId: scopeSessionId,
+            ...(scopes ? { scopes } : {}),
             // Ask for more than topK: hits that are also in the window (or are the question) are dropped below.
             limit: config.topK + config.historyWindow + 1,
             minSimilarity: config.similarityThreshold,
@@ -94,7 +109,8 @@ export class ContextBuilder {
         ? this.documents!.search.search({
             userId: input.userId,
             query: input.query,
-            ...(config.crossSession ? {} : { sessionId: input.sessionId }),
+            ...(scopeSessionId ? { sessionId: scopeSessionId } : {}),
+            ...(scopes ? { scopes } : {}),
             homeSessionId: input.sessionId,
             audienceSessionId: input.sessionId,
             limit: passageTopK,
@@ -121,7 +137,8 @@ export class ContextBuilder {
 
     // Fit the budget: the question is always sent; then memories and document passages, taking
     // turns best first (neither kind crowds the other out); then the window newest first.
-    let budget = config.contextTokenBudget - countTokens(config.systemPrompt) - countTokens(question.content);
+    const systemPromptTokens = countTokensOnce(config.systemPrompt);
+    let budget = config.contextTokenBudget - systemPromptTokens - countTokens(question.content);
     const usedHits: MemoryHit[] = [];
     const usedPassages: PassageHit[] = [];
     const passages = gathered.passages ?? [];

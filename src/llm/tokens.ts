@@ -21,6 +21,22 @@ export function countTokens(text: string): number {
   return countWithGpt4o(text, PLAIN_TEXT);
 }
 
+const promptCounts = new Map<string, number>();
+
+/**
+ * Tokens in a text that recurs turn after turn (a configuration's system
+ * prompt): counted once, then remembered. A few hundred distinct texts are
+ * kept; past that the oldest is forgotten.
+ */
+export function countTokensOnce(text: string): number {
+  const known = promptCounts.get(text);
+  if (known !== undefined) return known;
+  const n = countTokens(text);
+  if (promptCounts.size >= 256) promptCounts.delete(promptCounts.keys().next().value!);
+  promptCounts.set(text, n);
+  return n;
+}
+
 /**
  * Tokens a chat prompt costs, including the per-message framing
  * (<|im_start|>role<|im_sep|>...<|im_end|>) and the priming of the
