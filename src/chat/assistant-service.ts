@@ -6,7 +6,7 @@
  * Cancel requests arrive through the CancelBus, so any node can cancel.
  */
 import type { Logger } from "pino";
-import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
+import type { PgAssistantStore, RagConfig, TurnSettings } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
 import type { PassageContextPayload } from "../protocol/events.js";
@@ -54,7 +54,11 @@ interface Turn {
 }
 
 /** A turn's reads, started before its rows exist (`AssistantService.prefetch`). */
-export type PrefetchedContext = Promise<{ config: RagConfig; gathered: GatheredContext }>;
+export interface PrefetchedContext {
+  /** The turn's first read (configuration, scopes, whether a quota override applies). */
+  settings: Promise<TurnSettings>;
+  reads: Promise<{ config: RagConfig; gathered: GatheredContext }>;
+}
 
 export class AssistantService {
   private readonly turns = new Map<number, Turn>();
@@ -113,8 +117,18 @@ export class AssistantService {
    * Reserves the quota for a turn of the user before its reply row is
    * written; throws QUOTA_EXCEEDED past the cap. Undefined without quotas.
    */
-  reserveTurn(userId: string): Promise<Reservation | undefined> {
-    return this.d.quota ? this.d.quota.reserve(userId) : Promise.resolve(undefined);
+  async reserveTurn(userId: string, prefetched?: PrefetchedContext): Promise<Reservation | undefined> {
+    const quota = this.d.quota;
+    if (!quota) return undefined;
+    // Without QUOTA_DAILY_TOKENS only an admin's override caps a user, and the
+    // turn's first read says whether one exists: an uncapped turn then writes
+    // no reservation (its tokens are still counted when it ends). A cap set
+    // while that read is in flight applies from the next turn.
+    if (prefetched && !quota.hasDefaultCap) {
+      const s = await prefetched.settings.catch(() => undefined);
+      if (s && !s.quotaOverride) return quota.unreserved(userId);
+    }
+    return quota.reserve(userId);
   }
 
   /** Gives back a reservation whose turn did not start. */
@@ -139,9 +153,12 @@ export class AssistantService {
    * check membership themselves, so a refused send learns nothing from them.
    */
   prefetch(userId: string, sessionId: string, query: string): PrefetchedContext {
-    const p = this.readContext(userId, sessionId, query);
-    p.catch(() => undefined); // a refused send never awaits it
-    return p;
+    const settings = this.d.store.turnSettings(sessionId, userId);
+    const reads = this.readContext(userId, sessionId, query, undefined, settings);
+    // A refused send never awaits them.
+    settings.catch(() => undefined);
+    reads.catch(() => undefined);
+    return { settings, reads };
   }
 
   /**
@@ -150,11 +167,17 @@ export class AssistantService {
    * the newest messages, two extra for the question and its reply row if
    * they are written by the time this reads (`assemble` trims them).
    */
-  private async readContext(userId: string, sessionId: string, query: string, question?: Message): Promise<{ config: RagConfig; gathered: GatheredContext }> {
+  private async readContext(
+    userId: string,
+    sessionId: string,
+    query: string,
+    question?: Message,
+    settings?: Promise<TurnSettings>,
+  ): Promise<{ config: RagConfig; gathered: GatheredContext }> {
     // Read on every turn, not cached: a session's owner or an admin may change it
     // on any node, and the change applies from the next turn (one indexed read).
     // One statement reads the configuration and the sessions the turn's searches cover.
-    const { config, scopes } = await this.d.store.turnSettings(sessionId, userId);
+    const { config, scopes } = await (settings ?? this.d.store.turnSettings(sessionId, userId));
     const n = config.historyWindow;
     const gathered = await this.d.context.gather({
       userId,
@@ -301,7 +324,7 @@ export class AssistantService {
     try {
       marks.started = performance.now() - acceptedAt;
       const { config, gathered } =
-        (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
+        (await prefetched?.reads.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
       marks.reads = performance.now() - acceptedAt;
       configId = config.id ?? null;
       model = config.model ?? model;

@@ -57,6 +57,16 @@ export class QuotaService {
     private readonly clock: QuotaClock = { now: () => new Date() },
   ) {}
 
+  /** Whether QUOTA_DAILY_TOKENS caps every user (else only an admin's override caps one). */
+  get hasDefaultCap(): boolean {
+    return this.opts.dailyTokens !== undefined;
+  }
+
+  /** The reservation of a turn no cap applies to: nothing is held, the tokens count on today's row when it ends. */
+  unreserved(userId: string): Reservation {
+    return { userId, day: utcDay(this.clock.now()), tokens: 0 };
+  }
+
   /** Reserves a turn's estimate; throws QuotaExceededError (QUOTA_EXCEEDED, retryAfterMs to the reset) when over the cap. */
   async reserve(userId: string): Promise<Reservation> {
     const now = this.clock.now();
@@ -78,6 +88,7 @@ export class QuotaService {
 
   /** The turn never ran: give the estimate back. */
   async release(r: Reservation): Promise<void> {
+    if (r.tokens === 0) return;
     await this.store.release(r.userId, r.day, r.tokens);
   }
 

@@ -29,6 +29,12 @@ export interface RagConfig {
   retrievalMode: "hybrid" | "vector" | "lexical" | "none";
 }
 
+export interface TurnSettings {
+  config: RagConfig;
+  scopes: SessionScope[] | undefined;
+  quotaOverride: boolean;
+}
+
 export interface TurnTarget {
   /** The user message being answered. */
   message: Message;
@@ -96,7 +102,8 @@ SELECT c.id, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k, c.s
  */
 const TURN_SETTINGS = `
 WITH cfg AS (${RAG_CONFIG})
-SELECT cfg.*, sc.session_id AS scope_session_id, sc.owner_id AS scope_owner_id, sc.archived AS scope_archived, sc.has_passages AS scope_has_passages
+SELECT cfg.*, EXISTS (SELECT 1 FROM user_quotas q WHERE q.user_id = $2::uuid) AS quota_override,
+       sc.session_id AS scope_session_id, sc.owner_id AS scope_owner_id, sc.archived AS scope_archived, sc.has_passages AS scope_has_passages
   FROM cfg
   LEFT JOIN LATERAL (
     SELECT s.id AS session_id, s.owner_id, s.archived,
@@ -214,16 +221,18 @@ export class PgAssistantStore {
    * The configuration of a turn by `userId` in the session, and (when it
    * retrieves) the sessions its searches cover, in one statement. Scopes is
    * undefined when the configuration retrieves nothing (top_k 0).
+   * `quotaOverride`: an admin set a daily token cap for the user.
    */
-  async turnSettings(sessionId: string, userId: string): Promise<{ config: RagConfig; scopes: SessionScope[] | undefined }> {
+  async turnSettings(sessionId: string, userId: string): Promise<TurnSettings> {
     const { rows } = await this.pool.query({ name: "turn_settings", text: TURN_SETTINGS, values: [sessionId, userId] });
     const config = toRagConfig(rows[0]);
-    if (config.topK <= 0) return { config, scopes: undefined };
+    const quotaOverride: boolean = rows[0].quota_override;
+    if (config.topK <= 0) return { config, scopes: undefined, quotaOverride };
     const scopes: SessionScope[] = [];
     for (const r of rows) {
       if (r.scope_session_id !== null) scopes.push({ sessionId: r.scope_session_id, ownerId: r.scope_owner_id, archived: r.scope_archived, hasPassages: r.scope_has_passages });
     }
-    return { config, scopes };
+    return { config, scopes, quotaOverride };
   }
 
   /** One rating per user per reply; a second call replaces it. Null unless it is a finished assistant reply the user may read. */
