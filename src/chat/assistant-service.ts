@@ -6,7 +6,7 @@
  * Cancel requests arrive through the CancelBus, so any node can cancel.
  */
 import type { Logger } from "pino";
-import type { PgAssistantStore, RagConfig, TurnSettings } from "../db/pg-assistant-store.js";
+import type { PgAssistantStore, RagConfig, Settlement, TurnSettings } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
 import type { PassageContextPayload } from "../protocol/events.js";
@@ -377,10 +377,11 @@ export class AssistantService {
       latencyMs: Math.round(performance.now() - acceptedAt),
       configId,
     };
-    // The tokens count whatever became of the row: they were spent.
-    const settled = this.settle(turn, usage.promptTokens, usage.completionTokens);
-    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages);
-    await settled;
+    // The tokens count whatever became of the row: they were spent. They are counted by the
+    // reply's final write itself (one statement); only if that cannot be stored are they counted alone.
+    const settlement = this.d.quota?.settlement(turn.userId, turn.reservation, usage.promptTokens, usage.completionTokens);
+    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages, settlement);
+    if (stored === undefined) await this.settle(turn, usage.promptTokens, usage.completionTokens);
     if (usage.promptTokens + usage.completionTokens > 0) this.d.metrics?.onTokens?.(model, usage.promptTokens, usage.completionTokens);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
@@ -427,10 +428,11 @@ export class AssistantService {
     c: Parameters<PgAssistantStore["complete"]>[1],
     used: Parameters<PgAssistantStore["complete"]>[2],
     passages: Parameters<PgAssistantStore["complete"]>[3] = [],
+    settlement?: Settlement,
   ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.d.store.complete(id, c, used, passages);
+        return await this.d.store.complete(id, c, used, passages, settlement);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");

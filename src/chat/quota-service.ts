@@ -7,6 +7,7 @@
  * pass at the edge. When the turn ends, its real token counts replace the
  * estimate. Quotas reset at midnight UTC.
  */
+import type { Settlement } from "../db/pg-assistant-store.js";
 import type { PgUsageStore } from "../db/pg-usage-store.js";
 import { AppError } from "../protocol/errors.js";
 import { addDays, nextUtcMidnight, utcDay } from "./utc-days.js";
@@ -97,7 +98,13 @@ export class QuotaService {
    * estimate (a turn without one, e.g. started before a restart, counts today).
    */
   async settle(userId: string, r: Reservation | undefined, promptTokens: number, completionTokens: number): Promise<void> {
-    await this.store.settle(userId, r?.day ?? utcDay(this.clock.now()), r?.tokens ?? 0, promptTokens, completionTokens);
+    const s = this.settlement(userId, r, promptTokens, completionTokens);
+    await this.store.settle(s.userId, s.day, s.reserved, s.promptTokens, s.completionTokens);
+  }
+
+  /** What `settle` writes, for a caller that folds it into another statement (the reply's final write). */
+  settlement(userId: string, r: Reservation | undefined, promptTokens: number, completionTokens: number): Settlement {
+    return { userId, day: r?.day ?? utcDay(this.clock.now()), reserved: r?.tokens ?? 0, promptTokens, completionTokens };
   }
 
   async usage(userId: string, days = 30): Promise<UsageReport> {

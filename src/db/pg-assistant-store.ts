@@ -7,6 +7,7 @@ import type pg from "pg";
 import type { FeedbackRating, Message, MessageStatus } from "../protocol/types.js";
 import { isUniqueViolation } from "./errors.js";
 import { AUDIENCE_CAN_READ, type SessionScope } from "./memory-queries.js";
+import { settleSql } from "./pg-usage-store.js";
 import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
 /** In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see sql/004_index_jobs.sql). */
@@ -27,6 +28,15 @@ export interface RagConfig {
   contextTokenBudget: number;
   crossSession: boolean;
   retrievalMode: "hybrid" | "vector" | "lexical" | "none";
+}
+
+/** A turn's tokens for the user's daily usage row (PgUsageStore.settle's parameters). */
+export interface Settlement {
+  userId: string;
+  day: string;
+  reserved: number;
+  promptTokens: number;
+  completionTokens: number;
 }
 
 export interface TurnSettings {
@@ -153,11 +163,18 @@ export class PgAssistantStore {
    * Final state of a reply. Only a row still streaming is changed (the
    * sweeper may have interrupted it); it then becomes due for indexing.
    */
-  async complete(messageId: number, c: Completion, context: readonly ContextRow[], passages: readonly PassageContextRow[] = []): Promise<Message | null> {
-    // One statement: the final state and the context it used land together.
+  async complete(
+    messageId: number,
+    c: Completion,
+    context: readonly ContextRow[],
+    passages: readonly PassageContextRow[] = [],
+    settle?: Settlement,
+  ): Promise<Message | null> {
+    // One statement: the final state and the context it used land together (and, with `settle`,
+    // the turn's tokens are counted whether or not a streaming row was left to complete).
     const { rows } = await this.pool.query<MessageRow>({
-      name: "complete_reply_config",
-      text: `WITH upd AS (
+      name: settle ? "complete_reply_settle" : "complete_reply_config",
+      text: `WITH ${settle ? `settle AS (${settleSql(17)}), ` : ""}upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
                 latency_ms = $7, owner_node = NULL, config_id = coalesce($12, config_id), updated_at = now()
           WHERE id = $1 AND status = 'streaming'
@@ -183,6 +200,7 @@ export class PgAssistantStore {
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
         c.configId ?? null,
         passages.map((x) => x.passageId), passages.map((x) => x.score), passages.map((x) => x.rank), passages.map((x) => x.source),
+        ...(settle ? [settle.userId, settle.day, settle.reserved, settle.promptTokens, settle.completionTokens] : []),
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;
