@@ -138,14 +138,14 @@ export class ContextBuilder {
     // Fit the budget: the question is always sent; then memories and document passages, taking
     // turns best first (neither kind crowds the other out); then the window newest first.
     const systemPromptTokens = countTokensOnce(config.systemPrompt);
-    let budget = config.contextTokenBudget - systemPromptTokens - countTokens(question.content);
+    let budget = config.contextTokenBudget - systemPromptTokens - countTokensOnce(question.content);
     const usedHits: MemoryHit[] = [];
     const usedPassages: PassageHit[] = [];
     const passages = gathered.passages ?? [];
     for (let i = 0; i < Math.max(hits.length, passages.length); i++) {
       const h = hits[i];
       if (h) {
-        const cost = countTokens(h.content) + 12; // the entry's framing line
+        const cost = countTokensOnce(h.content) + 12; // the entry's framing line
         if (cost <= budget) {
           usedHits.push(h);
           budget -= cost;
@@ -153,7 +153,7 @@ export class ContextBuilder {
       }
       const p = passages[i];
       if (p) {
-        const cost = countTokens(p.content) + 16; // the attribution line and indentation
+        const cost = countTokensOnce(p.content) + 16; // the attribution line and indentation
         if (cost <= budget) {
           usedPassages.push(p);
           budget -= cost;
@@ -163,7 +163,7 @@ export class ContextBuilder {
     const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
     const keptWindow: Message[] = [];
     for (const m of [...window].reverse()) {
-      const cost = countTokens(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
+      const cost = countTokensOnce(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
       if (cost > budget) break;
       keptWindow.unshift(m);
       budget -= cost;
@@ -194,7 +194,8 @@ export class ContextBuilder {
       messages,
       used: usedHits.map((h, i) => ({ messageId: h.messageId, score: h.score, rank: i + 1, source: h.source })),
       usedPassages: usedPassages.map((p, i) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score, rank: i + 1, source: p.source })),
-      promptTokens: messages.reduce((n, m) => n + countTokens(m.content) + 4, 0),
+      // The system message changes every turn; the window's messages (and the question, next turn) recur.
+      promptTokens: messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0),
     };
   }
 }

@@ -21,19 +21,23 @@ export function countTokens(text: string): number {
   return countWithGpt4o(text, PLAIN_TEXT);
 }
 
-const promptCounts = new Map<string, number>();
+const recurring = new Map<string, number>();
+/** Texts longer than this are counted each time: the memory a remembered count holds stays bounded (4,096 x 4 kB). */
+const RECURRING_MAX_CHARS = 4096;
 
 /**
  * Tokens in a text that recurs turn after turn (a configuration's system
- * prompt): counted once, then remembered. A few hundred distinct texts are
- * kept; past that the oldest is forgotten.
+ * prompt, the messages of a session's recent window, which every turn
+ * counts again): counted once, then remembered. A few thousand distinct
+ * texts are kept; past that the oldest is forgotten.
  */
 export function countTokensOnce(text: string): number {
-  const known = promptCounts.get(text);
+  if (text.length > RECURRING_MAX_CHARS) return countTokens(text);
+  const known = recurring.get(text);
   if (known !== undefined) return known;
   const n = countTokens(text);
-  if (promptCounts.size >= 256) promptCounts.delete(promptCounts.keys().next().value!);
-  promptCounts.set(text, n);
+  if (recurring.size >= 4096) recurring.delete(recurring.keys().next().value!);
+  recurring.set(text, n);
   return n;
 }
 
