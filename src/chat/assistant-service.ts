@@ -6,7 +6,7 @@
  * Cancel requests arrive through the CancelBus, so any node can cancel.
  */
 import type { Logger } from "pino";
-import type { PgAssistantStore, RagConfig } from "../db/pg-assistant-store.js";
+import type { PgAssistantStore, RagConfig, Settlement, TurnSettings } from "../db/pg-assistant-store.js";
 import { LlmError, type LlmProvider } from "../llm/types.js";
 import { AppError } from "../protocol/errors.js";
 import type { PassageContextPayload } from "../protocol/events.js";
@@ -54,7 +54,11 @@ interface Turn {
 }
 
 /** A turn's reads, started before its rows exist (`AssistantService.prefetch`). */
-export type PrefetchedContext = Promise<{ config: RagConfig; gathered: GatheredContext }>;
+export interface PrefetchedContext {
+  /** The turn's first read (configuration, scopes, whether a quota override applies). */
+  settings: Promise<TurnSettings>;
+  reads: Promise<{ config: RagConfig; gathered: GatheredContext }>;
+}
 
 export class AssistantService {
   private readonly turns = new Map<number, Turn>();
@@ -115,8 +119,18 @@ export class AssistantService {
    * Reserves the quota for a turn of the user before its reply row is
    * written; throws QUOTA_EXCEEDED past the cap. Undefined without quotas.
    */
-  reserveTurn(userId: string): Promise<Reservation | undefined> {
-    return this.d.quota ? this.d.quota.reserve(userId) : Promise.resolve(undefined);
+  async reserveTurn(userId: string, prefetched?: PrefetchedContext): Promise<Reservation | undefined> {
+    const quota = this.d.quota;
+    if (!quota) return undefined;
+    // Without QUOTA_DAILY_TOKENS only an admin's override caps a user, and the
+    // turn's first read says whether one exists: an uncapped turn then writes
+    // no reservation (its tokens are still counted when it ends). A cap set
+    // while that read is in flight applies from the next turn.
+    if (prefetched && !quota.hasDefaultCap) {
+      const s = await prefetched.settings.catch(() => undefined);
+      if (s && !s.quotaOverride) return quota.unreserved(userId);
+    }
+    return quota.reserve(userId);
   }
 
   /** Gives back a reservation whose turn did not start. */
@@ -141,9 +155,12 @@ export class AssistantService {
    * check membership themselves, so a refused send learns nothing from them.
    */
   prefetch(userId: string, sessionId: string, query: string): PrefetchedContext {
-    const p = this.readContext(userId, sessionId, query);
-    p.catch(() => undefined); // a refused send never awaits it
-    return p;
+    const settings = this.d.store.turnSettings(sessionId, userId);
+    const reads = this.readContext(userId, sessionId, query, undefined, settings);
+    // A refused send never awaits them.
+    settings.catch(() => undefined);
+    reads.catch(() => undefined);
+    return { settings, reads };
   }
 
   /**
@@ -152,10 +169,17 @@ export class AssistantService {
    * the newest messages, two extra for the question and its reply row if
    * they are written by the time this reads (`assemble` trims them).
    */
-  private async readContext(userId: string, sessionId: string, query: string, question?: Message): Promise<{ config: RagConfig; gathered: GatheredContext }> {
+  private async readContext(
+    userId: string,
+    sessionId: string,
+    query: string,
+    question?: Message,
+    settings?: Promise<TurnSettings>,
+  ): Promise<{ config: RagConfig; gathered: GatheredContext }> {
     // Read on every turn, not cached: a session's owner or an admin may change it
     // on any node, and the change applies from the next turn (one indexed read).
-    const config = await this.d.store.ragConfig(sessionId);
+    // One statement reads the configuration and the sessions the turn's searches cover.
+    const { config, scopes } = await (settings ?? this.d.store.turnSettings(sessionId, userId));
     const n = config.historyWindow;
     const gathered = await this.d.context.gather({
       userId,
@@ -167,6 +191,7 @@ export class AssistantService {
           ? Promise.resolve([])
           : this.d.messages.listMessagesBefore(sessionId, userId, question?.seq, question ? n : n + 2),
       ...(question ? { excludeIds: [question.id] } : {}),
+      ...(scopes ? { scopes: Promise.resolve(scopes) } : {}),
     });
     return { config, gathered };
   }
@@ -303,7 +328,7 @@ export class AssistantService {
       await this.awaitAttachments(turn, question, reply.id);
       marks.attachments = performance.now() - acceptedAt;
       const { config, gathered } =
-        (await prefetched?.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
+        (await prefetched?.reads.catch(() => undefined)) ?? (await this.readContext(turn.userId, sessionId, question.content, question));
       marks.reads = performance.now() - acceptedAt;
       configId = config.id ?? null;
       model = config.model ?? model;
@@ -356,10 +381,11 @@ export class AssistantService {
       latencyMs: Math.round(performance.now() - acceptedAt),
       configId,
     };
-    // The tokens count whatever became of the row: they were spent.
-    const settled = this.settle(turn, usage.promptTokens, usage.completionTokens);
-    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages);
-    await settled;
+    // The tokens count whatever became of the row: they were spent. They are counted by the
+    // reply's final write itself (one statement); only if that cannot be stored are they counted alone.
+    const settlement = this.d.quota?.settlement(turn.userId, turn.reservation, usage.promptTokens, usage.completionTokens);
+    const stored = await this.completeWithRetry(reply.id, completion, used, usedPassages, settlement);
+    if (stored === undefined) await this.settle(turn, usage.promptTokens, usage.completionTokens);
     if (usage.promptTokens + usage.completionTokens > 0) this.d.metrics?.onTokens?.(model, usage.promptTokens, usage.completionTokens);
     log.debug({ messageId: reply.id, status, ms: marks }, "assistant turn phases");
     await buffer.end(reply.id).catch(() => undefined);
@@ -423,10 +449,11 @@ export class AssistantService {
     c: Parameters<PgAssistantStore["complete"]>[1],
     used: Parameters<PgAssistantStore["complete"]>[2],
     passages: Parameters<PgAssistantStore["complete"]>[3] = [],
+    settlement?: Settlement,
   ): Promise<Message | null | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.d.store.complete(id, c, used, passages);
+        return await this.d.store.complete(id, c, used, passages, settlement);
       } catch (err) {
         if (attempt >= 6) {
           this.d.log.error({ err: (err as Error).message, messageId: id }, "could not store the reply; the sweeper will mark it interrupted");

@@ -247,7 +247,7 @@ export class ChatService {
     let refused: QuotaExceededError | undefined;
     if (wantsReply) {
       try {
-        reservation = await this.assistant!.reserveTurn(actor.user.id);
+        reservation = await this.assistant!.reserveTurn(actor.user.id, prefetched);
       } catch (err) {
         if (!(err instanceof QuotaExceededError)) throw err;
         refused = err;

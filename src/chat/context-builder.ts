@@ -9,9 +9,10 @@
  * and other members' window messages are each quoted, attributed to their
  * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
+import type { SessionScope } from "../db/memory-queries.js";
 import type { RagConfig } from "../db/pg-assistant-store.js";
 import { FORMER_MEMBER, formatContextSection } from "../llm/offline-responder.js";
-import { countTokens } from "../llm/tokens.js";
+import { countTokens, countTokensOnce } from "../llm/tokens.js";
 import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
 import type { LlmMessage } from "../llm/types.js";
 import type { MemoryHit, MemoryService } from "../memory/memory-service.js";
@@ -65,12 +66,25 @@ export class ContextBuilder {
    * still being written; `assemble` then drops the question (and anything
    * after it) from what they found.
    */
-  async gather(input: { userId: string; sessionId: string; query: string; config: RagConfig; window: () => Promise<Message[]>; excludeIds?: number[] }): Promise<GatheredContext> {
+  async gather(input: {
+    userId: string;
+    sessionId: string;
+    query: string;
+    config: RagConfig;
+    window: () => Promise<Message[]>;
+    excludeIds?: number[];
+    /** The sessions in scope when the caller read them with the configuration (`scopes(userId, crossSession ? undefined : sessionId, sessionId)`). */
+    scopes?: Promise<SessionScope[]>;
+  }): Promise<GatheredContext> {
     const { config } = input;
     const passageTopK = this.documents && config.topK > 0 ? this.documents.topK : 0;
     // One embedding of the question serves both searches.
     const embedding = config.topK > 0 ? this.memory.embedQuery(input.query) : undefined;
     embedding?.catch(() => undefined);
+    // One read of the sessions in scope serves both searches (same user, session and audience).
+    const scopeSessionId = config.crossSession ? undefined : input.sessionId;
+    const scopes = config.topK > 0 ? (input.scopes ?? this.memory.scopes(input.userId, scopeSessionId, input.sessionId)) : undefined;
+    scopes?.catch(() => undefined);
     const [window, found, passages] = await Promise.all([
       input.window(),
       config.topK > 0 && config.retrievalMode !== "none"
@@ -78,7 +92,8 @@ export class ContextBuilder {
             ...(embedding ? { embedding } : {}),
             userId: input.userId,
             query: input.query,
-            sessionId: config.crossSession ? undefined : input.sessionId,
+            sessionId: scopeSessionId,
+            ...(scopes ? { scopes } : {}),
             // Ask for more than topK: hits that are also in the window (or are the question) are dropped below.
             limit: config.topK + config.historyWindow + 1,
             minSimilarity: config.similarityThreshold,
@@ -94,7 +109,8 @@ export class ContextBuilder {
         ? this.documents!.search.search({
             userId: input.userId,
             query: input.query,
-            ...(config.crossSession ? {} : { sessionId: input.sessionId }),
+            ...(scopeSessionId ? { sessionId: scopeSessionId } : {}),
+            ...(scopes ? { scopes } : {}),
             homeSessionId: input.sessionId,
             audienceSessionId: input.sessionId,
             limit: passageTopK,
@@ -121,14 +137,15 @@ export class ContextBuilder {
 
     // Fit the budget: the question is always sent; then memories and document passages, taking
     // turns best first (neither kind crowds the other out); then the window newest first.
-    let budget = config.contextTokenBudget - countTokens(config.systemPrompt) - countTokens(question.content);
+    const systemPromptTokens = countTokensOnce(config.systemPrompt);
+    let budget = config.contextTokenBudget - systemPromptTokens - countTokensOnce(question.content);
     const usedHits: MemoryHit[] = [];
     const usedPassages: PassageHit[] = [];
     const passages = gathered.passages ?? [];
     for (let i = 0; i < Math.max(hits.length, passages.length); i++) {
       const h = hits[i];
       if (h) {
-        const cost = countTokens(h.content) + 12; // the entry's framing line
+        const cost = countTokensOnce(h.content) + 12; // the entry's framing line
         if (cost <= budget) {
           usedHits.push(h);
           budget -= cost;
@@ -136,7 +153,7 @@ export class ContextBuilder {
       }
       const p = passages[i];
       if (p) {
-        const cost = countTokens(p.content) + 16; // the attribution line and indentation
+        const cost = countTokensOnce(p.content) + 16; // the attribution line and indentation
         if (cost <= budget) {
           usedPassages.push(p);
           budget -= cost;
@@ -146,7 +163,7 @@ export class ContextBuilder {
     const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
     const keptWindow: Message[] = [];
     for (const m of [...window].reverse()) {
-      const cost = countTokens(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
+      const cost = countTokensOnce(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
       if (cost > budget) break;
       keptWindow.unshift(m);
       budget -= cost;
@@ -178,7 +195,8 @@ export class ContextBuilder {
       messages,
       used: usedHits.map((h, i) => ({ messageId: h.messageId, score: h.score, rank: i + 1, source: h.source })),
       usedPassages: usedPassages.map((p, i) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score, rank: i + 1, source: p.source })),
-      promptTokens: messages.reduce((n, m) => n + countTokens(m.content) + 4, 0),
+      // The system message changes every turn; the window's messages (and the question, next turn) recur.
+      promptTokens: messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0),
     };
   }
 }

@@ -7,6 +7,7 @@
  * pass at the edge. When the turn ends, its real token counts replace the
  * estimate. Quotas reset at midnight UTC.
  */
+import type { Settlement } from "../db/pg-assistant-store.js";
 import type { PgUsageStore } from "../db/pg-usage-store.js";
 import { AppError } from "../protocol/errors.js";
 import { addDays, nextUtcMidnight, utcDay } from "./utc-days.js";
@@ -57,6 +58,16 @@ export class QuotaService {
     private readonly clock: QuotaClock = { now: () => new Date() },
   ) {}
 
+  /** Whether QUOTA_DAILY_TOKENS caps every user (else only an admin's override caps one). */
+  get hasDefaultCap(): boolean {
+    return this.opts.dailyTokens !== undefined;
+  }
+
+  /** The reservation of a turn no cap applies to: nothing is held, the tokens count on today's row when it ends. */
+  unreserved(userId: string): Reservation {
+    return { userId, day: utcDay(this.clock.now()), tokens: 0 };
+  }
+
   /** Reserves a turn's estimate; throws QuotaExceededError (QUOTA_EXCEEDED, retryAfterMs to the reset) when over the cap. */
   async reserve(userId: string): Promise<Reservation> {
     const now = this.clock.now();
@@ -78,6 +89,7 @@ export class QuotaService {
 
   /** The turn never ran: give the estimate back. */
   async release(r: Reservation): Promise<void> {
+    if (r.tokens === 0) return;
     await this.store.release(r.userId, r.day, r.tokens);
   }
 
@@ -86,7 +98,13 @@ export class QuotaService {
    * estimate (a turn without one, e.g. started before a restart, counts today).
    */
   async settle(userId: string, r: Reservation | undefined, promptTokens: number, completionTokens: number): Promise<void> {
-    await this.store.settle(userId, r?.day ?? utcDay(this.clock.now()), r?.tokens ?? 0, promptTokens, completionTokens);
+    const s = this.settlement(userId, r, promptTokens, completionTokens);
+    await this.store.settle(s.userId, s.day, s.reserved, s.promptTokens, s.completionTokens);
+  }
+
+  /** What `settle` writes, for a caller that folds it into another statement (the reply's final write). */
+  settlement(userId: string, r: Reservation | undefined, promptTokens: number, completionTokens: number): Settlement {
+    return { userId, day: r?.day ?? utcDay(this.clock.now()), reserved: r?.tokens ?? 0, promptTokens, completionTokens };
   }
 
   async usage(userId: string, days = 30): Promise<UsageReport> {

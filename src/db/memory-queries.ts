@@ -7,6 +7,8 @@ export interface SessionScope {
   /** The tenant under which the session's vectors are stored. */
   ownerId: string;
   archived: boolean;
+  /** Whether any attachment passage lives in the session: a turn skips passage search when none does. */
+  hasPassages: boolean;
 }
 
 export interface LexicalHit {
@@ -25,7 +27,7 @@ export interface LexicalHit {
  * a reply in a shared session never comes from a session one of its members
  * cannot read.
  */
-const AUDIENCE_CAN_READ = (sessionExpr: string, param: string) => `(${param}::uuid IS NULL OR NOT EXISTS (
+export const AUDIENCE_CAN_READ = (sessionExpr: string, param: string) => `(${param}::uuid IS NULL OR NOT EXISTS (
             SELECT 1 FROM chat_session_members aud
              WHERE aud.session_id = ${param}::uuid
                AND NOT EXISTS (SELECT 1 FROM chat_session_members mm WHERE mm.session_id = ${sessionExpr} AND mm.user_id = aud.user_id)))`;
@@ -81,15 +83,17 @@ export class PgMemoryQueries {
    * that session may read: what is retrieved will be shown to all of them.
    */
   async scopes(userId: string, sessionId?: string, audienceSessionId?: string): Promise<SessionScope[]> {
-    const { rows } = await this.pool.query<{ session_id: string; owner_id: string; archived: boolean }>({
-      name: "memory_scopes",
-      text: `SELECT s.id AS session_id, s.owner_id, s.archived FROM chat_session_members mem
+    const { rows } = await this.pool.query<{ session_id: string; owner_id: string; archived: boolean; has_passages: boolean }>({
+      name: "memory_scopes_passages",
+      text: `SELECT s.id AS session_id, s.owner_id, s.archived,
+              EXISTS (SELECT 1 FROM attachment_passages p WHERE p.session_id = s.id) AS has_passages
+         FROM chat_session_members mem
          JOIN chat_sessions s ON s.id = mem.session_id
         WHERE mem.user_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)
           AND ${AUDIENCE_CAN_READ("s.id", "$3")}`,
       values: [userId, sessionId ?? null, audienceSessionId ?? null],
     });
-    return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id, archived: r.archived }));
+    return rows.map((r) => ({ sessionId: r.session_id, ownerId: r.owner_id, archived: r.archived, hasPassages: r.has_passages }));
   }
 
   /**

@@ -6,6 +6,8 @@
 import type pg from "pg";
 import type { FeedbackRating, Message, MessageStatus } from "../protocol/types.js";
 import { isUniqueViolation } from "./errors.js";
+import { AUDIENCE_CAN_READ, type SessionScope } from "./memory-queries.js";
+import { settleSql } from "./pg-usage-store.js";
 import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
 /** In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see sql/004_index_jobs.sql). */
@@ -26,6 +28,21 @@ export interface RagConfig {
   contextTokenBudget: number;
   crossSession: boolean;
   retrievalMode: "hybrid" | "vector" | "lexical" | "none";
+}
+
+/** A turn's tokens for the user's daily usage row (PgUsageStore.settle's parameters). */
+export interface Settlement {
+  userId: string;
+  day: string;
+  reserved: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface TurnSettings {
+  config: RagConfig;
+  scopes: SessionScope[] | undefined;
+  quotaOverride: boolean;
 }
 
 export interface TurnTarget {
@@ -86,6 +103,27 @@ SELECT c.id, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k, c.s
  ORDER BY s.id IS NULL
  LIMIT 1`;
 
+/**
+ * A turn's configuration and, when it retrieves (top_k > 0), the sessions
+ * its searches cover, in one round trip: one row per session in scope with
+ * the configuration repeated, or a single row with null scope columns. The
+ * scope is that of PgMemoryQueries.scopes(userId, cross_session ? null :
+ * session, session); $1 session, $2 user.
+ */
+const TURN_SETTINGS = `
+WITH cfg AS (${RAG_CONFIG})
+SELECT cfg.*, EXISTS (SELECT 1 FROM user_quotas q WHERE q.user_id = $2::uuid) AS quota_override,
+       sc.session_id AS scope_session_id, sc.owner_id AS scope_owner_id, sc.archived AS scope_archived, sc.has_passages AS scope_has_passages
+  FROM cfg
+  LEFT JOIN LATERAL (
+    SELECT s.id AS session_id, s.owner_id, s.archived,
+           EXISTS (SELECT 1 FROM attachment_passages p WHERE p.session_id = s.id) AS has_passages
+      FROM chat_session_members mem
+      JOIN chat_sessions s ON s.id = mem.session_id
+     WHERE cfg.top_k > 0 AND mem.user_id = $2::uuid AND (cfg.cross_session OR s.id = $1::uuid)
+       AND ${AUDIENCE_CAN_READ("s.id", "$1")}
+  ) sc ON true`;
+
 export class PgAssistantStore {
   constructor(private readonly pool: pg.Pool) {}
 
@@ -125,11 +163,18 @@ export class PgAssistantStore {
    * Final state of a reply. Only a row still streaming is changed (the
    * sweeper may have interrupted it); it then becomes due for indexing.
    */
-  async complete(messageId: number, c: Completion, context: readonly ContextRow[], passages: readonly PassageContextRow[] = []): Promise<Message | null> {
-    // One statement: the final state and the context it used land together.
+  async complete(
+    messageId: number,
+    c: Completion,
+    context: readonly ContextRow[],
+    passages: readonly PassageContextRow[] = [],
+    settle?: Settlement,
+  ): Promise<Message | null> {
+    // One statement: the final state and the context it used land together (and, with `settle`,
+    // the turn's tokens are counted whether or not a streaming row was left to complete).
     const { rows } = await this.pool.query<MessageRow>({
-      name: "complete_reply_config",
-      text: `WITH upd AS (
+      name: settle ? "complete_reply_settle" : "complete_reply_config",
+      text: `WITH ${settle ? `settle AS (${settleSql(17)}), ` : ""}upd AS (
          UPDATE chat_messages m SET content = $2, status = $3, token_count = $4, prompt_tokens = $5, first_token_ms = $6,
                 latency_ms = $7, owner_node = NULL, config_id = coalesce($12, config_id), updated_at = now()
           WHERE id = $1 AND status = 'streaming'
@@ -155,6 +200,7 @@ export class PgAssistantStore {
         context.map((x) => x.messageId), context.map((x) => x.score), context.map((x) => x.rank), context.map((x) => x.source),
         c.configId ?? null,
         passages.map((x) => x.passageId), passages.map((x) => x.score), passages.map((x) => x.rank), passages.map((x) => x.source),
+        ...(settle ? [settle.userId, settle.day, settle.reserved, settle.promptTokens, settle.completionTokens] : []),
       ],
     });
     return rows[0] ? toMessage(rows[0]) : null;
@@ -186,22 +232,25 @@ export class PgAssistantStore {
 
   async ragConfig(sessionId: string): Promise<RagConfig> {
     const { rows } = await this.pool.query({ name: "rag_config", text: RAG_CONFIG, values: [sessionId] });
-    const r = rows[0];
-    // Float4 columns: 0.7 reads 0.699999988; the LLM gets what the admin typed.
-    const real = (x: number) => Math.round(x * 10_000) / 10_000;
-    return {
-      id: r.id,
-      systemPrompt: r.system_prompt,
-      model: r.model,
-      temperature: real(r.temperature),
-      maxTokens: r.max_tokens,
-      topK: r.top_k,
-      similarityThreshold: real(r.similarity_threshold),
-      historyWindow: r.history_window,
-      contextTokenBudget: r.context_token_budget,
-      crossSession: r.cross_session,
-      retrievalMode: r.retrieval_mode,
-    };
+    return toRagConfig(rows[0]);
+  }
+
+  /**
+   * The configuration of a turn by `userId` in the session, and (when it
+   * retrieves) the sessions its searches cover, in one statement. Scopes is
+   * undefined when the configuration retrieves nothing (top_k 0).
+   * `quotaOverride`: an admin set a daily token cap for the user.
+   */
+  async turnSettings(sessionId: string, userId: string): Promise<TurnSettings> {
+    const { rows } = await this.pool.query({ name: "turn_settings", text: TURN_SETTINGS, values: [sessionId, userId] });
+    const config = toRagConfig(rows[0]);
+    const quotaOverride: boolean = rows[0].quota_override;
+    if (config.topK <= 0) return { config, scopes: undefined, quotaOverride };
+    const scopes: SessionScope[] = [];
+    for (const r of rows) {
+      if (r.scope_session_id !== null) scopes.push({ sessionId: r.scope_session_id, ownerId: r.scope_owner_id, archived: r.scope_archived, hasPassages: r.scope_has_passages });
+    }
+    return { config, scopes, quotaOverride };
   }
 
   /** One rating per user per reply; a second call replaces it. Null unless it is a finished assistant reply the user may read. */
@@ -296,4 +345,26 @@ export class PgAssistantStore {
     );
     return rows.map(toMessage);
   }
+}
+
+/** Row of RAG_CONFIG (or TURN_SETTINGS) to the settings a turn uses. */
+function toRagConfig(r: {
+  id: number; system_prompt: string; model: string | null; temperature: number; max_tokens: number; top_k: number;
+  similarity_threshold: number; history_window: number; context_token_budget: number; cross_session: boolean; retrieval_mode: RagConfig["retrievalMode"];
+}): RagConfig {
+  // Float4 columns: 0.7 reads 0.699999988; the LLM gets what the admin typed.
+  const real = (x: number) => Math.round(x * 10_000) / 10_000;
+  return {
+    id: r.id,
+    systemPrompt: r.system_prompt,
+    model: r.model,
+    temperature: real(r.temperature),
+    maxTokens: r.max_tokens,
+    topK: r.top_k,
+    similarityThreshold: real(r.similarity_threshold),
+    historyWindow: r.history_window,
+    contextTokenBudget: r.context_token_budget,
+    crossSession: r.cross_session,
+    retrievalMode: r.retrieval_mode,
+  };
 }

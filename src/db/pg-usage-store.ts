@@ -16,6 +16,22 @@ export type ReserveOutcome =
   | { ok: true; cap: number | null }
   | { ok: false; cap: number; used: number; reserved: number };
 
+/**
+ * The settle upsert over five parameters from `$first`: user, day, reserved,
+ * prompt tokens, completion tokens. Also run as a CTE of the reply's final
+ * write (PgAssistantStore.complete), so a turn's end is one statement.
+ */
+export function settleSql(first: number): string {
+  const [user, day, reserved, prompt, completion] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
+  return `INSERT INTO usage_daily AS u (user_id, day, prompt_tokens, completion_tokens, turns)
+             SELECT ${user}::uuid, ${day}::date, ${prompt}::bigint, ${completion}::bigint, 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = ${user}::uuid)
+             ON CONFLICT (user_id, day) DO UPDATE SET
+               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
+               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
+               turns = u.turns + 1,
+               reserved_tokens = greatest(0, u.reserved_tokens - ${reserved}::bigint)`;
+}
+
 export class PgUsageStore {
   constructor(private readonly pool: pg.Pool) {}
 
@@ -57,13 +73,7 @@ export class PgUsageStore {
   async settle(userId: string, day: string, reserved: number, promptTokens: number, completionTokens: number): Promise<void> {
     await this.pool.query({
       name: "usage_settle",
-      text: `INSERT INTO usage_daily AS u (user_id, day, prompt_tokens, completion_tokens, turns)
-             SELECT $1, $2::date, $4, $5, 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1)
-             ON CONFLICT (user_id, day) DO UPDATE SET
-               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
-               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
-               turns = u.turns + 1,
-               reserved_tokens = greatest(0, u.reserved_tokens - $3)`,
+      text: settleSql(1),
       values: [userId, day, reserved, promptTokens, completionTokens],
     });
   }

@@ -21,6 +21,26 @@ export function countTokens(text: string): number {
   return countWithGpt4o(text, PLAIN_TEXT);
 }
 
+const recurring = new Map<string, number>();
+/** Texts longer than this are counted each time: the memory a remembered count holds stays bounded (4,096 x 4 kB). */
+const RECURRING_MAX_CHARS = 4096;
+
+/**
+ * Tokens in a text that recurs turn after turn (a configuration's system
+ * prompt, the messages of a session's recent window, which every turn
+ * counts again): counted once, then remembered. A few thousand distinct
+ * texts are kept; past that the oldest is forgotten.
+ */
+export function countTokensOnce(text: string): number {
+  if (text.length > RECURRING_MAX_CHARS) return countTokens(text);
+  const known = recurring.get(text);
+  if (known !== undefined) return known;
+  const n = countTokens(text);
+  if (recurring.size >= 4096) recurring.delete(recurring.keys().next().value!);
+  recurring.set(text, n);
+  return n;
+}
+
 /**
  * Tokens a chat prompt costs, including the per-message framing
  * (<|im_start|>role<|im_sep|>...<|im_end|>) and the priming of the

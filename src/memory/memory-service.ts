@@ -61,6 +61,8 @@ export interface MemoryQuery {
   homeSessionId?: string;
   /** The query's embedding, when the caller computed it for another search too (attachment passages). */
   embedding?: Promise<Float32Array | null>;
+  /** The sessions in scope, when the caller read them for another search too: `scopes(userId, sessionId, audienceSessionId)`. */
+  scopes?: Promise<SessionScope[]>;
 }
 
 export interface MemoryDeps {
@@ -140,7 +142,7 @@ export class MemoryService {
       window: timeWindow(q.query, new Date()),
     };
     // The lexical query needs no scope lookup, so it runs beside scope lookup + vector search.
-    const scopesP = this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
+    const scopesP = q.scopes ?? this.d.queries.scopes(q.userId, q.sessionId, q.audienceSessionId);
     // The query's embedding needs no scope either: it is computed while the scopes are read.
     const target = wantVector ? this.d.vectors() : undefined;
     const embeddingP = target ? (q.embedding ?? this.embedWith(target.embedder, q.query)) : Promise.resolve(null);
@@ -183,6 +185,11 @@ export class MemoryService {
     // The hits the names came from stay first: the second search ranks what they lead to.
     const kept = new Set(anchors.map((h) => h.messageId));
     return [...anchors, ...second.filter((h) => !kept.has(h.messageId))].slice(0, limit);
+  }
+
+  /** The sessions a search by `userId` covers (see PgMemoryQueries.scopes); one read can serve the message and passage searches. */
+  scopes(userId: string, sessionId?: string, audienceSessionId?: string): Promise<SessionScope[]> {
+    return this.d.queries.scopes(userId, sessionId, audienceSessionId);
   }
 
   /** Null when there is no embedder or it fails (the search then serves lexical results). */

@@ -8,7 +8,7 @@
  * only be dropped, never shown.
  */
 import type { Logger } from "pino";
-import type { PgMemoryQueries } from "../db/memory-queries.js";
+import type { PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
 import type { PassageRow, PassageScope, PgPassageQueries } from "../db/passage-queries.js";
 import { marginFusion } from "./fusion.js";
 import { relatedWords } from "./query-terms.js";
@@ -30,6 +30,8 @@ export interface PassageQuery {
   minSimilarity?: number;
   /** The query's embedding when the caller computed it already (the message search did); null: none. */
   embedding?: Promise<Float32Array | null>;
+  /** The sessions in scope, read by the caller for the message search too (same userId, sessionId and audience). */
+  scopes?: Promise<SessionScope[]>;
 }
 
 export interface PassageSearchDeps {
@@ -49,6 +51,10 @@ export class PassageSearch {
     const home = q.sessionId ?? q.homeSessionId;
     const scope: PassageScope = { userId: q.userId, sessionIds: q.sessionId ? [q.sessionId] : null, homeSessionId: home, audienceSessionId: q.audienceSessionId };
     const depth = Math.max(q.limit * 3, 12);
+    // Most turns are in sessions without files: when no session in scope holds a passage, neither leg can find one.
+    const scopes = q.scopes ? await q.scopes : undefined;
+    if (scopes && !scopes.some((s) => s.hasPassages)) return [];
+    if (scopes) q = { ...q, scopes: Promise.resolve(scopes) };
     const [lexical, vector] = await Promise.all([this.d.passages.search(scope, q.query, depth, relatedWords(q.query)), this.vectorSearch(q, scope, depth)]);
     const lex = lexical.map((h) => ({ ...h, source: "lexical" as const }));
     if (vector === null || vector.length === 0) return lex.slice(0, q.limit);
@@ -70,7 +76,7 @@ export class PassageSearch {
     try {
       const vector = await (q.embedding ?? this.embed(target.embedder, q.query));
       if (!vector) return null;
-      const scopes = await this.d.memory.scopes(q.userId, q.sessionId, q.audienceSessionId);
+      const scopes = await (q.scopes ?? this.d.memory.scopes(q.userId, q.sessionId, q.audienceSessionId));
       if (scopes.length === 0) return [];
       const byTenant = new Map<string, string[]>();
       for (const s of scopes) byTenant.set(s.ownerId, [...(byTenant.get(s.ownerId) ?? []), s.sessionId]);

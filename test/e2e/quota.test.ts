@@ -150,6 +150,43 @@ describe("daily token quotas", () => {
     }
   });
 
+  it("without a default cap, an uncapped turn holds no reservation, and an admin's override still caps the user at the edge, concurrently", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-quota-"));
+    dirs.push(dataDir);
+    const uncapped = await startServer({
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      NODE_ID: "quota-node-nocap",
+      JWT_SECRET: "quota-secret-0123456789-0123456789-0123",
+      EMBEDDER: "hash",
+      OFFLINE_TOKEN_DELAY_MS: "0",
+      QUOTA_TURN_ESTIMATE_TOKENS: "50000",
+      RATE_SESSION_BURST: "200",
+      RATE_TURN_BURST: "200",
+      RATE_MESSAGE_BURST: "200",
+    });
+    nodes.push(uncapped);
+    const u = await register(uncapped.url);
+    const s = await client(uncapped, u);
+    const { session } = await ok(s, "session:create", { title: "no cap" });
+    await ok(s, "session:join", { sessionId: session.id });
+    const turn = collectTurn(s, session.id);
+    await ok(s, "message:send", { sessionId: session.id, clientMessageId: randomUUID(), content: "hello without a cap" });
+    const { end } = await turn;
+    await expect.poll(() => usageRow(u.user.id)).toEqual({ p: end!.usage.promptTokens, c: end!.usage.completionTokens, turns: 1, r: 0 });
+
+    // An override one token over what was spent: of concurrent sends, exactly one starts a reply.
+    const spent = end!.usage.promptTokens + end!.usage.completionTokens;
+    expect((await api(uncapped.url, `/api/admin/users/${u.user.id}/quota`, { method: "PUT", token: admin.token, body: { dailyTokens: spent + 1 } })).status).toBe(200);
+    const conns = await Promise.all(Array.from({ length: 6 }, () => client(uncapped, u)));
+    const sessions = await Promise.all(conns.map(async (c) => (await ok(c, "session:create", { title: "edge" })).session.id as string));
+    const acks = await Promise.all(conns.map((c, i) => ok(c, "message:send", { sessionId: sessions[i], clientMessageId: randomUUID(), content: `race ${i}` })));
+    expect(acks.filter((a) => a.replyRefused === undefined)).toHaveLength(1);
+    expect(acks.filter((a) => a.replyRefused?.code === "QUOTA_EXCEEDED")).toHaveLength(conns.length - 1);
+    await expect.poll(async () => (await usageRow(u.user.id))?.turns, { timeout: 15_000 }).toBe(2);
+    expect((await usageRow(u.user.id)).r).toBe(0);
+  });
+
   it("a reply whose node died gives its reservation back when another node's sweep ends it", async () => {
     const u = await register(nodes[0]!.url);
     const s = await client(nodes[0]!, u);
