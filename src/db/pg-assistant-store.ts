@@ -5,6 +5,7 @@
  */
 import type pg from "pg";
 import type { FeedbackRating, Message, MessageStatus } from "../protocol/types.js";
+import { type TurnConfiguration, toSettings } from "./configuration-rows.js";
 import { isUniqueViolation } from "./errors.js";
 import { AUDIENCE_CAN_READ, type SessionScope } from "./memory-queries.js";
 import { settleSql } from "./pg-usage-store.js";
@@ -14,21 +15,12 @@ import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT id FROM upd
           ON CONFLICT (message_id) DO UPDATE SET run_at = now()`;
 
-/** The settings of one turn: the named configuration its session uses (sql/019_named_configurations.sql). */
-export interface RagConfig {
-  /** The configuration (assistant_configurations.id): the reply records it (chat_messages.config_id) and analytics count the turn for it. */
-  id: number;
-  systemPrompt: string;
-  model: string | null;
-  temperature: number;
-  maxTokens: number;
-  topK: number;
-  similarityThreshold: number;
-  historyWindow: number;
-  contextTokenBudget: number;
-  crossSession: boolean;
-  retrievalMode: "hybrid" | "vector" | "lexical" | "none";
-}
+/**
+ * The settings of one turn: the named configuration its session uses
+ * (sql/019_named_configurations.sql); the reply records its `id`
+ * (chat_messages.config_id) and analytics count the turn for it.
+ */
+export type RagConfig = TurnConfiguration;
 
 /** A turn's tokens for the user's daily usage row (PgUsageStore.settle's parameters). */
 export interface Settlement {
@@ -232,7 +224,7 @@ export class PgAssistantStore {
 
   async ragConfig(sessionId: string): Promise<RagConfig> {
     const { rows } = await this.pool.query({ name: "rag_config", text: RAG_CONFIG, values: [sessionId] });
-    return toRagConfig(rows[0]);
+    return toSettings(rows[0]);
   }
 
   /**
@@ -243,7 +235,7 @@ export class PgAssistantStore {
    */
   async turnSettings(sessionId: string, userId: string): Promise<TurnSettings> {
     const { rows } = await this.pool.query({ name: "turn_settings", text: TURN_SETTINGS, values: [sessionId, userId] });
-    const config = toRagConfig(rows[0]);
+    const config = toSettings(rows[0]);
     const quotaOverride: boolean = rows[0].quota_override;
     if (config.topK <= 0) return { config, scopes: undefined, quotaOverride };
     const scopes: SessionScope[] = [];
@@ -347,24 +339,3 @@ export class PgAssistantStore {
   }
 }
 
-/** Row of RAG_CONFIG (or TURN_SETTINGS) to the settings a turn uses. */
-function toRagConfig(r: {
-  id: number; system_prompt: string; model: string | null; temperature: number; max_tokens: number; top_k: number;
-  similarity_threshold: number; history_window: number; context_token_budget: number; cross_session: boolean; retrieval_mode: RagConfig["retrievalMode"];
-}): RagConfig {
-  // Float4 columns: 0.7 reads 0.699999988; the LLM gets what the admin typed.
-  const real = (x: number) => Math.round(x * 10_000) / 10_000;
-  return {
-    id: r.id,
-    systemPrompt: r.system_prompt,
-    model: r.model,
-    temperature: real(r.temperature),
-    maxTokens: r.max_tokens,
-    topK: r.top_k,
-    similarityThreshold: real(r.similarity_threshold),
-    historyWindow: r.history_window,
-    contextTokenBudget: r.context_token_budget,
-    crossSession: r.cross_session,
-    retrievalMode: r.retrieval_mode,
-  };
-}

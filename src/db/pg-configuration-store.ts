@@ -8,49 +8,26 @@
 import type pg from "pg";
 import type { ConfigurationCreate, ConfigurationUpdate } from "../protocol/configuration-schemas.js";
 import type { AssistantConfiguration } from "../protocol/types.js";
+import { type SettingsRow, toSettings } from "./configuration-rows.js";
 import { isUniqueViolation } from "./errors.js";
 
 const COLUMNS = `c.id, c.name, c.description, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k,
   c.similarity_threshold, c.history_window, c.context_token_budget, c.retrieval_mode, c.cross_session,
   c.is_default, c.active, c.created_at, c.updated_at`;
 
-interface Row {
-  id: number;
+interface Row extends SettingsRow {
   name: string;
   description: string;
-  system_prompt: string;
-  model: string | null;
-  temperature: number;
-  max_tokens: number;
-  top_k: number;
-  similarity_threshold: number;
-  history_window: number;
-  context_token_budget: number;
-  retrieval_mode: AssistantConfiguration["retrievalMode"];
-  cross_session: boolean;
   is_default: boolean;
   active: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
-/** real columns come back as float4: 0.7 reads 0.699999988. Rounded to what an admin typed (at most 4 decimals). */
-const real = (x: number) => Math.round(x * 10_000) / 10_000;
-
 export const toConfiguration = (r: Row): AssistantConfiguration => ({
-  id: r.id,
+  ...toSettings(r),
   name: r.name,
   description: r.description,
-  systemPrompt: r.system_prompt,
-  model: r.model,
-  temperature: real(r.temperature),
-  maxTokens: r.max_tokens,
-  topK: r.top_k,
-  similarityThreshold: real(r.similarity_threshold),
-  historyWindow: r.history_window,
-  contextTokenBudget: r.context_token_budget,
-  retrievalMode: r.retrieval_mode,
-  crossSession: r.cross_session,
   isDefault: r.is_default,
   active: r.active,
   createdAt: r.created_at.toISOString(),
