@@ -99,6 +99,8 @@ export class Conversation {
   private cursor: number | null = null;
   private loadingOlder = false;
   private joined = false;
+  /** Set while a join is in flight: what changed meanwhile (see join). */
+  private changedDuringJoin: Partial<Pick<Session, "title" | "archived">> | null = null;
   private disposed = false;
   private typingSentAt = 0;
   private typingIdle: ReturnType<typeof setTimeout> | undefined;
@@ -253,6 +255,9 @@ export class Conversation {
 
   private async join(resume: boolean): Promise<void> {
     const afterSeq = resume ? this.resumePoint() : undefined;
+    // A rename or (un)archive that arrives while the join is in flight is at least as new as the
+    // join's snapshot of the session, which may have been read before it.
+    this.changedDuringJoin = {};
     let r: JoinResult;
     try {
       r = await this.ctx.conn.call("session:join", afterSeq === undefined ? { sessionId: this.session.id } : { sessionId: this.session.id, afterSeq });
@@ -273,7 +278,8 @@ export class Conversation {
       return this.join(false);
     }
     this.joined = true;
-    this.session = r.session;
+    this.session = { ...r.session, ...this.changedDuringJoin };
+    this.changedDuringJoin = null;
     this.picker.update(r.session);
     this.present.clear();
     for (const p of r.presence) this.present.add(p.userId);
@@ -757,10 +763,10 @@ export class Conversation {
     return li;
   }
 
-  /** The session was renamed (here, in another tab, or by its owner). */
   /** An archived session is read-only here: the server refuses its messages (ARCHIVED). */
   setArchived(archived: boolean): void {
     this.session = { ...this.session, archived };
+    if (this.changedDuringJoin) this.changedDuringJoin.archived = archived;
     this.input.disabled = archived;
     this.sendButton.disabled = archived;
     this.assistantToggle.disabled = archived;
@@ -771,8 +777,10 @@ export class Conversation {
       : "";
   }
 
+  /** The session was renamed (here, in another tab, or by its owner). */
   retitle(title: string): void {
     this.session = { ...this.session, title };
+    if (this.changedDuringJoin) this.changedDuringJoin.title = title;
     this.renderHeader();
   }
 
