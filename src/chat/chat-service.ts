@@ -120,13 +120,18 @@ export class ChatService {
       this.rooms.emit(session.id, "presence:join", { sessionId: session.id, userId: actor.user.id, username: actor.user.username }, actor.connectionId);
     }
     // Independent reads: together, so a reconnect storm's joins wait for one round trip, not three.
-    const [backlog, presence, activeStreams] = await Promise.all([
+    // The session is read again now that the connection is in the room: a rename or (un)archive
+    // that committed after the first read told the room before this connection was in it.
+    const [backlog, presence, activeStreams, current] = await Promise.all([
       input.afterSeq === undefined
         ? this.store.listMessagesBefore(session.id, actor.user.id, undefined, this.limits.historyPageSize)
         : this.store.listMessagesAfter(session.id, actor.user.id, input.afterSeq, this.limits.joinBacklogMax + 1),
       this.presence.list(session.id),
       this.assistant ? this.assistant.activeStreams(session.id, actor.user.id) : Promise.resolve([]),
+      this.store.getSession(session.id, actor.user.id),
     ]);
+    // Null: removed meanwhile, and told so by the eviction; the first read still describes what was joined.
+    if (current) session = current;
     const truncated = input.afterSeq !== undefined && backlog.length > this.limits.joinBacklogMax;
     const messages = truncated ? backlog.slice(0, this.limits.joinBacklogMax) : backlog;
     const activeStream = activeStreams.at(-1);

@@ -119,7 +119,7 @@ describe("usage and analytics pages", () => {
     await member.getByRole("button", { name: "Account" }).click();
     await expect.poll(() => member.getByRole("button", { name: "Usage" }).isVisible()).toBe(true);
     // Members have no analytics entry (the role is asked of the server when the menu is built).
-    await member.waitForLoadState("networkidle");
+    await member.locator('.account-menu[data-role="member"]').waitFor({ state: "attached" });
     expect(await member.getByRole("button", { name: "Analytics" }).count()).toBe(0);
     await member.getByRole("button", { name: "Usage" }).click();
     const panel = member.getByRole("dialog", { name: "Your usage" });

@@ -83,22 +83,54 @@ async function row(id: number) {
   return rows[0];
 }
 
-/** Samples the reply's text until it is final; every sample must extend the one before. */
+// The recorder below runs in the page; the test program has no DOM types.
+declare const document: { body: unknown; querySelectorAll(selector: string): ArrayLike<ShownReply> };
+declare class MutationObserver {
+  constructor(callback: () => void);
+  observe(target: unknown, options: { subtree: boolean; childList: boolean; characterData: boolean }): void;
+}
+interface ShownReply {
+  dataset: Record<string, string | undefined>;
+  querySelector(selector: string): { textContent: string | null } | null;
+}
+type Recorded = { texts: [number, string][] };
+
+/**
+ * Every text the newest reply shows from now on, recorded by the page as it
+ * changes: a poll from here, slowed by a busy machine, could miss pieces.
+ */
+async function recordReplyTexts(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const recorded: Recorded = { texts: [] };
+    (globalThis as unknown as { recordedReplies: Recorded }).recordedReplies = recorded;
+    const record = () => {
+      const replies = document.querySelectorAll('[data-testid="message"].msg-assistant');
+      const last = replies[replies.length - 1];
+      if (!last) return;
+      const entry: [number, string] = [Number(last.dataset.id), (last.querySelector(".msg-body")?.textContent ?? "").replace("Thinking…", "")];
+      const before = recorded.texts.at(-1);
+      if (!before || before[0] !== entry[0] || before[1] !== entry[1]) recorded.texts.push(entry);
+    };
+    record();
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+/** Waits for the reply to be final; every text it showed on the way must extend the one before. */
 async function watchReply(page: Page, timeoutMs = 15_000) {
-  const samples: string[] = [];
+  await recordReplyTexts(page);
   const final = await eventually(
     async () => {
       const r = await reply(page);
-      if (samples.at(-1) !== r.text) {
-        if (samples.length) expect(r.text.startsWith(samples.at(-1)!), `"${r.text}" does not extend "${samples.at(-1)}"`).toBe(true);
-        samples.push(r.text);
-      }
       expect(r.status).not.toBe("streaming");
       return r;
     },
     timeoutMs,
     40,
   );
+  const recorded = await page.evaluate(() => (globalThis as unknown as { recordedReplies: Recorded }).recordedReplies.texts);
+  const samples = recorded.filter(([id]) => id === final.id).map(([, text]) => text);
+  for (let i = 1; i < samples.length; i++) expect(samples[i]!.startsWith(samples[i - 1]!), `"${samples[i]}" does not extend "${samples[i - 1]}"`).toBe(true);
   return { final, samples };
 }
 

@@ -174,8 +174,8 @@ describe("configurations and feedback in the browser", () => {
     await signUp(page, server.url, uniqueName("member"));
     await createSessionInUi(page, "Mine");
     await expect.poll(() => page.getByTestId("config-picker").locator("option").allTextContents()).toEqual(["Default (Default)", "Pirate"]);
-    // /api/me has answered by now (it was asked first): the menu offers no editor
-    await page.waitForLoadState("networkidle");
+    // Once /api/me has answered (the menu says the role), the menu offers no editor
+    await page.locator('.account-menu[data-role="member"]').waitFor({ state: "attached" });
     await page.getByRole("button", { name: "Account" }).click();
     await page.getByRole("button", { name: "Export my data" }).waitFor();
     expect(await page.getByRole("button", { name: "Configurations" }).count()).toBe(0);

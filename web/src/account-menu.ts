@@ -43,6 +43,8 @@ export function accountMenu(auth: Auth, hooks: AccountMenuHooks): HTMLDivElement
   // Admins also get the analytics page; the role is the server's to tell (it can change after sign-in).
   fetchMe("", auth.token).then(
     ({ role }) => {
+      // Says the role is known, so a test can tell "no admin entries" from "not answered yet".
+      menu.dataset.role = role;
       if (role === "admin") items.insertBefore(item("Analytics", () => (close(), openAnalyticsPage(auth))), items.children[1] ?? null);
       if (role === "admin") items.insertBefore(item("Configurations", () => (close(), openConfigurationsPage(auth, hooks.toast))), items.children[2] ?? null);
     },

@@ -39,16 +39,19 @@ export function openAnalyticsPage(auth: Auth): void {
     h("span", { class: "page-note" }, "UTC days; figures are rolled up by the maintenance job, so today's lag a little."),
   );
   page.body.append(form, results);
+  /** Counts the loads: an answer to an earlier range that comes after a later one's is not shown. */
+  let loads = 0;
   void load();
 
   async function load(): Promise<void> {
+    const mine = ++loads;
     dropCharts();
     results.replaceChildren(h("p", { class: "page-note" }, "Loading…"));
     try {
       const report = await fetchAnalytics("", auth.token, { from: fromInput.value, to: toInput.value });
-      render(report);
+      if (mine === loads) render(report);
     } catch (err) {
-      results.replaceChildren(h("p", { class: "page-error", role: "alert" }, `Could not load the analytics: ${describe(err)}`));
+      if (mine === loads) results.replaceChildren(h("p", { class: "page-error", role: "alert" }, `Could not load the analytics: ${describe(err)}`));
     }
   }
 

@@ -40,6 +40,8 @@ export class ChatApp {
   private pagedBeyondFirst = false;
   private loadingMore = false;
   private readonly moreObserver: IntersectionObserver;
+  /** Sessions a refused join dropped, with the toast it showed: a session:removed right behind says why. */
+  private readonly lostToasts = new Map<string, { title: string; toast: HTMLElement }>();
   private readonly archive = new ArchiveControls({
     conn: () => this.conn,
     sessions: () => this.sessions,
@@ -179,9 +181,14 @@ export class ChatApp {
     // This user left, was removed, or the session was deleted (by this tab, another, or the owner).
     this.conn.on("session:removed", (e) => {
       const known = this.sessions.some((s) => s.id === e.sessionId);
-      if (known && e.reason !== "left") {
-        const title = this.sessions.find((s) => s.id === e.sessionId)?.title || "Untitled session";
-        this.toast(e.reason === "deleted" ? `“${title}” was deleted by its owner.` : `You were removed from “${title}”.`);
+      // A join refused a moment before this event already dropped the session: its toast now says why.
+      const lost = known ? undefined : this.lostToasts.get(e.sessionId);
+      this.lostToasts.delete(e.sessionId);
+      if ((known || lost) && e.reason !== "left") {
+        const title = lost?.title ?? (this.sessions.find((s) => s.id === e.sessionId)?.title || "Untitled session");
+        const text = e.reason === "deleted" ? `“${title}” was deleted by its owner.` : `You were removed from “${title}”.`;
+        if (lost?.toast.isConnected) lost.toast.querySelector("span")!.textContent = text;
+        else this.toast(text);
       }
       if (known) this.removeSession(e.sessionId);
     });
@@ -339,8 +346,16 @@ export class ChatApp {
       toast: (m) => this.toast(m),
       touched: (s) => this.touched(s),
       lost: (id, reason) => {
-        this.toast(reason);
+        const title = this.sessions.find((x) => x.id === id)?.title || "Untitled session";
+        this.lostToasts.set(id, { title, toast: this.toast(reason) });
+        setTimeout(() => this.lostToasts.delete(id), TOAST_MS);
         this.removeSession(id);
+      },
+      synced: (s) => {
+        const listed = this.sessions.find((x) => x.id === s.id);
+        if (!listed) return;
+        if (listed.title !== s.title) this.retitle(s.id, s.title, s.updatedAt);
+        if (listed.archived !== s.archived) this.archive.apply(s.id, s.archived);
       },
     });
     this.conversation = conv;
@@ -497,7 +512,7 @@ export class ChatApp {
     append(this.connEl, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "conn-text" }, text));
   }
 
-  toast(message: string): void {
+  toast(message: string): HTMLElement {
     const t = h(
       "div",
       { class: "toast" },
@@ -506,6 +521,7 @@ export class ChatApp {
     );
     this.toasts.appendChild(t);
     setTimeout(() => t.remove(), TOAST_MS);
+    return t;
   }
 
   // ---- drawer -------------------------------------------------------------------

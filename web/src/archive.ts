@@ -69,7 +69,7 @@ export class ArchiveControls {
   }
 
   /** A session changed state: the open conversation follows; the list keeps only what its filter shows. */
-  private apply(sessionId: string, archived: boolean): void {
+  apply(sessionId: string, archived: boolean): void {
     const conv = this.hooks.conversation();
     if (conv?.sessionId === sessionId) conv.setArchived(archived);
     const list = this.hooks.sessions();

@@ -18,6 +18,7 @@ export class ConfigPicker {
   private readonly label: HTMLSpanElement;
   private configurations: ConfigurationSummary[] = [];
   private current: number | null;
+  private changes = 0;
   private readonly unlisten: () => void;
 
   constructor(
@@ -35,6 +36,7 @@ export class ConfigPicker {
     );
     this.unlisten = d.conn.on("session:configured", (e) => {
       if (e.sessionId !== this.session.id) return;
+      this.changes++;
       this.current = e.configurationId;
       if (!this.configurations.some((c) => c.id === e.configuration.id)) this.configurations.push(e.configuration);
       this.render();
@@ -42,10 +44,18 @@ export class ConfigPicker {
     void this.load();
   }
 
-  /** The session as the latest join answered it. */
-  update(session: Session): void {
+  /** Counts the changes this picker has seen (a pick, session:configured), so an older snapshot does not undo one. */
+  get version(): number {
+    return this.changes;
+  }
+
+  /**
+   * The session as the latest join answered it. `since` is `version` when the join was sent:
+   * a pick or session:configured that came meanwhile is at least as new as the join's copy.
+   */
+  update(session: Session, since: number): void {
     this.session = session;
-    this.current = session.configurationId;
+    if (this.changes === since) this.current = session.configurationId;
     this.render();
   }
 
@@ -80,6 +90,7 @@ export class ConfigPicker {
     const value = this.select.value;
     const configurationId = value === FOLLOW_DEFAULT ? null : Number(value);
     const before = this.current;
+    this.changes++;
     this.current = configurationId;
     try {
       const r = await this.d.conn.call("session:configure", { sessionId: this.session.id, configurationId });

@@ -29,6 +29,8 @@ export interface ConversationContext {
   touched(session: Session | string): void;
   /** The session is gone (deleted, or access revoked). */
   lost(sessionId: string, reason: string): void;
+  /** A join answered the session as it is now: the list follows its title and archived state. */
+  synced(session: Session): void;
   /** The bearer token, for REST reads (the configuration picker's list). */
   token: string;
 }
@@ -99,8 +101,8 @@ export class Conversation {
   private cursor: number | null = null;
   private loadingOlder = false;
   private joined = false;
-  /** Set while a join is in flight: what changed meanwhile (see join). */
-  private changedDuringJoin: Partial<Pick<Session, "title" | "archived">> | null = null;
+  /** One record per join in flight (a reload's first connect can start two): what changed meanwhile (see join). */
+  private readonly joinsInFlight = new Set<Partial<Pick<Session, "title" | "archived">>>();
   private disposed = false;
   private typingSentAt = 0;
   private typingIdle: ReturnType<typeof setTimeout> | undefined;
@@ -257,11 +259,14 @@ export class Conversation {
     const afterSeq = resume ? this.resumePoint() : undefined;
     // A rename or (un)archive that arrives while the join is in flight is at least as new as the
     // join's snapshot of the session, which may have been read before it.
-    this.changedDuringJoin = {};
+    const changedMeanwhile: Partial<Pick<Session, "title" | "archived">> = {};
+    this.joinsInFlight.add(changedMeanwhile);
+    const pickerVersion = this.picker.version;
     let r: JoinResult;
     try {
       r = await this.ctx.conn.call("session:join", afterSeq === undefined ? { sessionId: this.session.id } : { sessionId: this.session.id, afterSeq });
     } catch (err) {
+      this.joinsInFlight.delete(changedMeanwhile);
       if (this.disposed) return;
       if (err instanceof RequestError && (err.code === "NOT_FOUND" || err.code === "FORBIDDEN")) {
         this.ctx.lost(this.session.id, "This session no longer exists or you are no longer a member.");
@@ -271,6 +276,7 @@ export class Conversation {
       if (!(err instanceof RequestError && err.code === "OFFLINE")) this.ctx.toast(`Could not open the session: ${describe(err)}`);
       return;
     }
+    this.joinsInFlight.delete(changedMeanwhile);
     if (this.disposed) return;
     if (resume && r.truncated) {
       // Too much was missed to page forward: start again from the latest page.
@@ -278,9 +284,11 @@ export class Conversation {
       return this.join(false);
     }
     this.joined = true;
-    this.session = { ...r.session, ...this.changedDuringJoin };
-    this.changedDuringJoin = null;
-    this.picker.update(r.session);
+    this.session = { ...r.session, ...changedMeanwhile };
+    // The join's copy may be newer than the list's this view opened with (archived meanwhile, say).
+    this.setArchived(this.session.archived);
+    this.ctx.synced(this.session);
+    this.picker.update(r.session, pickerVersion);
     this.present.clear();
     for (const p of r.presence) this.present.add(p.userId);
     this.renderHeader();
@@ -766,7 +774,7 @@ export class Conversation {
   /** An archived session is read-only here: the server refuses its messages (ARCHIVED). */
   setArchived(archived: boolean): void {
     this.session = { ...this.session, archived };
-    if (this.changedDuringJoin) this.changedDuringJoin.archived = archived;
+    for (const changed of this.joinsInFlight) changed.archived = archived;
     this.input.disabled = archived;
     this.sendButton.disabled = archived;
     this.assistantToggle.disabled = archived;
@@ -780,7 +788,7 @@ export class Conversation {
   /** The session was renamed (here, in another tab, or by its owner). */
   retitle(title: string): void {
     this.session = { ...this.session, title };
-    if (this.changedDuringJoin) this.changedDuringJoin.title = title;
+    for (const changed of this.joinsInFlight) changed.title = title;
     this.renderHeader();
   }
 
