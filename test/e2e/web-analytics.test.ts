@@ -7,65 +7,23 @@
  * compares the configurations side by side. Screenshots go to
  * docs/screenshots with WEB_SCREENSHOTS_DIR.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createSessionInUi, ensureWebBuild, eventually, launchBrowser, screenshot, sendInUi, shownMessages, signUp, storedToken } from "../support/browser.js";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { createSessionInUi, eventually, screenshot, sendInUi, shownMessages, signUp, storedToken } from "../support/browser.js";
 import { api, uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
-let db: TestDatabase;
-let server: ServerProcess;
-let dataDir: string;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
 const CAP = 20_000;
 const adminName = uniqueName("admin");
 const memberName = uniqueName("member");
-
-async function newPage(viewport = { width: 1280, height: 900 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  contexts.push(context);
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  return page;
-}
+const web = useWebFixture({
+  name: "web-analytics",
+  env: { OFFLINE_TOKEN_DELAY_MS: "0", QUOTA_DAILY_TOKENS: String(CAP), MAINTENANCE_INTERVAL_MS: "1000" },
+  viewport: { width: 1280, height: 900 },
+});
 
 const utcDay = (t: Date) => t.toISOString().slice(0, 10);
 const daysAgo = (n: number) => utcDay(new Date(Date.now() - n * 86_400_000));
-
-beforeAll(async () => {
-  const [, database, b] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser()]);
-  db = database;
-  browser = b;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-analytics-"));
-  server = await startServer({
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
-    JWT_SECRET: "web-analytics-secret-0123456789-0123456",
-    EMBEDDER: "hash",
-    OFFLINE_TOKEN_DELAY_MS: "0",
-    QUOTA_DAILY_TOKENS: String(CAP),
-    MAINTENANCE_INTERVAL_MS: "1000",
-  });
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await server?.stop();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
-});
 
 /**
  * Two weeks of earlier days for two configurations, as the roll-up would
@@ -73,21 +31,21 @@ afterEach(() => {
  * messages) on each run.
  */
 async function seedHistory(memberId: string): Promise<number> {
-  const cfg2 = (await db.pool.query("INSERT INTO assistant_configurations (name, system_prompt, temperature) VALUES ('terse', 'terse', 0.2) RETURNING id")).rows[0].id as number;
-  await db.pool.query("UPDATE chat_sessions SET configuration_id = $1 WHERE id = (SELECT id FROM chat_sessions LIMIT 1)", [cfg2]);
+  const cfg2 = (await web.db.pool.query("INSERT INTO assistant_configurations (name, system_prompt, temperature) VALUES ('terse', 'terse', 0.2) RETURNING id")).rows[0].id as number;
+  await web.db.pool.query("UPDATE chat_sessions SET configuration_id = $1 WHERE id = (SELECT id FROM chat_sessions LIMIT 1)", [cfg2]);
   for (let n = 15; n >= 2; n--) {
     for (const [cfg, scale] of [[1, 1], [cfg2, 0.6]] as const) {
       const turns = Math.round((20 + 10 * Math.sin(n / 2)) * scale);
       const pos = Math.round(turns * (cfg === 1 ? 0.3 : 0.4));
       const neg = Math.round(turns * (cfg === 1 ? 0.1 : 0.05));
-      await db.pool.query(
+      await web.db.pool.query(
         `INSERT INTO analytics_daily VALUES ($1, $2, $3, $4, $4, 0, $4, 1, 0, 0, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15)`,
         [daysAgo(n), cfg, Math.ceil(turns / 4), turns, turns * 900, turns * 120, 300 * (2 - scale), 650 * (2 - scale) + n * 10, 2400, 5200, pos, neg, pos / (pos + neg), Math.round(turns * 0.7), 2.4],
       );
     }
   }
   for (let n = 29; n >= 1; n -= 2) {
-    await db.pool.query("INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens, turns) VALUES ($1, $2, $3, $4, $5)", [memberId, daysAgo(n), 4000 + 300 * (n % 7), 900 + 50 * (n % 5), 5 + (n % 4)]);
+    await web.db.pool.query("INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens, turns) VALUES ($1, $2, $3, $4, $5)", [memberId, daysAgo(n), 4000 + 300 * (n % 7), 900 + 50 * (n % 5), 5 + (n % 4)]);
   }
   return cfg2;
 }
@@ -98,12 +56,12 @@ describe("usage and analytics pages", () => {
   let cfg2: number;
 
   it("a member sees today's tokens against the quota and 30 days; the quota spent, the message stays and the refusal shows", async () => {
-    admin = await newPage();
-    await signUp(admin, server.url, adminName); // the first account: admin
-    member = await newPage();
-    await signUp(member, server.url, memberName);
+    admin = await web.newPage();
+    await signUp(admin, web.server.url, adminName); // the first account: admin
+    member = await web.newPage();
+    await signUp(member, web.server.url, memberName);
     const memberToken = await storedToken(member);
-    const me = (await api(server.url, "/api/me", { token: memberToken })).body;
+    const me = (await api(web.server.url, "/api/me", { token: memberToken })).body;
     expect(me.role).toBe("member");
 
     await createSessionInUi(member, "Budget talk");
@@ -113,7 +71,7 @@ describe("usage and analytics pages", () => {
       expect(shown.some((m) => m.role === "assistant" && m.status === "complete")).toBe(true);
     }, 15_000);
     cfg2 = await seedHistory(me.user.id);
-    const today = (await api(server.url, "/api/me/usage", { token: memberToken })).body.today.totalTokens as number;
+    const today = (await api(web.server.url, "/api/me/usage", { token: memberToken })).body.today.totalTokens as number;
     expect(today).toBeGreaterThan(0);
 
     await member.getByRole("button", { name: "Account" }).click();
@@ -133,7 +91,7 @@ describe("usage and analytics pages", () => {
 
     // The admin caps the member at what they have spent: the next message is kept, with no reply.
     const adminToken = await storedToken(admin);
-    expect((await api(server.url, `/api/admin/users/${me.user.id}/quota`, { method: "PUT", token: adminToken, body: { dailyTokens: today } })).status).toBe(200);
+    expect((await api(web.server.url, `/api/admin/users/${me.user.id}/quota`, { method: "PUT", token: adminToken, body: { dailyTokens: today } })).status).toBe(200);
     await sendInUi(member, "one more question");
     await member.getByText(/The assistant could not reply: daily token quota of \d+ reached/).waitFor();
     const shown = await shownMessages(member);
@@ -148,7 +106,7 @@ describe("usage and analytics pages", () => {
   it("an admin's analytics page charts turns, tokens, TTFT p95 and satisfaction per day and compares the configurations", async () => {
     // Today's rows come from the roll-up job (every second here): the reply, and the refused message (configuration 0).
     await eventually(async () => {
-      const r = await db.pool.query("SELECT config_id, assistant_turns, user_messages FROM analytics_daily WHERE day = $1 ORDER BY config_id", [utcDay(new Date())]);
+      const r = await web.db.pool.query("SELECT config_id, assistant_turns, user_messages FROM analytics_daily WHERE day = $1 ORDER BY config_id", [utcDay(new Date())]);
       expect(r.rows).toEqual([
         { config_id: 0, assistant_turns: 0, user_messages: 1 },
         { config_id: 1, assistant_turns: 1, user_messages: 1 },
@@ -169,7 +127,7 @@ describe("usage and analytics pages", () => {
     // The charts' legends name them too.
     await page.locator(".chart-grid", { hasText: "terse" }).first().waitFor();
     const turnsRow = await page.locator("#analytics-comparison tbody tr", { hasText: "Assistant turns" }).locator("td").allTextContents();
-    const expected = await db.pool.query(
+    const expected = await web.db.pool.query(
       "SELECT config_id, sum(assistant_turns)::int AS n FROM analytics_daily WHERE day BETWEEN $1 AND $2 GROUP BY config_id ORDER BY config_id",
       [daysAgo(29), utcDay(new Date())],
     );

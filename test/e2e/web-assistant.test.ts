@@ -4,72 +4,20 @@
  * token-by-token display, stop, resume after a reload, a restart mid-reply,
  * regenerate, feedback and the context a reply used.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  createSessionInUi,
-  ensureWebBuild,
-  eventually,
-  freePort,
-  launchBrowser,
-  pageWidth,
-  screenshot,
-  sendInUi,
-  shownMessages,
-  signUp,
-} from "../support/browser.js";
+import type { Page } from "playwright-core";
+import { beforeEach, describe, expect, it } from "vitest";
+import { createSessionInUi, eventually, pageWidth, screenshot, sendInUi, shownMessages, signUp } from "../support/browser.js";
 import { uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
-let db: TestDatabase;
-let server: ServerProcess;
-/** Every process started, so none outlives the file even when a restart test times out midway. */
-const servers: ServerProcess[] = [];
-let dataDir: string;
-let port: number;
-let browser: Browser;
-let llm: OpenAiLlmDouble;
-let llmUrl: string;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
-
-const env = () => ({
-  DATABASE_URL: db.url,
-  DATA_DIR: dataDir,
-  PORT: String(port),
-  JWT_SECRET: "web-assistant-secret-0123456789-0123456789",
-  EMBEDDER: "hash",
-  INDEXER_POLL_MS: "100",
-  OPENAI_BASE_URL: llmUrl,
-  OPENAI_API_KEY: "test-key",
-  OPENAI_MODEL: "double-model",
-  ASSISTANT_COALESCE_MS: "20",
-  SHUTDOWN_TIMEOUT_MS: "2000",
-  RATE_TURN_BURST: "100",
+const web = useWebFixture({
+  name: "web-assistant",
+  fixedPort: true,
+  llm: true,
+  env: { INDEXER_POLL_MS: "100", ASSISTANT_COALESCE_MS: "20", SHUTDOWN_TIMEOUT_MS: "2000", RATE_TURN_BURST: "100" },
 });
 
 const words = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${i === 0 ? "" : " "}${prefix}${i + 1}`);
-
-async function start(): Promise<ServerProcess> {
-  const s = await startServer(env());
-  servers.push(s);
-  return s;
-}
-
-async function newPage(viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  contexts.push(context);
-  // Fail in seconds, not the default half minute: nothing here should take that long.
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  return page;
-}
 
 async function reply(page: Page, index = -1) {
   const replies = (await shownMessages(page)).filter((m) => m.role === "assistant");
@@ -79,7 +27,7 @@ async function reply(page: Page, index = -1) {
 }
 
 async function row(id: number) {
-  const { rows } = await db.pool.query<{ content: string; status: string }>("SELECT content, status FROM chat_messages WHERE id = $1", [id]);
+  const { rows } = await web.db.pool.query<{ content: string; status: string }>("SELECT content, status FROM chat_messages WHERE id = $1", [id]);
   return rows[0];
 }
 
@@ -134,36 +82,12 @@ async function watchReply(page: Page, timeoutMs = 15_000) {
   return { final, samples };
 }
 
-beforeAll(async () => {
-  llm = new OpenAiLlmDouble();
-  const [, database, b, p, started] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser(), freePort(), llm.start()]);
-  db = database;
-  browser = b;
-  port = p;
-  llmUrl = started.url;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-assistant-"));
-  server = await start();
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await Promise.all(servers.map((s) => s.stop()));
-  await llm?.close();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-beforeEach(() => llm.reset());
-
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
-});
+beforeEach(() => web.llm.reset());
 
 describe("assistant replies in the web client", () => {
   it("streams a reply piece by piece into the live region, takes a thumbs-up, and shows the context it used", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Pets");
     await page.getByLabel("Assistant replies").uncheck();
     await sendInUi(page, "My dog is called Biscuit and she loves the beach.");
@@ -174,12 +98,12 @@ describe("assistant replies in the web client", () => {
     });
     // The reply in the other session should find this message: wait until it is indexed.
     await eventually(async () => {
-      const { rows } = await db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [memory.id]);
+      const { rows } = await web.db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [memory.id]);
       expect(rows[0]?.indexed_at).not.toBeNull();
     });
 
     await createSessionInUi(page, "Questions");
-    llm.enqueue({ tokens: ["Your", " dog", " is", " called", " Biscuit", "."], tokenDelayMs: 150 });
+    web.llm.enqueue({ tokens: ["Your", " dog", " is", " called", " Biscuit", "."], tokenDelayMs: 150 });
     await sendInUi(page, "What is my dog called?");
     const { final, samples } = await watchReply(page);
     expect(final.text).toBe("Your dog is called Biscuit.");
@@ -195,11 +119,11 @@ describe("assistant replies in the web client", () => {
     await up.click();
     await eventually(async () => expect(await up.getAttribute("aria-pressed")).toBe("true"));
     await eventually(async () => {
-      const { rows } = await db.pool.query("SELECT rating FROM message_feedback WHERE message_id = $1", [final.id]);
+      const { rows } = await web.db.pool.query("SELECT rating FROM message_feedback WHERE message_id = $1", [final.id]);
       expect(rows).toEqual([{ rating: 1 }]);
     });
 
-    const { rows: used } = await db.pool.query<{ context_message_id: string }>(
+    const { rows: used } = await web.db.pool.query<{ context_message_id: string }>(
       "SELECT context_message_id FROM message_context WHERE message_id = $1 ORDER BY rank",
       [final.id],
     );
@@ -214,10 +138,10 @@ describe("assistant replies in the web client", () => {
   });
 
   it("stops a reply with the Stop button and keeps exactly the text that was shown", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Stop me");
-    llm.enqueue({ tokens: words(80, "w"), tokenDelayMs: 80 });
+    web.llm.enqueue({ tokens: words(80, "w"), tokenDelayMs: 80 });
     await sendInUi(page, "Count slowly, please.");
     await eventually(async () => expect((await reply(page)).text).toContain("w3"));
     const stop = page.locator("form.composer").getByRole("button", { name: "Stop" });
@@ -227,7 +151,7 @@ describe("assistant replies in the web client", () => {
       expect(r.status).toBe("cancelled");
       return r;
     });
-    expect(await llm.requests[0]!.finished).toBe("client-closed");
+    expect(await web.llm.requests[0]!.finished).toBe("client-closed");
     const stored = await row(final.id);
     expect(stored).toEqual({ content: final.text, status: "cancelled" });
     expect(words(80, "w").join("").startsWith(final.text)).toBe(true);
@@ -237,11 +161,11 @@ describe("assistant replies in the web client", () => {
   });
 
   it("picks a reply up where it is after a reload, without repeating text", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Reload me");
     const tokens = words(30, "r");
-    llm.enqueue({ tokens, tokenDelayMs: 100 });
+    web.llm.enqueue({ tokens, tokenDelayMs: 100 });
     await sendInUi(page, "Tell me thirty things.");
     await eventually(async () => expect((await reply(page)).text).toContain("r5"));
     await page.reload();
@@ -254,16 +178,16 @@ describe("assistant replies in the web client", () => {
   });
 
   it("ends a reply cut by a server restart without duplicated text, and regenerates it", { timeout: 120_000 }, async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Restart me");
     const tokens = words(60, "x");
-    llm.enqueue({ tokens, tokenDelayMs: 100 });
+    web.llm.enqueue({ tokens, tokenDelayMs: 100 });
     await sendInUi(page, "Say sixty things.");
     await eventually(async () => expect((await reply(page)).text).toContain("x4"));
 
-    expect(await server.stop("SIGTERM")).toBe(0);
-    server = await start();
+    expect(await web.server.stop("SIGTERM")).toBe(0);
+    await web.start();
     const conn = page.getByTestId("connection");
     await eventually(async () => expect(await conn.getAttribute("data-state")).toBe("online"), 20_000);
     const cut = await eventually(async () => {
@@ -276,7 +200,7 @@ describe("assistant replies in the web client", () => {
     expect(cut.text).toContain("x4");
     expect((await shownMessages(page)).map((m) => m.role)).toEqual(["user", "assistant"]);
 
-    llm.enqueue({ tokens: ["Second", " try", "."], tokenDelayMs: 30 });
+    web.llm.enqueue({ tokens: ["Second", " try", "."], tokenDelayMs: 30 });
     await page.getByRole("button", { name: "Regenerate" }).click();
     await eventually(async () => {
       const shown = await shownMessages(page);
@@ -289,10 +213,10 @@ describe("assistant replies in the web client", () => {
   });
 
   it("looks right on a phone, reply and all", async () => {
-    const page = await newPage({ width: 390, height: 844 });
-    await signUp(page, server.url, uniqueName("phone"));
+    const page = await web.newPage({ width: 390, height: 844 });
+    await signUp(page, web.server.url, uniqueName("phone"));
     await createSessionInUi(page, "Weekend in Porto");
-    llm.enqueue({ tokens: ["Try", " the", " francesinha", " at", " Café", " Santiago", " and", " walk", " along", " the", " Ribeira", "."], tokenDelayMs: 10 });
+    web.llm.enqueue({ tokens: ["Try", " the", " francesinha", " at", " Café", " Santiago", " and", " walk", " along", " the", " Ribeira", "."], tokenDelayMs: 10 });
     await sendInUi(page, "Where should we eat on Saturday?");
     const { final } = await watchReply(page);
     expect(final.status).toBe("complete");

@@ -5,66 +5,28 @@
  * the other member sees the chips and the image inline (its thumbnail) and
  * downloads the text file.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import { readFile } from "node:fs/promises";
 import sharp from "sharp";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { composer, createSessionInUi, ensureWebBuild, eventually, launchBrowser, screenshot, shownMessages, signUp, storedToken } from "../support/browser.js";
+import { expect, it } from "vitest";
+import { composer, createSessionInUi, eventually, screenshot, shownMessages, signUp, storedToken } from "../support/browser.js";
 import { api, uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
-let db: TestDatabase;
-let server: ServerProcess;
-let dataDir: string;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
-
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-  contexts.push(context);
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  return page;
-}
-
-beforeAll(async () => {
-  const [, database, b] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser()]);
-  db = database;
-  browser = b;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-files-"));
-  server = await startServer({ DATABASE_URL: db.url, DATA_DIR: dataDir, JWT_SECRET: "web-files-secret-0123456789-0123456789", EMBEDDER: "hash" });
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await server?.stop();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
-});
+const web = useWebFixture({ name: "web-files" });
 
 it("attaches by button and by drop with progress, shows chips and the image inline, and downloads", async () => {
-  const owner = await newPage();
+  const owner = await web.newPage();
   const ownerName = uniqueName("own");
-  await signUp(owner, server.url, ownerName);
+  await signUp(owner, web.server.url, ownerName);
   await createSessionInUi(owner, "Trip photos");
   await owner.getByLabel("Assistant replies").uncheck();
 
-  const member = await newPage();
+  const member = await web.newPage();
   const memberName = uniqueName("mem");
-  await signUp(member, server.url, memberName);
+  await signUp(member, web.server.url, memberName);
   const token = await storedToken(owner);
-  const session = ((await api(server.url, "/api/sessions", { token })).body.sessions as { id: string; title: string }[]).find((s) => s.title === "Trip photos")!;
-  expect((await api(server.url, `/api/sessions/${session.id}/members`, { method: "POST", token, body: { username: memberName } })).status).toBe(201);
+  const session = ((await api(web.server.url, "/api/sessions", { token })).body.sessions as { id: string; title: string }[]).find((s) => s.title === "Trip photos")!;
+  expect((await api(web.server.url, `/api/sessions/${session.id}/members`, { method: "POST", token, body: { username: memberName } })).status).toBe(201);
   await member.getByRole("button", { name: "Join" }).first().click();
   await member.getByRole("heading", { name: "Trip photos", level: 2 }).waitFor();
 

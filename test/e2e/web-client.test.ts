@@ -3,72 +3,27 @@
  * (private PostgreSQL database), as a user would use it: sign up, sessions,
  * messages, history, a server restart, two users side by side, a phone.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  composer,
-  createSessionInUi,
-  ensureWebBuild,
-  eventually,
-  freePort,
-  launchBrowser,
-  pageWidth,
-  logIn,
-  screenshot,
-  sendInUi,
-  shownMessages,
-  signUp,
-  storedToken,
-  transformOf,
-} from "../support/browser.js";
+import { readFile } from "node:fs/promises";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { composer, createSessionInUi, eventually, pageWidth, logIn, screenshot, sendInUi, shownMessages, signUp, storedToken, transformOf } from "../support/browser.js";
 import { api, connect, ok, register, uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
 const PAGE_SIZE = 20;
-let db: TestDatabase;
-let server: ServerProcess;
-/** Every process started, so none outlives the file even when a restart test times out midway. */
-const servers: ServerProcess[] = [];
-let dataDir: string;
-let port: number;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
-
-const env = () => ({
-  DATABASE_URL: db.url,
-  DATA_DIR: dataDir,
+const web = useWebFixture({
+  name: "web-e2e",
   // Fixed, so the page can reconnect to the restarted server at the same address.
-  PORT: String(port),
-  JWT_SECRET: "web-e2e-secret-0123456789-0123456789-0123",
-  EMBEDDER: "hash",
-  HISTORY_PAGE_SIZE: String(PAGE_SIZE),
-  SHUTDOWN_TIMEOUT_MS: "2000",
-  // The history test seeds pages of messages faster than a person types.
-  RATE_MESSAGE_BURST: "1000",
-  // The session list test seeds more sessions than a burst of session changes allows.
-  RATE_SESSION_BURST: "1000",
+  fixedPort: true,
+  env: {
+    HISTORY_PAGE_SIZE: String(PAGE_SIZE),
+    SHUTDOWN_TIMEOUT_MS: "2000",
+    // The history test seeds pages of messages faster than a person types.
+    RATE_MESSAGE_BURST: "1000",
+    // The session list test seeds more sessions than a burst of session changes allows.
+    RATE_SESSION_BURST: "1000",
+  },
 });
-
-async function start(): Promise<ServerProcess> {
-  const s = await startServer(env());
-  servers.push(s);
-  return s;
-}
-
-async function newPage(viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  contexts.push(context);
-  // Fail in seconds, not the default half minute: nothing here should take that long.
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  return page;
-}
 
 /** The core tests check messages, not replies: the assistant stays quiet. */
 async function assistantOff(page: Page): Promise<void> {
@@ -82,63 +37,41 @@ async function openSessionId(page: Page): Promise<string> {
 }
 
 async function storedMessages(token: string, sessionId: string) {
-  const r = await api(server.url, `/api/sessions/${sessionId}/messages?limit=200`, { token });
+  const r = await api(web.server.url, `/api/sessions/${sessionId}/messages?limit=200`, { token });
   expect(r.status).toBe(200);
   return r.body.messages as { seq: number; content: string; role: string }[];
 }
 
-beforeAll(async () => {
-  const [, database, b, p] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser(), freePort()]);
-  db = database;
-  browser = b;
-  port = p;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-"));
-  server = await start();
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await Promise.all(servers.map((s) => s.stop()));
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-afterEach(() => {
-  // An exception in the page is a bug even when the test's own checks passed.
-  expect(pageErrors.splice(0)).toEqual([]);
-});
-
 describe("web client", () => {
   it("is served at / with its assets, and refuses paths outside them", async () => {
-    const index = await fetch(`${server.url}/`);
+    const index = await fetch(`${web.server.url}/`);
     expect(index.status).toBe(200);
     expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(index.headers.get("cache-control")).toBe("no-cache");
     const html = await index.text();
     const asset = /\/assets\/[\w.-]+\.js/.exec(html)?.[0];
     expect(asset).toBeDefined();
-    const js = await fetch(`${server.url}${asset}`);
+    const js = await fetch(`${web.server.url}${asset}`);
     expect(js.status).toBe(200);
     expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
     expect(js.headers.get("cache-control")).toContain("immutable");
-    const again = await fetch(`${server.url}/`, { headers: { "if-none-match": index.headers.get("etag")! } });
+    const again = await fetch(`${web.server.url}/`, { headers: { "if-none-match": index.headers.get("etag")! } });
     expect(again.status).toBe(304);
     for (const p of ["/assets/..%2F..%2Fpackage.json", "/assets/..%2Findex.html", "/assets/.env", "/assets/missing-abc.js", "/assets/%2Fetc%2Fpasswd"]) {
-      const r = await fetch(`${server.url}${p}`);
+      const r = await fetch(`${web.server.url}${p}`);
       expect(r.status, p).toBe(404);
       expect(await r.text()).not.toContain('"name": "memchat"');
     }
   });
 
   it("signs up, creates a session, sends with Enter (Shift+Enter for a new line), and shows it all again after a reload", async () => {
-    const page = await newPage();
-    await page.goto(server.url);
+    const page = await web.newPage();
+    await page.goto(web.server.url);
     await page.getByRole("heading", { name: "Log in" }).waitFor();
     await screenshot(page, "login");
 
     const name = uniqueName("web");
-    await signUp(page, server.url, name);
+    await signUp(page, web.server.url, name);
     await createSessionInUi(page, "Groceries");
     await assistantOff(page);
     await sendInUi(page, "Buy oat milk");
@@ -168,10 +101,10 @@ describe("web client", () => {
   });
 
   it("refuses a wrong password and a taken username with a visible message", async () => {
-    const page = await newPage();
+    const page = await web.newPage();
     const name = uniqueName("web");
-    await register(server.url, name);
-    await page.goto(server.url);
+    await register(web.server.url, name);
+    await page.goto(web.server.url);
     await page.getByLabel("Username").fill(name);
     await page.getByLabel("Password").fill("not the password");
     await page.getByRole("button", { name: "Log in" }).click();
@@ -183,8 +116,8 @@ describe("web client", () => {
   });
 
   it("loads older messages as the user scrolls up, in order and each once", async () => {
-    const u = await register(server.url, uniqueName("hist"));
-    const s = await connect(server.url, u.token);
+    const u = await register(web.server.url, uniqueName("hist"));
+    const s = await connect(web.server.url, u.token);
     const { session } = await ok(s, "session:create", { title: "Long history" });
     const total = 3 * PAGE_SIZE + 5;
     for (let i = 1; i <= total; i++) {
@@ -192,8 +125,8 @@ describe("web client", () => {
     }
     s.close();
 
-    const page = await newPage({ width: 1024, height: 700 });
-    await logIn(page, server.url, u.user.username);
+    const page = await web.newPage({ width: 1024, height: 700 });
+    await logIn(page, web.server.url, u.user.username);
     await page.getByRole("heading", { name: "Long history", level: 2 }).waitFor();
     await eventually(async () => {
       const shown = await shownMessages(page);
@@ -225,9 +158,9 @@ describe("web client", () => {
   });
 
   it("shows the connection dropping, sends what was typed meanwhile once, and continues the session after a server restart", { timeout: 120_000 }, async () => {
-    const page = await newPage();
+    const page = await web.newPage();
     const name = uniqueName("web");
-    await signUp(page, server.url, name);
+    await signUp(page, web.server.url, name);
     await createSessionInUi(page, "Survives restarts");
     await assistantOff(page);
     await sendInUi(page, "before the restart");
@@ -236,7 +169,7 @@ describe("web client", () => {
     const sessionId = await openSessionId(page);
     const conn = page.getByTestId("connection");
 
-    expect(await server.stop("SIGTERM")).toBe(0);
+    expect(await web.server.stop("SIGTERM")).toBe(0);
     await eventually(async () => expect(await conn.getAttribute("data-state")).not.toBe("online"));
     expect(await conn.textContent()).toMatch(/Reconnecting|Offline/);
 
@@ -244,7 +177,7 @@ describe("web client", () => {
     await page.getByTestId("pending-message").filter({ hasText: "typed while the server was down" }).waitFor();
     expect(await page.getByTestId("pending-message").textContent()).toContain("Waiting for connection");
 
-    server = await start();
+    await web.start();
     await eventually(async () => expect(await conn.getAttribute("data-state")).toBe("online"), 20_000);
     await eventually(async () => {
       expect((await shownMessages(page)).map((m) => m.text)).toEqual(["before the restart", "typed while the server was down"]);
@@ -253,7 +186,7 @@ describe("web client", () => {
     expect((await storedMessages(token, sessionId)).map((m) => m.content)).toEqual(["before the restart", "typed while the server was down"]);
 
     // Back in the room: what another device of the same user sends arrives live.
-    const other = await connect(server.url, token);
+    const other = await connect(web.server.url, token);
     await ok(other, "message:send", { sessionId, clientMessageId: "from-elsewhere", content: "sent from another device", assistant: false });
     other.close();
     await eventually(async () => {
@@ -266,8 +199,8 @@ describe("web client", () => {
   });
 
   it("gets what it missed while the network was down, each message once", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Flaky network");
     await assistantOff(page);
     await sendInUi(page, "one");
@@ -280,7 +213,7 @@ describe("web client", () => {
     await eventually(async () => expect(await conn.getAttribute("data-state")).not.toBe("online"));
     await sendInUi(page, "three, typed offline");
     // Meanwhile another device of the same user writes into the session.
-    const other = await connect(server.url, token);
+    const other = await connect(web.server.url, token);
     await ok(other, "message:send", { sessionId, clientMessageId: "missed", content: "two, sent while this page was offline", assistant: false });
     other.close();
     await page.getByTestId("pending-message").filter({ hasText: "Waiting for connection" }).waitFor();
@@ -300,8 +233,8 @@ describe("web client", () => {
   });
 
   it("keeps a message typed offline when the tab is closed, and sends it once when the app is opened again", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Closed while offline");
     await assistantOff(page);
     const token = await storedToken(page);
@@ -317,8 +250,8 @@ describe("web client", () => {
 
     await context.setOffline(false);
     const again = await context.newPage();
-    again.on("pageerror", (err) => pageErrors.push(err.message));
-    await again.goto(server.url);
+    web.watch(again);
+    await again.goto(web.server.url);
     await eventually(async () => {
       expect((await shownMessages(again)).map((m) => [m.text, m.status])).toEqual([["typed, then the tab closed", "complete"]]);
       expect(await again.getByTestId("pending-message").count()).toBe(0);
@@ -327,12 +260,12 @@ describe("web client", () => {
   });
 
   it("never shows one user's sessions or memories to another", async () => {
-    const alice = await newPage();
-    const bob = await newPage();
+    const alice = await web.newPage();
+    const bob = await web.newPage();
     const aliceName = uniqueName("alice");
     const bobName = uniqueName("bob");
-    await signUp(alice, server.url, aliceName);
-    await signUp(bob, server.url, bobName);
+    await signUp(alice, web.server.url, aliceName);
+    await signUp(bob, web.server.url, bobName);
 
     await createSessionInUi(alice, "Alice private plans");
     await assistantOff(alice);
@@ -366,12 +299,12 @@ describe("web client", () => {
   });
 
   it("shares a session: invite, presence, typing and each other's messages live", async () => {
-    const alice = await newPage();
-    const bob = await newPage();
+    const alice = await web.newPage();
+    const bob = await web.newPage();
     const aliceName = uniqueName("alice");
     const bobName = uniqueName("bob");
-    await signUp(bob, server.url, bobName);
-    await signUp(alice, server.url, aliceName);
+    await signUp(bob, web.server.url, bobName);
+    await signUp(alice, web.server.url, aliceName);
     await createSessionInUi(alice, "Team room");
     await assistantOff(alice);
 
@@ -416,18 +349,18 @@ describe("web client", () => {
   });
 
   it("lets a member leave a shared session, and tells a removed member's open page at once", async () => {
-    const alice = await newPage();
-    const bob = await newPage();
+    const alice = await web.newPage();
+    const bob = await web.newPage();
     const bobName = uniqueName("bob");
-    await signUp(bob, server.url, bobName);
-    await signUp(alice, server.url, uniqueName("alice"));
+    await signUp(bob, web.server.url, bobName);
+    await signUp(alice, web.server.url, uniqueName("alice"));
     const aliceToken = await storedToken(alice);
     const bobToken = await storedToken(bob);
     const bobId = (JSON.parse(Buffer.from(bobToken.split(".")[1]!, "base64url").toString()) as { sub: string }).sub;
     const share = async (title: string) => {
-      const { session } = await ok(await connect(server.url, aliceToken), "session:create", { title, assistant: false });
-      expect((await api(server.url, `/api/sessions/${session.id}/members`, { method: "POST", token: aliceToken, body: { username: bobName } })).status).toBe(201);
-      expect((await api(server.url, `/api/invitations/${session.id}/accept`, { method: "POST", token: bobToken })).status).toBe(200);
+      const { session } = await ok(await connect(web.server.url, aliceToken), "session:create", { title, assistant: false });
+      expect((await api(web.server.url, `/api/sessions/${session.id}/members`, { method: "POST", token: aliceToken, body: { username: bobName } })).status).toBe(201);
+      expect((await api(web.server.url, `/api/invitations/${session.id}/accept`, { method: "POST", token: bobToken })).status).toBe(200);
       return session.id as string;
     };
     const leaving = await share("Leave me");
@@ -438,19 +371,19 @@ describe("web client", () => {
     bob.once("dialog", (d) => void d.accept());
     await bob.getByRole("button", { name: "Leave session Leave me" }).click();
     await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Leave me" }).count()).toBe(0));
-    expect((await api(server.url, `/api/sessions/${leaving}/messages`, { token: bobToken })).status).toBe(404);
+    expect((await api(web.server.url, `/api/sessions/${leaving}/messages`, { token: bobToken })).status).toBe(404);
 
     await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).locator(".session-open").click();
     await bob.getByRole("heading", { name: "Remove me", level: 2 }).waitFor();
-    expect((await api(server.url, `/api/sessions/${removing}/members/${bobId}`, { method: "DELETE", token: aliceToken })).status).toBe(204);
+    expect((await api(web.server.url, `/api/sessions/${removing}/members/${bobId}`, { method: "DELETE", token: aliceToken })).status).toBe(204);
     await bob.getByText("You were removed from “Remove me”.").waitFor();
     await eventually(async () => expect(await bob.locator('[data-testid="session"]').filter({ hasText: "Remove me" }).count()).toBe(0));
     expect(await bob.getByRole("heading", { name: "Remove me", level: 2 }).count()).toBe(0);
   });
 
   it("renames a session, and the new name shows in the list, the header and the server", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "First name");
     const sessionId = await openSessionId(page);
     const token = await storedToken(page);
@@ -458,13 +391,13 @@ describe("web client", () => {
     await page.getByRole("button", { name: "Rename session First name" }).click();
     await eventually(async () => expect(await page.locator('[data-testid="session"] .session-title').allTextContents()).toEqual(["Second name"]));
     await page.getByRole("heading", { name: "Second name" }).waitFor();
-    const listed = await api(server.url, "/api/sessions", { token });
+    const listed = await api(web.server.url, "/api/sessions", { token });
     expect(listed.body.sessions.find((x: { id: string }) => x.id === sessionId).title).toBe("Second name");
   });
 
   it("deletes a session after asking", async () => {
-    const page = await newPage();
-    await signUp(page, server.url, uniqueName("web"));
+    const page = await web.newPage();
+    await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Keep me");
     await createSessionInUi(page, "Throw me away");
     const sessionId = await openSessionId(page);
@@ -477,13 +410,13 @@ describe("web client", () => {
     await del.click();
     await eventually(async () => expect(await page.locator('[data-testid="session"] .session-title').allTextContents()).toEqual(["Keep me"]));
     await page.getByRole("heading", { name: "No session open" }).waitFor();
-    expect((await api(server.url, `/api/sessions/${sessionId}/messages`, { token })).status).toBe(404);
+    expect((await api(web.server.url, `/api/sessions/${sessionId}/messages`, { token })).status).toBe(404);
   });
 
   it("fits a phone: the sessions list becomes a drawer", async () => {
-    const page = await newPage({ width: 390, height: 844 });
+    const page = await web.newPage({ width: 390, height: 844 });
     const name = uniqueName("phone");
-    await signUp(page, server.url, name);
+    await signUp(page, web.server.url, name);
     const toggle = page.getByRole("button", { name: "Sessions" });
     const sidebar = page.locator("#sidebar");
     // No session yet: the drawer opens by itself, offering to start one.
@@ -507,16 +440,16 @@ describe("web client", () => {
   });
   it("loads more sessions as the list scrolls, each once and in order", async () => {
     const name = uniqueName("many");
-    const u = await register(server.url, name);
-    const s = await connect(server.url, u.token);
+    const u = await register(web.server.url, name);
+    const s = await connect(web.server.url, u.token);
     const titles: string[] = [];
     try {
       for (let i = 0; i < 130; i++) titles.push((await ok(s, "session:create", { title: `Session ${String(i).padStart(3, "0")}`, assistant: false })).session.title);
     } finally {
       s.close();
     }
-    const page = await newPage();
-    await logIn(page, server.url, name, u.password);
+    const page = await web.newPage();
+    await logIn(page, web.server.url, name, u.password);
     const shown = () => page.locator('[data-testid="session"] .session-title').allTextContents();
     await eventually(async () => expect(await shown()).toHaveLength(50));
     const newestFirst = [...titles].reverse();
@@ -531,10 +464,10 @@ describe("web client", () => {
 
   it("exports the user's data, logs out everywhere, and deletes the account from the account menu", async () => {
     const name = uniqueName("acct");
-    const page = await newPage();
-    await signUp(page, server.url, name);
-    const other = await newPage();
-    await logIn(other, server.url, name);
+    const page = await web.newPage();
+    await signUp(page, web.server.url, name);
+    const other = await web.newPage();
+    await logIn(other, web.server.url, name);
     await createSessionInUi(page, "Mine to keep");
     await assistantOff(page);
     await sendInUi(page, "a line only I wrote");
@@ -554,11 +487,11 @@ describe("web client", () => {
     page.once("dialog", (d) => void d.accept());
     await page.getByRole("button", { name: "Log out everywhere" }).click();
     await page.getByRole("status").filter({ hasText: "logged out everywhere" }).waitFor();
-    expect((await api(server.url, "/api/sessions", { token: oldToken })).status).toBe(401);
+    expect((await api(web.server.url, "/api/sessions", { token: oldToken })).status).toBe(401);
     // The other browser is signed out too (its connection is closed and its token refused).
     await other.getByRole("button", { name: "Log in" }).waitFor();
 
-    await logIn(page, server.url, name);
+    await logIn(page, web.server.url, name);
     await page.getByRole("button", { name: "Account" }).click();
     page.once("dialog", (d) => void d.accept("not my name"));
     await page.getByRole("button", { name: "Delete account" }).click();
@@ -567,9 +500,9 @@ describe("web client", () => {
     page.once("dialog", (d) => void d.accept(name));
     await page.getByRole("button", { name: "Delete account" }).click();
     await page.getByRole("status").filter({ hasText: "Your account was deleted" }).waitFor();
-    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM users WHERE username = $1", [name]);
+    const { rows } = await web.db.pool.query("SELECT count(*)::int AS n FROM users WHERE username = $1", [name]);
     expect(rows[0].n).toBe(0);
-    const login = await api(server.url, "/api/auth/login", { method: "POST", body: { username: name, password: "correct horse battery" } });
+    const login = await api(web.server.url, "/api/auth/login", { method: "POST", body: { username: name, password: "correct horse battery" } });
     expect(login.status).toBe(401);
   });
 });

@@ -5,32 +5,18 @@
  * owner's picker (the next reply uses the pick), the three ratings with a
  * comment, and the reader's rating and the reply's tokens after a reload.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSessionInUi, ensureWebBuild, eventually, freePort, launchBrowser, screenshot, sendInUi, shownMessages, signUp } from "../support/browser.js";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { createSessionInUi, eventually, screenshot, sendInUi, shownMessages, signUp } from "../support/browser.js";
 import { uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
-let db: TestDatabase;
-let server: ServerProcess;
-let dataDir: string;
-let browser: Browser;
-let llm: OpenAiLlmDouble;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
+// Each test checks for exceptions in its pages itself.
+const web = useWebFixture({ name: "web-configs", llm: true, env: { ASSISTANT_COALESCE_MS: "20" }, viewport: { width: 1280, height: 860 }, checkPageErrors: false });
 const adminName = uniqueName("admin");
 
 async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  contexts.push(context);
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
+  const page = await web.newPage();
   // Retiring asks for confirmation.
   page.on("dialog", (d) => void d.accept());
   return page;
@@ -44,38 +30,10 @@ async function lastReply(page: Page) {
   });
 }
 
-beforeAll(async () => {
-  llm = new OpenAiLlmDouble();
-  const [, database, b, port, started] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser(), freePort(), llm.start()]);
-  db = database;
-  browser = b;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-configs-"));
-  server = await startServer({
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    JWT_SECRET: "web-configs-secret-0123456789-0123456789",
-    EMBEDDER: "hash",
-    OPENAI_BASE_URL: started.url,
-    OPENAI_API_KEY: "test-key",
-    OPENAI_MODEL: "double-model",
-    ASSISTANT_COALESCE_MS: "20",
-  });
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await server?.stop();
-  await llm?.close();
-  await db?.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
-
 describe("configurations and feedback in the browser", () => {
   it("lets the admin create a configuration (with errors at their fields), the owner pick it, and rate the reply", async () => {
     const page = await newPage();
-    await signUp(page, server.url, adminName); // the first account: an admin
+    await signUp(page, web.server.url, adminName); // the first account: an admin
     await page.getByRole("button", { name: "Account" }).click();
     await page.getByRole("button", { name: "Configurations" }).click();
     const editor = page.getByTestId("configurations-page");
@@ -92,7 +50,7 @@ describe("configurations and feedback in the browser", () => {
     expect(await editor.locator('[data-field="topK"]').textContent()).toBe("topK must be a whole number between 1 and 50");
     expect(await page.getByLabel(/^Temperature/).getAttribute("aria-invalid")).toBe("true");
     await screenshot(page, "configurations-validation");
-    expect((await db.pool.query("SELECT count(*)::int AS n FROM assistant_configurations")).rows[0].n).toBe(1);
+    expect((await web.db.pool.query("SELECT count(*)::int AS n FROM assistant_configurations")).rows[0].n).toBe(1);
 
     await page.getByLabel(/^Temperature/).fill("1.2");
     await page.getByLabel(/^Top-k/).fill("4");
@@ -101,7 +59,7 @@ describe("configurations and feedback in the browser", () => {
     await page.getByTestId("config-save").click();
     await editor.locator('[data-config="Pirate"]').waitFor();
     expect(await editor.locator('[data-field="temperature"]').textContent()).toBe("");
-    const { rows: created } = await db.pool.query("SELECT id, temperature, top_k, model, active, is_default FROM assistant_configurations WHERE name = 'Pirate'");
+    const { rows: created } = await web.db.pool.query("SELECT id, temperature, top_k, model, active, is_default FROM assistant_configurations WHERE name = 'Pirate'");
     expect(created).toEqual([{ id: expect.any(Number), temperature: expect.closeTo(1.2, 5), top_k: 4, model: "pirate-model", active: true, is_default: false }]);
 
     // a third one, made the default and then back, and retired
@@ -118,8 +76,8 @@ describe("configurations and feedback in the browser", () => {
     await scratch.getByRole("button", { name: "Retire" }).click();
     await scratch.locator(".badge-retired").waitFor();
     await screenshot(page, "configurations-editor");
-    expect((await db.pool.query("SELECT name FROM assistant_configurations WHERE is_default")).rows).toEqual([{ name: "Default" }]);
-    expect((await db.pool.query("SELECT active FROM assistant_configurations WHERE name = 'Scratch'")).rows).toEqual([{ active: false }]);
+    expect((await web.db.pool.query("SELECT name FROM assistant_configurations WHERE is_default")).rows).toEqual([{ name: "Default" }]);
+    expect((await web.db.pool.query("SELECT active FROM assistant_configurations WHERE name = 'Scratch'")).rows).toEqual([{ active: false }]);
     await editor.getByRole("button", { name: "Close", exact: true }).click();
     await editor.waitFor({ state: "detached" });
 
@@ -129,14 +87,14 @@ describe("configurations and feedback in the browser", () => {
     await expect.poll(() => picker.locator("option").allTextContents()).toEqual(["Default (Default)", "Pirate"]);
     await picker.selectOption({ label: "Pirate" });
     await eventually(async () => {
-      const { rows } = await db.pool.query("SELECT c.name FROM chat_sessions s JOIN assistant_configurations c ON c.id = s.configuration_id WHERE s.title = 'Treasure'");
+      const { rows } = await web.db.pool.query("SELECT c.name FROM chat_sessions s JOIN assistant_configurations c ON c.id = s.configuration_id WHERE s.title = 'Treasure'");
       expect(rows).toEqual([{ name: "Pirate" }]);
     });
-    llm.enqueue({ tokens: ["Arr", ",", " the", " map", "."], usage: { promptTokens: 57, completionTokens: 5 } });
+    web.llm.enqueue({ tokens: ["Arr", ",", " the", " map", "."], usage: { promptTokens: 57, completionTokens: 5 } });
     await sendInUi(page, "Where is the treasure?");
     const reply = await lastReply(page);
     expect(reply.text).toBe("Arr, the map.");
-    const sent = llm.requests.at(-1)!.body!;
+    const sent = web.llm.requests.at(-1)!.body!;
     expect(sent).toMatchObject({ model: "pirate-model", temperature: 1.2 });
     expect(sent.messages[0]!.content).toContain("Talk like a pirate.");
 
@@ -147,12 +105,12 @@ describe("configurations and feedback in the browser", () => {
     await screenshot(page, "feedback-comment");
     await message.getByRole("button", { name: "Save" }).click();
     await eventually(async () => {
-      const { rows } = await db.pool.query("SELECT rating, comment FROM message_feedback WHERE message_id = $1", [reply.id]);
+      const { rows } = await web.db.pool.query("SELECT rating, comment FROM message_feedback WHERE message_id = $1", [reply.id]);
       expect(rows).toEqual([{ rating: 0, comment: "Fine, but where exactly?" }]);
     });
     await message.getByRole("button", { name: "Bad reply" }).click();
     await eventually(async () => {
-      const { rows } = await db.pool.query("SELECT rating, comment FROM message_feedback WHERE message_id = $1", [reply.id]);
+      const { rows } = await web.db.pool.query("SELECT rating, comment FROM message_feedback WHERE message_id = $1", [reply.id]);
       expect(rows).toEqual([{ rating: -1, comment: "Fine, but where exactly?" }]);
     });
 
@@ -166,12 +124,12 @@ describe("configurations and feedback in the browser", () => {
     expect(await again.getByTestId("usage").textContent()).toBe("57 + 5 tokens");
     await expect.poll(() => page.getByTestId("config-picker").inputValue()).toBe(String(created[0].id));
     await screenshot(page, "feedback-after-reload");
-    expect(pageErrors).toEqual([]);
+    expect(web.pageErrors).toEqual([]);
   });
 
   it("shows a member no editor, and a picker for the sessions they own", async () => {
     const page = await newPage();
-    await signUp(page, server.url, uniqueName("member"));
+    await signUp(page, web.server.url, uniqueName("member"));
     await createSessionInUi(page, "Mine");
     await expect.poll(() => page.getByTestId("config-picker").locator("option").allTextContents()).toEqual(["Default (Default)", "Pirate"]);
     // Once /api/me has answered (the menu says the role), the menu offers no editor
@@ -179,6 +137,6 @@ describe("configurations and feedback in the browser", () => {
     await page.getByRole("button", { name: "Account" }).click();
     await page.getByRole("button", { name: "Export my data" }).waitFor();
     expect(await page.getByRole("button", { name: "Configurations" }).count()).toBe(0);
-    expect(pageErrors).toEqual([]);
+    expect(web.pageErrors).toEqual([]);
   });
 });

@@ -5,56 +5,17 @@
  * is read-only (for a member watching it too), and unarchiving gives the
  * composer back.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { composer, createSessionInUi, ensureWebBuild, eventually, launchBrowser, sendInUi, shownMessages, signUp, storedToken } from "../support/browser.js";
-import { api, uniqueName } from "../support/client.js";
-import { createTestDatabase, type TestDatabase } from "../support/db.js";
-import { type ServerProcess, startServer } from "../support/server-process.js";
+import { expect, it } from "vitest";
+import { composer, createSessionInUi, eventually, logIn, sendInUi, shownMessages, signUp, storedToken } from "../support/browser.js";
+import { addMember, api, connect, ok, register, uniqueName } from "../support/client.js";
+import { useWebFixture } from "../support/web-fixture.js";
 
-let db: TestDatabase;
-let server: ServerProcess;
-let dataDir: string;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
-
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  contexts.push(context);
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  return page;
-}
-
-beforeAll(async () => {
-  const [, database, b] = await Promise.all([ensureWebBuild(), createTestDatabase(4), launchBrowser()]);
-  db = database;
-  browser = b;
-  dataDir = await mkdtemp(path.join(tmpdir(), "memchat-web-lifecycle-"));
-  server = await startServer({ DATABASE_URL: db.url, DATA_DIR: dataDir, JWT_SECRET: "web-lifecycle-secret-0123456789-012345", EMBEDDER: "hash" });
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await server?.stop();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
-});
+const web = useWebFixture({ name: "web-lifecycle" });
 
 it("archives from the list, shows archived sessions under the filter read-only, and unarchives", async () => {
-  const owner = await newPage();
+  const owner = await web.newPage();
   const ownerName = uniqueName("own");
-  await signUp(owner, server.url, ownerName);
+  await signUp(owner, web.server.url, ownerName);
   await createSessionInUi(owner, "Old project");
   await owner.getByLabel("Assistant replies").uncheck();
   await sendInUi(owner, "the final numbers are in");
@@ -62,13 +23,13 @@ it("archives from the list, shows archived sessions under the filter read-only, 
   await createSessionInUi(owner, "Current work");
 
   // a member watches the session being archived
-  const member = await newPage();
+  const member = await web.newPage();
   const memberName = uniqueName("mem");
-  await signUp(member, server.url, memberName);
+  await signUp(member, web.server.url, memberName);
   const token = await storedToken(owner);
-  const sessions = (await api(server.url, "/api/sessions", { token })).body.sessions as { id: string; title: string }[];
+  const sessions = (await api(web.server.url, "/api/sessions", { token })).body.sessions as { id: string; title: string }[];
   const old = sessions.find((s) => s.title === "Old project")!;
-  expect((await api(server.url, `/api/sessions/${old.id}/members`, { method: "POST", token, body: { username: memberName } })).status).toBe(201);
+  expect((await api(web.server.url, `/api/sessions/${old.id}/members`, { method: "POST", token, body: { username: memberName } })).status).toBe(201);
   await member.getByRole("button", { name: "Join" }).first().click();
   await member.getByRole("heading", { name: "Old project", level: 2 }).waitFor();
   await expect.poll(() => composer(member).isEnabled()).toBe(true);
@@ -101,4 +62,35 @@ it("archives from the list, shows archived sessions under the filter read-only, 
   await owner.locator(`[data-session-id="${old.id}"]`).waitFor();
   await sendInUi(member, "glad it is back");
   await eventually(async () => (await shownMessages(owner)).some((m) => m.text.includes("glad it is back")));
+});
+
+it("shows a session archived after the page listed it, but before it joined, read-only and out of the list", async () => {
+  const owner = await register(web.server.url, uniqueName("own"));
+  const member = await register(web.server.url, uniqueName("mem"));
+  const socket = await connect(web.server.url, owner.token);
+  try {
+    const { session } = await ok(socket, "session:create", { title: "Archived meanwhile" });
+    await addMember(web.server.url, socket, session.id, member);
+    const page = await web.newPage();
+    // The page's first list of sessions is answered as it was read, and the owner archives the
+    // session before the page has it: no session:archived reaches a page not yet in the room.
+    let archived = false;
+    await page.route(/\/api\/sessions\?/, async (route) => {
+      const response = await route.fetch();
+      const body: unknown = await response.json();
+      if (!archived) {
+        archived = true;
+        await ok(socket, "session:archive", { sessionId: session.id, archived: true });
+      }
+      await route.fulfill({ response, json: body });
+    });
+    await logIn(page, web.server.url, member.user.username, member.password);
+    await page.getByRole("heading", { name: "Archived meanwhile", level: 2 }).waitFor();
+    // The join answers the session as it is now.
+    await page.getByTestId("archived-note").waitFor();
+    expect(await composer(page).isDisabled()).toBe(true);
+    await page.locator(`[data-session-id="${session.id}"]`).waitFor({ state: "detached" });
+  } finally {
+    socket.close();
+  }
 });
