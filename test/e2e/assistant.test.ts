@@ -336,7 +336,10 @@ describe("resume after reconnect", () => {
     const s1 = await client(u);
     const { session } = await ok(s1, "session:create", {});
     const tokens = Array.from({ length: 30 }, (_, i) => ` t${i}`);
-    llm.enqueue({ tokens, tokenDelayMs: 30 });
+    // The reply waits two thirds in until the second connection has joined: mid-stream however slow the reconnect.
+    let rejoined!: () => void;
+    const untilRejoined = new Promise<void>((resolve) => (rejoined = resolve));
+    llm.enqueue({ tokens, tokenDelayMs: 30, holds: [{ afterTokens: 20, until: untilRejoined }] });
     await ok(s1, "session:join", { sessionId: session.id });
     // the first connection sees a few deltas, then drops
     let text = "";
@@ -362,6 +365,7 @@ describe("resume after reconnect", () => {
     const ended = new Promise<{ message: { content: string; status: string } }>((resolve) => s2.on("assistant:end", resolve));
     s2.on("assistant:delta", (e: { messageId: number; seq: number; text: string }) => received.push({ seq: e.seq, text: e.text }));
     const joined = await ok(s2, "session:join", { sessionId: session.id, afterSeq: 1 });
+    rejoined();
     expect(joined.activeStream).toMatchObject({ messageId: replyId });
     expect(joined.activeStream.seq).toBeGreaterThanOrEqual(seenBeforeDrop);
     // the client keeps what it had, takes the buffered text after it, then live deltas after activeStream.seq

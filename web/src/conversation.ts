@@ -65,6 +65,12 @@ interface Entry {
   body: HTMLDivElement;
 }
 
+/** What a join in flight may have read before: changes of the session, arrivals (true) and departures (false). */
+interface ChangedDuringJoin {
+  session: Partial<Pick<Session, "title" | "archived">>;
+  presence: Map<string, boolean>;
+}
+
 const NEAR_BOTTOM_PX = 80;
 const LOAD_OLDER_WITHIN_PX = 150;
 const TYPING_REPEAT_MS = 2_500;
@@ -102,7 +108,7 @@ export class Conversation {
   private loadingOlder = false;
   private joined = false;
   /** One record per join in flight (a reload's first connect can start two): what changed meanwhile (see join). */
-  private readonly joinsInFlight = new Set<Partial<Pick<Session, "title" | "archived">>>();
+  private readonly joinsInFlight = new Set<ChangedDuringJoin>();
   private disposed = false;
   private typingSentAt = 0;
   private typingIdle: ReturnType<typeof setTimeout> | undefined;
@@ -259,7 +265,7 @@ export class Conversation {
     const afterSeq = resume ? this.resumePoint() : undefined;
     // A rename or (un)archive that arrives while the join is in flight is at least as new as the
     // join's snapshot of the session, which may have been read before it.
-    const changedMeanwhile: Partial<Pick<Session, "title" | "archived">> = {};
+    const changedMeanwhile: ChangedDuringJoin = { session: {}, presence: new Map() };
     this.joinsInFlight.add(changedMeanwhile);
     const pickerVersion = this.picker.version;
     let r: JoinResult;
@@ -284,13 +290,18 @@ export class Conversation {
       return this.join(false);
     }
     this.joined = true;
-    this.session = { ...r.session, ...changedMeanwhile };
+    this.session = { ...r.session, ...changedMeanwhile.session };
     // The join's copy may be newer than the list's this view opened with (archived meanwhile, say).
     this.setArchived(this.session.archived);
     this.ctx.synced(this.session);
     this.picker.update(r.session, pickerVersion);
     this.present.clear();
     for (const p of r.presence) this.present.add(p.userId);
+    // The list may have been read before someone's arrival or departure that this view has heard of since.
+    for (const [userId, here] of changedMeanwhile.presence) {
+      if (here) this.present.add(userId);
+      else this.present.delete(userId);
+    }
     this.renderHeader();
     this.withScroll(() => {
       for (const m of r.messages) this.upsert(m);
@@ -394,12 +405,14 @@ export class Conversation {
         if (!mine(e)) return;
         this.ctx.names.set(e.userId, e.username);
         this.present.add(e.userId);
+        for (const changed of this.joinsInFlight) changed.presence.set(e.userId, true);
         this.renderHeader();
       }),
       c.on("presence:leave", (e) => {
         if (!mine(e)) return;
         this.ctx.names.set(e.userId, e.username);
         this.present.delete(e.userId);
+        for (const changed of this.joinsInFlight) changed.presence.set(e.userId, false);
         this.typerStopped(e.userId);
         this.renderHeader();
       }),
@@ -774,7 +787,7 @@ export class Conversation {
   /** An archived session is read-only here: the server refuses its messages (ARCHIVED). */
   setArchived(archived: boolean): void {
     this.session = { ...this.session, archived };
-    for (const changed of this.joinsInFlight) changed.archived = archived;
+    for (const changed of this.joinsInFlight) changed.session.archived = archived;
     this.input.disabled = archived;
     this.sendButton.disabled = archived;
     this.assistantToggle.disabled = archived;
@@ -788,7 +801,7 @@ export class Conversation {
   /** The session was renamed (here, in another tab, or by its owner). */
   retitle(title: string): void {
     this.session = { ...this.session, title };
-    for (const changed of this.joinsInFlight) changed.title = title;
+    for (const changed of this.joinsInFlight) changed.session.title = title;
     this.renderHeader();
   }
 
