@@ -93,7 +93,8 @@ describe("usage and analytics pages", () => {
     const adminToken = await storedToken(admin);
     expect((await api(web.server.url, `/api/admin/users/${me.user.id}/quota`, { method: "PUT", token: adminToken, body: { dailyTokens: today } })).status).toBe(200);
     await sendInUi(member, "one more question");
-    await member.getByText(/The assistant could not reply: daily token quota of \d+ reached/).waitFor();
+    // The refusal shows on the message it refused (the server tells it before the message's ack).
+    await member.locator('[data-testid="message"]', { hasText: "one more question" }).getByText(/The assistant could not reply: daily token quota of \d+ reached/).waitFor();
     const shown = await shownMessages(member);
     expect(shown.filter((m) => m.role === "user").map((m) => m.text)).toContain("one more question");
     expect(shown.filter((m) => m.role === "assistant")).toHaveLength(1);

@@ -115,6 +115,8 @@ export class Conversation {
   private gapTimer: ReturnType<typeof setTimeout> | undefined;
   private resyncing = false;
   private pendingHighlight: number | null = null;
+  /** Refused replies (assistant:error) heard before the message they were for, by its id. */
+  private readonly refusals = new Map<number, string>();
   /** The reader is at the bottom: new content and resizes keep them there. */
   private pinned = true;
   private readonly resizeObserver: ResizeObserver;
@@ -437,10 +439,14 @@ export class Conversation {
         if (e.messageId === null) {
           // The reply could not even start: the user message it was for carries the error.
           const asked = e.replyToId !== undefined ? this.entries.get(e.replyToId) : undefined;
+          const text = `The assistant could not reply: ${e.message}`;
           if (asked) {
-            asked.error = `The assistant could not reply: ${e.message}`;
+            asked.error = text;
             this.paint(asked);
-          } else this.ctx.toast(`The assistant could not reply: ${e.message}`);
+          } else if (e.replyToId !== undefined && this.ctx.outbox.forSession(this.session.id).some((i) => i.state === "sending")) {
+            // The server tells the sender before it acks the message: the error waits for it.
+            this.refusals.set(e.replyToId, text);
+          } else this.ctx.toast(text);
           return;
         }
         const entry = this.entries.get(e.messageId) ?? this.streamEntry(e.messageId, e.replyToId ?? null);
@@ -542,7 +548,12 @@ export class Conversation {
     const existing = this.entries.get(m.id);
     if (!existing) {
       const added = this.add(m);
-      if (fromHistory(added, m)) this.paint(added);
+      const refusal = this.refusals.get(m.id);
+      if (refusal !== undefined) {
+        this.refusals.delete(m.id);
+        added.error = refusal;
+      }
+      if (fromHistory(added, m) || refusal !== undefined) this.paint(added);
       return added;
     }
     fromHistory(existing, m);
