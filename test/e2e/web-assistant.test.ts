@@ -32,7 +32,7 @@ async function row(id: number) {
 }
 
 // The recorder below runs in the page; the test program has no DOM types.
-declare const document: { body: unknown; querySelectorAll(selector: string): ArrayLike<ShownReply> };
+declare const document: { querySelectorAll(selector: string): ArrayLike<ShownReply> };
 declare class MutationObserver {
   constructor(callback: () => void);
   observe(target: unknown, options: { subtree: boolean; childList: boolean; characterData: boolean }): void;
@@ -44,29 +44,31 @@ interface ShownReply {
 type Recorded = { texts: [number, string][] };
 
 /**
- * Every text the newest reply shows from now on, recorded by the page as it
- * changes: a poll from here, slowed by a busy machine, could miss pieces.
+ * Records, in the page and from its first moment, every text the newest reply
+ * shows as it changes: a poll from here, slowed by a busy machine, could miss pieces.
  */
-async function recordReplyTexts(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    const recorded: Recorded = { texts: [] };
-    (globalThis as unknown as { recordedReplies: Recorded }).recordedReplies = recorded;
-    const record = () => {
-      const replies = document.querySelectorAll('[data-testid="message"].msg-assistant');
-      const last = replies[replies.length - 1];
-      if (!last) return;
-      const entry: [number, string] = [Number(last.dataset.id), (last.querySelector(".msg-body")?.textContent ?? "").replace("Thinking…", "")];
-      const before = recorded.texts.at(-1);
-      if (!before || before[0] !== entry[0] || before[1] !== entry[1]) recorded.texts.push(entry);
-    };
-    record();
-    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
+function recordReplyTexts(): void {
+  const recorded: Recorded = { texts: [] };
+  (globalThis as unknown as { recordedReplies: Recorded }).recordedReplies = recorded;
+  new MutationObserver(() => {
+    const replies = document.querySelectorAll('[data-testid="message"].msg-assistant');
+    const last = replies[replies.length - 1];
+    if (!last) return;
+    const entry: [number, string] = [Number(last.dataset.id), (last.querySelector(".msg-body")?.textContent ?? "").replace("Thinking…", "")];
+    const before = recorded.texts.at(-1);
+    if (!before || before[0] !== entry[0] || before[1] !== entry[1]) recorded.texts.push(entry);
+  }).observe(document, { subtree: true, childList: true, characterData: true });
+}
+
+/** A page that records the replies it shows (after every load, a reload included). */
+async function newPage(viewport?: { width: number; height: number }): Promise<Page> {
+  const page = await web.newPage(viewport);
+  await page.addInitScript(recordReplyTexts);
+  return page;
 }
 
 /** Waits for the reply to be final; every text it showed on the way must extend the one before. */
 async function watchReply(page: Page, timeoutMs = 15_000) {
-  await recordReplyTexts(page);
   const final = await eventually(
     async () => {
       const r = await reply(page);
@@ -86,7 +88,7 @@ beforeEach(() => web.llm.reset());
 
 describe("assistant replies in the web client", () => {
   it("streams a reply piece by piece into the live region, takes a thumbs-up, and shows the context it used", async () => {
-    const page = await web.newPage();
+    const page = await newPage();
     await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Pets");
     await page.getByLabel("Assistant replies").uncheck();
@@ -138,7 +140,7 @@ describe("assistant replies in the web client", () => {
   });
 
   it("stops a reply with the Stop button and keeps exactly the text that was shown", async () => {
-    const page = await web.newPage();
+    const page = await newPage();
     await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Stop me");
     web.llm.enqueue({ tokens: words(80, "w"), tokenDelayMs: 80 });
@@ -161,7 +163,7 @@ describe("assistant replies in the web client", () => {
   });
 
   it("picks a reply up where it is after a reload, without repeating text", async () => {
-    const page = await web.newPage();
+    const page = await newPage();
     await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Reload me");
     const tokens = words(30, "r");
@@ -178,7 +180,7 @@ describe("assistant replies in the web client", () => {
   });
 
   it("ends a reply cut by a server restart without duplicated text, and regenerates it", { timeout: 120_000 }, async () => {
-    const page = await web.newPage();
+    const page = await newPage();
     await signUp(page, web.server.url, uniqueName("web"));
     await createSessionInUi(page, "Restart me");
     const tokens = words(60, "x");
@@ -213,7 +215,7 @@ describe("assistant replies in the web client", () => {
   });
 
   it("looks right on a phone, reply and all", async () => {
-    const page = await web.newPage({ width: 390, height: 844 });
+    const page = await newPage({ width: 390, height: 844 });
     await signUp(page, web.server.url, uniqueName("phone"));
     await createSessionInUi(page, "Weekend in Porto");
     web.llm.enqueue({ tokens: ["Try", " the", " francesinha", " at", " Café", " Santiago", " and", " walk", " along", " the", " Ribeira", "."], tokenDelayMs: 10 });
