@@ -351,6 +351,7 @@ export class ChatApp {
         setTimeout(() => this.lostToasts.delete(id), TOAST_MS);
         this.removeSession(id);
       },
+      isOpen: (id) => this.conversation?.sessionId === id,
       synced: (s) => {
         const listed = this.sessions.find((x) => x.id === s.id);
         if (!listed) return;

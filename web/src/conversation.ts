@@ -29,6 +29,8 @@ export interface ConversationContext {
   touched(session: Session | string): void;
   /** The session is gone (deleted, or access revoked). */
   lost(sessionId: string, reason: string): void;
+  /** The session is open in this tab's current view. */
+  isOpen(sessionId: string): boolean;
   /** A join answered the session as it is now: the list follows its title and archived state. */
   synced(session: Session): void;
   /** The bearer token, for REST reads (the configuration picker's list). */
@@ -285,7 +287,14 @@ export class Conversation {
       return;
     }
     this.joinsInFlight.delete(changedMeanwhile);
-    if (this.disposed) return;
+    if (this.disposed) {
+      // Closed while the join was on its way: the server has put this connection in the room since
+      // (unless the session is open again in a newer view, whose own join needs the room).
+      if (this.ctx.conn.connected && !this.ctx.isOpen(this.session.id)) {
+        this.ctx.conn.call("session:leave", { sessionId: this.session.id }).catch(() => undefined);
+      }
+      return;
+    }
     if (resume && r.truncated) {
       // Too much was missed to page forward: start again from the latest page.
       this.reset();
