@@ -43,6 +43,11 @@ const RELATED_WEIGHT = 0.4;
  * the question does not outrank the one holding its rare word and a common one.
  */
 const COVERAGE_WEIGHT = 0.5;
+/**
+ * A word that at most this many candidates hold can join two of them into
+ * one answer (see \`search\`): names and codes, not the words of a template.
+ */
+const BRIDGE_MAX = 3;
 /** Score factor for a message inside the time window a question names. */
 const TIME_BOOST = 2;
 
@@ -223,10 +228,12 @@ export class PgMemoryQueries {
        ), gin_n AS (
          SELECT lexeme, count(*)::float8 AS c FROM gin GROUP BY lexeme
        ), df AS (
+         -- counted: the term's every match in scope is a candidate (its frequency is exact, not estimated).
          SELECT e.lexeme, e.w,
                 CASE WHEN e.whole THEN e.c
                      WHEN e.est_df >= $13 OR g.c > $13 THEN greatest(e.est_df, $13 + 1)
-                     ELSE coalesce(g.c, 0) END AS df
+                     ELSE coalesce(g.c, 0) END AS df,
+                e.whole OR NOT (e.est_df >= $13 OR coalesce(g.c, 0) > $13) AS counted
            FROM est e LEFT JOIN gin_n g USING (lexeme)
        ), gin_rows AS MATERIALIZED (
          SELECT ${cols} FROM chat_messages m
@@ -243,16 +250,61 @@ export class PgMemoryQueries {
        ), idf AS (
          SELECT df.lexeme, df.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi
            FROM df CROSS JOIN stats s WHERE df.df > 0
-       ), scored AS (
-         SELECT tf.id,
-                sum(idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl))) AS bm25,
-                sum(idf.wi) / (SELECT sum(wi) FROM idf) AS coverage
+       ), contrib AS MATERIALIZED (
+         SELECT tf.id, tf.lexeme, idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl)) AS c
            FROM tf JOIN idf USING (lexeme) CROSS JOIN stats s
-          GROUP BY tf.id
+       ), scored AS MATERIALIZED (
+         SELECT id, sum(c) AS bm25, array_agg(lexeme ORDER BY lexeme) AS matched FROM contrib GROUP BY id
+       ), links AS MATERIALIZED (
+         -- A candidate's words that the question does not hold.
+         SELECT c.id, u.lexeme FROM cand c CROSS JOIN LATERAL unnest(c.content_tsv) u
+          WHERE u.lexeme NOT IN (SELECT lexeme FROM terms)
+       ), pairs AS MATERIALIZED (
+         -- Two candidates joined by a word only a few candidates hold (a name, a code), each holding
+         -- question terms the other lacks: an answer told over two messages, scored as one text.
+         SELECT p.a, p.b, u.matched, u.bm25
+           FROM (SELECT DISTINCT x.id AS a, y.id AS b
+                   FROM links x JOIN links y ON y.lexeme = x.lexeme AND y.id <> x.id
+                  WHERE x.lexeme IN (SELECT lexeme FROM links GROUP BY lexeme HAVING count(*) BETWEEN 2 AND ${BRIDGE_MAX})) p(a, b)
+           JOIN scored sa ON sa.id = p.a JOIN scored sb ON sb.id = p.b
+          CROSS JOIN LATERAL (
+                -- The partner's terms count as related words do: what it says is about the answer, not the answer.
+                SELECT array_agg(lexeme ORDER BY lexeme) AS matched, sum(c) AS bm25
+                  FROM (SELECT lexeme, max(CASE WHEN id = p.a THEN c ELSE $8::float8 * c END) AS c
+                          FROM contrib WHERE id IN (p.a, p.b) GROUP BY lexeme) t) u
+          WHERE NOT sa.matched @> sb.matched AND NOT sb.matched @> sa.matched
+       ), sets AS (
+         -- The distinct sets of question terms the candidates hold (few: subsets of the question's terms).
+         SELECT matched, count(*)::float8 AS c FROM scored WHERE cardinality(matched) > 1 GROUP BY matched
+       ), needed AS (
+         -- self: the message holding the set is one of its holders (a pair's union is held by neither).
+         SELECT matched, 1 AS self FROM sets
+         UNION SELECT matched, 0 FROM pairs
+       ), redundancy AS (
+         -- How often a set's terms occur together in other messages (every candidate holding them
+         -- all, but the message itself), against how often they would if independent: terms that
+         -- always come together tell no more than one of them does.
+         SELECT a.matched, a.self,
+                least(1, greatest(0, ln(st.n / greatest(
+                    -- Co-occurrence among window rows only is scaled to the scope, as document frequencies are.
+                    (coalesce((SELECT sum(b.c) FROM sets b WHERE b.matched @> a.matched), 0) - a.self)
+                      * CASE WHEN cv.whole OR t.any_counted THEN 1 ELSE st.n / cv.n END,
+                    st.n * exp(t.ln_p), 1e-9))) / nullif(t.sum_idf, 0)) AS factor,
+                t.wi / (SELECT sum(wi) FROM idf) AS coverage
+           FROM needed a CROSS JOIN stats st CROSS JOIN cover cv CROSS JOIN LATERAL (
+                SELECT bool_or(d.counted) AS any_counted, sum(ln(st.n / d.df)) AS sum_idf, sum(ln(d.df / st.n)) AS ln_p, sum(i.wi) AS wi
+                  FROM df d JOIN idf i USING (lexeme) WHERE d.lexeme = ANY(a.matched)) t
+       ), own AS (
+         SELECT sc.id, sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * coalesce(r.coverage, (SELECT i.wi FROM idf i WHERE i.lexeme = sc.matched[1]) / (SELECT sum(wi) FROM idf))) * coalesce(r.factor, 1) AS score
+           FROM scored sc LEFT JOIN redundancy r ON r.matched = sc.matched AND r.self = 1
+       ), paired AS (
+         SELECT p.a AS id, max(p.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * r.coverage) * coalesce(r.factor, 1)) AS score
+           FROM pairs p JOIN redundancy r ON r.matched = p.matched AND r.self = 0
+          GROUP BY p.a
        )
        SELECT c.id, c.session_id, c.role, c.content, c.created_at, c.user_id,
-              sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * sc.coverage) * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
-         FROM scored sc JOIN cand c USING (id)
+              greatest(o.score, pd.score) * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
+         FROM own o JOIN cand c USING (id) LEFT JOIN paired pd USING (id)
         WHERE NOT (c.id = ANY($5::bigint[]))
         ORDER BY score DESC, c.id DESC
         LIMIT $4`,
