@@ -123,6 +123,17 @@ export class PgMemoryQueries {
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
    *
+   * Two corrections to BM25's independence of words (README, "Memory"):
+   * - Joint IDF: a message's score is scaled by the information of the set
+   *   of question terms it holds (from how many other candidates hold them
+   *   all, or as many as independence predicts if more) over the sum of
+   *   their IDFs, at most 1: terms that always come together count once.
+   * - Pairs: two candidates sharing a word at most BRIDGE_MAX candidates
+   *   hold, each with question terms the other lacks, are scored as one
+   *   text (the partner's terms at RELATED_WEIGHT, the same two factors on
+   *   the union); each keeps the better of that and its own score. An
+   *   answer told over two messages joined by a name comes first.
+   *
    * Candidates and document frequencies, bounded so that a long history
    * costs about what a short one does (README, "Lexical search cost"):
    * - The window: the user's `windowRows` latest messages (those outside
