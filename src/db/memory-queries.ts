@@ -51,6 +51,29 @@ const BRIDGE_MAX = 3;
 /** Score factor for a message inside the time window a question names. */
 const TIME_BOOST = 2;
 
+/** Candidates (best on their own score first) among which pairs are looked for: bounds the pairing's cost. */
+const PAIR_POOL = 300;
+
+/**
+ * Joint IDF of each set of question terms in `setsFrom` (a relation with a
+ * column \`matched\`, sorted lexemes): the information of the terms together,
+ * from how many candidates hold them all (less `self`, 1 when the message
+ * scored is one of them), or as many as independence predicts if that is
+ * more, over the sum of their IDFs, at most 1: terms that always come
+ * together tell no more than one of them does. Co-occurrence among window
+ * rows only is scaled to the scope, as document frequencies are. Also the
+ * share of the question's IDF weight the set covers.
+ */
+const JOINT_IDF = (setsFrom: string, self: 0 | 1) => `SELECT a.matched,
+                least(1, greatest(0, ln(st.n / greatest(
+                    (coalesce((SELECT sum(b.c) FROM sets b WHERE b.matched @> a.matched), 0) - ${self})
+                      * CASE WHEN cv.whole OR t.any_counted THEN 1 ELSE st.n / cv.n END,
+                    st.n * exp(t.ln_p), 1e-9))) / nullif(t.sum_idf, 0)) AS factor,
+                t.wi / (SELECT sum(wi) FROM idf) AS coverage
+           FROM ${setsFrom} a CROSS JOIN stats st CROSS JOIN cover cv CROSS JOIN LATERAL (
+                SELECT bool_or(d.counted) AS any_counted, sum(ln(st.n / d.df)) AS sum_idf, sum(ln(d.df / st.n)) AS ln_p, sum(i.wi) AS wi
+                  FROM df d JOIN idf i USING (lexeme) WHERE d.lexeme = ANY(a.matched)) t`;
+
 export interface LexicalSearch {
   userId: string;
   /** Null: every session the user is a member of. */
@@ -266,12 +289,22 @@ export class PgMemoryQueries {
            FROM tf JOIN idf USING (lexeme) CROSS JOIN stats s
        ), scored AS MATERIALIZED (
          SELECT id, sum(c) AS bm25, array_agg(lexeme ORDER BY lexeme) AS matched FROM contrib GROUP BY id
+       ), sets AS (
+         -- The distinct sets of question terms the candidates hold (few: subsets of the question's terms).
+         SELECT matched, count(*)::float8 AS c FROM scored WHERE cardinality(matched) > 1 GROUP BY matched
+       ), own_joint AS (
+         ${JOINT_IDF("sets", 1)}
+       ), own AS (
+         SELECT sc.id, sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * coalesce(r.coverage, (SELECT i.wi FROM idf i WHERE i.lexeme = sc.matched[1]) / (SELECT sum(wi) FROM idf))) * coalesce(r.factor, 1) AS score
+           FROM scored sc LEFT JOIN own_joint r USING (matched)
        ), links AS MATERIALIZED (
-         -- A candidate's words that the question does not hold.
-         SELECT c.id, u.lexeme FROM cand c CROSS JOIN LATERAL unnest(c.content_tsv) u
+         -- The words that the question does not hold of the PAIR_POOL best candidates on their own.
+         SELECT c.id, u.lexeme
+           FROM (SELECT id FROM own ORDER BY score DESC LIMIT ${PAIR_POOL}) o JOIN cand c USING (id)
+          CROSS JOIN LATERAL unnest(c.content_tsv) u
           WHERE u.lexeme NOT IN (SELECT lexeme FROM terms)
        ), pairs AS MATERIALIZED (
-         -- Two candidates joined by a word only a few candidates hold (a name, a code), each holding
+         -- Two candidates joined by a word only a few of them hold (a name, a code), each holding
          -- question terms the other lacks: an answer told over two messages, scored as one text.
          SELECT p.a, p.b, u.matched, u.bm25
            FROM (SELECT DISTINCT x.id AS a, y.id AS b
@@ -284,33 +317,11 @@ export class PgMemoryQueries {
                   FROM (SELECT lexeme, max(CASE WHEN id = p.a THEN c ELSE $8::float8 * c END) AS c
                           FROM contrib WHERE id IN (p.a, p.b) GROUP BY lexeme) t) u
           WHERE NOT sa.matched @> sb.matched AND NOT sb.matched @> sa.matched
-       ), sets AS (
-         -- The distinct sets of question terms the candidates hold (few: subsets of the question's terms).
-         SELECT matched, count(*)::float8 AS c FROM scored WHERE cardinality(matched) > 1 GROUP BY matched
-       ), needed AS (
-         -- self: the message holding the set is one of its holders (a pair's union is held by neither).
-         SELECT matched, 1 AS self FROM sets
-         UNION SELECT matched, 0 FROM pairs
-       ), redundancy AS (
-         -- How often a set's terms occur together in other messages (every candidate holding them
-         -- all, but the message itself), against how often they would if independent: terms that
-         -- always come together tell no more than one of them does.
-         SELECT a.matched, a.self,
-                least(1, greatest(0, ln(st.n / greatest(
-                    -- Co-occurrence among window rows only is scaled to the scope, as document frequencies are.
-                    (coalesce((SELECT sum(b.c) FROM sets b WHERE b.matched @> a.matched), 0) - a.self)
-                      * CASE WHEN cv.whole OR t.any_counted THEN 1 ELSE st.n / cv.n END,
-                    st.n * exp(t.ln_p), 1e-9))) / nullif(t.sum_idf, 0)) AS factor,
-                t.wi / (SELECT sum(wi) FROM idf) AS coverage
-           FROM needed a CROSS JOIN stats st CROSS JOIN cover cv CROSS JOIN LATERAL (
-                SELECT bool_or(d.counted) AS any_counted, sum(ln(st.n / d.df)) AS sum_idf, sum(ln(d.df / st.n)) AS ln_p, sum(i.wi) AS wi
-                  FROM df d JOIN idf i USING (lexeme) WHERE d.lexeme = ANY(a.matched)) t
-       ), own AS (
-         SELECT sc.id, sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * coalesce(r.coverage, (SELECT i.wi FROM idf i WHERE i.lexeme = sc.matched[1]) / (SELECT sum(wi) FROM idf))) * coalesce(r.factor, 1) AS score
-           FROM scored sc LEFT JOIN redundancy r ON r.matched = sc.matched AND r.self = 1
+       ), pair_joint AS (
+         ${JOINT_IDF("(SELECT DISTINCT matched FROM pairs)", 0)}
        ), paired AS (
          SELECT p.a AS id, max(p.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * r.coverage) * coalesce(r.factor, 1)) AS score
-           FROM pairs p JOIN redundancy r ON r.matched = p.matched AND r.self = 0
+           FROM pairs p JOIN pair_joint r USING (matched)
           GROUP BY p.a
        )
        SELECT c.id, c.session_id, c.role, c.content, c.created_at, c.user_id,
