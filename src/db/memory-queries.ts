@@ -151,8 +151,8 @@ export class PgMemoryQueries {
    *   of question terms it holds (from how many other candidates hold them
    *   all, or as many as independence predicts if more) over the sum of
    *   their IDFs, at most 1: terms that always come together count once.
-   * - Pairs: two candidates sharing a word at most BRIDGE_MAX candidates
-   *   hold, each with question terms the other lacks, are scored as one
+   * - Pairs: two of the PAIR_POOL best candidates on their own score,
+   *   sharing a word at most BRIDGE_MAX of those hold, each with question terms the other lacks, are scored as one
    *   text (the partner's terms at RELATED_WEIGHT, the same two factors on
    *   the union); each keeps the better of that and its own score. An
    *   answer told over two messages joined by a name comes first.
