@@ -43,8 +43,36 @@ const RELATED_WEIGHT = 0.4;
  * the question does not outrank the one holding its rare word and a common one.
  */
 const COVERAGE_WEIGHT = 0.5;
+/**
+ * A word that at most this many candidates hold can join two of them into
+ * one answer (see \`search\`): names and codes, not the words of a template.
+ */
+const BRIDGE_MAX = 3;
 /** Score factor for a message inside the time window a question names. */
 const TIME_BOOST = 2;
+
+/** Candidates (best on their own score first) among which pairs are looked for: bounds the pairing's cost. */
+const PAIR_POOL = 300;
+
+/**
+ * Joint IDF of each set of question terms in `setsFrom` (a relation with a
+ * column \`matched\`, sorted lexemes): the information of the terms together,
+ * from how many candidates hold them all (less `self`, 1 when the message
+ * scored is one of them), or as many as independence predicts if that is
+ * more, over the sum of their IDFs, at most 1: terms that always come
+ * together tell no more than one of them does. Co-occurrence among window
+ * rows only is scaled to the scope, as document frequencies are. Also the
+ * share of the question's IDF weight the set covers.
+ */
+const JOINT_IDF = (setsFrom: string, self: 0 | 1) => `SELECT a.matched,
+                least(1, greatest(0, ln(st.n / greatest(
+                    (coalesce((SELECT sum(b.c) FROM sets b WHERE b.matched @> a.matched), 0) - ${self})
+                      * CASE WHEN cv.whole OR t.any_counted THEN 1 ELSE st.n / cv.n END,
+                    st.n * exp(t.ln_p), 1e-9))) / nullif(t.sum_idf, 0)) AS factor,
+                t.wi / (SELECT sum(wi) FROM idf) AS coverage
+           FROM ${setsFrom} a CROSS JOIN stats st CROSS JOIN cover cv CROSS JOIN LATERAL (
+                SELECT bool_or(d.counted) AS any_counted, sum(ln(st.n / d.df)) AS sum_idf, sum(ln(d.df / st.n)) AS ln_p, sum(i.wi) AS wi
+                  FROM df d JOIN idf i USING (lexeme) WHERE d.lexeme = ANY(a.matched)) t`;
 
 export interface LexicalSearch {
   userId: string;
@@ -117,6 +145,17 @@ export class PgMemoryQueries {
    * question's IDF weight the message covers. Related words (see
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
+   *
+   * Two corrections to BM25's independence of words (README, "Memory"):
+   * - Joint IDF: a message's score is scaled by the information of the set
+   *   of question terms it holds (from how many other candidates hold them
+   *   all, or as many as independence predicts if more) over the sum of
+   *   their IDFs, at most 1: terms that always come together count once.
+   * - Pairs: two of the PAIR_POOL best candidates on their own score,
+   *   sharing a word at most BRIDGE_MAX of those hold, each with question terms the other lacks, are scored as one
+   *   text (the partner's terms at RELATED_WEIGHT, the same two factors on
+   *   the union); each keeps the better of that and its own score. An
+   *   answer told over two messages joined by a name comes first.
    *
    * Candidates and document frequencies, bounded so that a long history
    * costs about what a short one does (README, "Lexical search cost"):
@@ -223,10 +262,12 @@ export class PgMemoryQueries {
        ), gin_n AS (
          SELECT lexeme, count(*)::float8 AS c FROM gin GROUP BY lexeme
        ), df AS (
+         -- counted: the term's every match in scope is a candidate (its frequency is exact, not estimated).
          SELECT e.lexeme, e.w,
                 CASE WHEN e.whole THEN e.c
                      WHEN e.est_df >= $13 OR g.c > $13 THEN greatest(e.est_df, $13 + 1)
-                     ELSE coalesce(g.c, 0) END AS df
+                     ELSE coalesce(g.c, 0) END AS df,
+                e.whole OR NOT (e.est_df >= $13 OR coalesce(g.c, 0) > $13) AS counted
            FROM est e LEFT JOIN gin_n g USING (lexeme)
        ), gin_rows AS MATERIALIZED (
          SELECT ${cols} FROM chat_messages m
@@ -243,16 +284,49 @@ export class PgMemoryQueries {
        ), idf AS (
          SELECT df.lexeme, df.w * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS wi
            FROM df CROSS JOIN stats s WHERE df.df > 0
-       ), scored AS (
-         SELECT tf.id,
-                sum(idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl))) AS bm25,
-                sum(idf.wi) / (SELECT sum(wi) FROM idf) AS coverage
+       ), contrib AS MATERIALIZED (
+         SELECT tf.id, tf.lexeme, idf.wi * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / s.avgdl)) AS c
            FROM tf JOIN idf USING (lexeme) CROSS JOIN stats s
-          GROUP BY tf.id
+       ), scored AS MATERIALIZED (
+         SELECT id, sum(c) AS bm25, array_agg(lexeme ORDER BY lexeme) AS matched FROM contrib GROUP BY id
+       ), sets AS (
+         -- The distinct sets of question terms the candidates hold (few: subsets of the question's terms).
+         SELECT matched, count(*)::float8 AS c FROM scored WHERE cardinality(matched) > 1 GROUP BY matched
+       ), own_joint AS (
+         ${JOINT_IDF("sets", 1)}
+       ), own AS (
+         SELECT sc.id, sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * coalesce(r.coverage, (SELECT i.wi FROM idf i WHERE i.lexeme = sc.matched[1]) / (SELECT sum(wi) FROM idf))) * coalesce(r.factor, 1) AS score
+           FROM scored sc LEFT JOIN own_joint r USING (matched)
+       ), links AS MATERIALIZED (
+         -- The words that the question does not hold of the PAIR_POOL best candidates on their own.
+         SELECT c.id, u.lexeme
+           FROM (SELECT id FROM own ORDER BY score DESC LIMIT ${PAIR_POOL}) o JOIN cand c USING (id)
+          CROSS JOIN LATERAL unnest(c.content_tsv) u
+          WHERE u.lexeme NOT IN (SELECT lexeme FROM terms)
+       ), pairs AS MATERIALIZED (
+         -- Two candidates joined by a word only a few of them hold (a name, a code), each holding
+         -- question terms the other lacks: an answer told over two messages, scored as one text.
+         SELECT p.a, p.b, u.matched, u.bm25
+           FROM (SELECT DISTINCT x.id AS a, y.id AS b
+                   FROM links x JOIN links y ON y.lexeme = x.lexeme AND y.id <> x.id
+                  WHERE x.lexeme IN (SELECT lexeme FROM links GROUP BY lexeme HAVING count(*) BETWEEN 2 AND ${BRIDGE_MAX})) p(a, b)
+           JOIN scored sa ON sa.id = p.a JOIN scored sb ON sb.id = p.b
+          CROSS JOIN LATERAL (
+                -- The partner's terms count as related words do: what it says is about the answer, not the answer.
+                SELECT array_agg(lexeme ORDER BY lexeme) AS matched, sum(c) AS bm25
+                  FROM (SELECT lexeme, max(CASE WHEN id = p.a THEN c ELSE $8::float8 * c END) AS c
+                          FROM contrib WHERE id IN (p.a, p.b) GROUP BY lexeme) t) u
+          WHERE NOT sa.matched @> sb.matched AND NOT sb.matched @> sa.matched
+       ), pair_joint AS (
+         ${JOINT_IDF("(SELECT DISTINCT matched FROM pairs)", 0)}
+       ), paired AS (
+         SELECT p.a AS id, max(p.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * r.coverage) * coalesce(r.factor, 1)) AS score
+           FROM pairs p JOIN pair_joint r USING (matched)
+          GROUP BY p.a
        )
        SELECT c.id, c.session_id, c.role, c.content, c.created_at, c.user_id,
-              sc.bm25 * (${1 - COVERAGE_WEIGHT} + ${COVERAGE_WEIGHT} * sc.coverage) * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
-         FROM scored sc JOIN cand c USING (id)
+              greatest(o.score, pd.score) * CASE WHEN c.created_at >= $10::timestamptz AND c.created_at < $11::timestamptz THEN ${TIME_BOOST} ELSE 1 END AS score
+         FROM own o JOIN cand c USING (id) LEFT JOIN paired pd USING (id)
         WHERE NOT (c.id = ANY($5::bigint[]))
         ORDER BY score DESC, c.id DESC
         LIMIT $4`,

@@ -11,12 +11,9 @@ import type { LexicalHit, LexicalSearch, PgMemoryQueries, SessionScope } from ".
 import type { MemoryHitPayload } from "../protocol/events.js";
 import { AppError } from "../protocol/errors.js";
 import { marginFusion } from "./fusion.js";
-import { hopWords, relatedWords, timeWindow } from "./query-terms.js";
+import { relatedWords, timeWindow } from "./query-terms.js";
 import type { Embedder, MessageRole, VectorStore } from "./types.js";
 import type { VectorPurge } from "./vector-purge.js";
-
-/** How many of the first lexical hits lend their names to the second hop. */
-const HOP_FROM = 2;
 
 export type RetrievalMode = "hybrid" | "vector" | "lexical";
 
@@ -170,21 +167,13 @@ export class MemoryService {
   }
 
   /**
-   * The lexical leg, in two hops: the names and codes of the two best hits
-   * (hopWords) join the related words of a second search, so a question
-   * about "the city where my niece lives" also reaches what was said about
-   * that city. The two hits keep their places at the top. Without such
-   * words the first search stands.
+   * The lexical leg: one search. An answer told over two messages joined by
+   * a name ("my niece Halima lives in Kyoto" / "Kyoto hosts a lantern
+   * parade") is scored as one text inside it (PgMemoryQueries.search), where
+   * a second search seeded with the first one's names used to be.
    */
-  private async lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
-    const first = await this.d.queries.search({ ...s, limit });
-    const anchors = first.slice(0, HOP_FROM);
-    const hop = hopWords(s.query, anchors);
-    if (hop.length === 0) return first;
-    const second = await this.d.queries.search({ ...s, limit, related: `${s.related ?? ""} ${hop}` });
-    // The hits the names came from stay first: the second search ranks what they lead to.
-    const kept = new Set(anchors.map((h) => h.messageId));
-    return [...anchors, ...second.filter((h) => !kept.has(h.messageId))].slice(0, limit);
+  private lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
+    return this.d.queries.search({ ...s, limit });
   }
 
   /** The sessions a search by `userId` covers (see PgMemoryQueries.scopes); one read can serve the message and passage searches. */

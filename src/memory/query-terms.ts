@@ -100,23 +100,3 @@ export function timeWindow(query: string, now: Date): TimeWindow | null {
   if (month > now.getUTCMonth()) year--;
   return { from: new Date(Date.UTC(year, month, 1)), to: new Date(Date.UTC(year, month + 1, 1)) };
 }
-
-const CALENDAR = new Set(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", ...MONTHS]);
-
-/**
- * A second hop for questions that go through one message to another ("the
- * city where my niece lives"): the names and codes of the best hits that the
- * question does not hold. Capitalised words that do not start a sentence,
- * and words with digits; weekdays and months carry no identity.
- */
-export function hopWords(query: string, hits: readonly { content: string }[]): string {
-  const asked = new Set(query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
-  const out = new Set<string>();
-  for (const h of hits) {
-    for (const m of h.content.matchAll(/(?<![.!?]\s|^)\b(\p{Lu}[\p{L}]+|[\p{L}]*\d[\p{L}\d-]*)/gu)) {
-      const w = m[1]!.toLowerCase();
-      if (!asked.has(w) && !CALENDAR.has(w)) out.add(w);
-    }
-  }
-  return [...out].join(" ");
-}

@@ -127,6 +127,37 @@ describe("BM25 ranking", () => {
     expect(hits.length).toBe(10);
   });
 
+  // The paperwork messages hold three of the question's words, but always together: as evidence
+  // they count as one of them, so the message with the rare word "architect" comes first.
+  it("puts a rare word matched once above common words that always occur together, matched in many messages", async () => {
+    const a = await user();
+    const s = await session(a);
+    const people = ["Ilse", "Ursula", "Renske", "Yevgenia", "Femke", "Hideo", "Ludmila", "Tomasz"];
+    await write(s, a, ...people.map((p, i) => `${p} wants the audit paperwork by Friday, reference QX-${1000 + i}.`));
+    await write(s, a, ...Array.from({ length: 20 }, (_, i) => `lunch number ${i} was fine, ate at my desk`));
+    const [architect] = await write(s, a, "My new architect is Ximena, seems nice so far.");
+    const hits = await search(a, "What paperwork does my architect want and what is its reference?");
+    expect(hits[0]!.messageId).toBe(architect);
+  });
+
+  it("ranks the two messages that answer together first: joined by a name, each holding words the other lacks", async () => {
+    const a = await user();
+    const s = await session(a);
+    const people = ["Ilse", "Ursula", "Renske", "Yevgenia", "Femke", "Hideo", "Ludmila", "Tomasz"];
+    await write(s, a, ...people.map((p, i) => `${p} wants the audit paperwork by Friday, reference QX-${1000 + i}.`));
+    // Messages repeating "architect" outrank the one that names the architect, on their own.
+    await write(s, a, ...Array.from({ length: 6 }, () => "When is the architect? I think the architect moved, or was it the other architect?"));
+    await write(s, a, ...Array.from({ length: 20 }, (_, i) => `lunch number ${i} was fine, ate at my desk`));
+    const [architect, paperwork] = await write(s, a, "My new architect is Ximena, seems nice so far.", "Ximena wants the budget paperwork by Friday, reference ZO-9230.");
+    const hits = await search(a, "What paperwork does my architect want and what is its reference?");
+    expect(hits.slice(0, 2).map((h) => h.messageId).sort()).toEqual([architect, paperwork].sort());
+    // Without its partner the message naming the architect falls below the ones repeating the word.
+    await db.pool.query("DELETE FROM chat_messages WHERE id = $1", [paperwork]);
+    const alone = await search(a, "What paperwork does my architect want and what is its reference?");
+    expect(alone[0]!.messageId).not.toBe(architect);
+    expect(alone.slice(0, 6).map((h) => h.messageId)).not.toContain(architect);
+  });
+
   it("reaches a message through a related word, below one that holds the word itself", async () => {
     const a = await user();
     const s = await session(a);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hopWords, relatedWords, timeWindow } from "../../src/memory/query-terms.js";
+import { relatedWords, timeWindow } from "../../src/memory/query-terms.js";
 
 describe("relatedWords", () => {
   it("adds the group of each word, possessives and plurals included, but not the question's own words", () => {
@@ -26,16 +26,5 @@ describe("timeWindow", () => {
     expect(timeWindow("last week", now)!.from).toEqual(new Date("2026-11-25T00:00:00Z"));
     expect(timeWindow("last month", now)).toEqual({ from: new Date("2026-11-01T00:00:00Z"), to: new Date("2026-12-01T00:00:00Z") });
     expect(timeWindow("what is my dog called", now)).toBeNull();
-  });
-});
-
-describe("hopWords", () => {
-  it("takes names and codes the question lacks, not sentence starts, weekdays or the question's words", () => {
-    const words = hopWords("Which city does my niece Halima live in?", [
-      { content: "My niece Halima lives in Oaxaca these days." },
-      { content: "Renske wants it by Friday, reference 2770." },
-    ]).split(" ");
-    expect(words.sort()).toEqual(["2770", "oaxaca"]);
-    expect(hopWords("anything", [{ content: "all lower case here." }])).toBe("");
   });
 });
