@@ -275,7 +275,7 @@ export class PgVectorStore implements VectorStore {
     const codes = await this.codesOf(filter.userId);
     const query = unit(vector);
     const depth = Math.max(this.rerankDepth, limit);
-    const candidates = codes.nearest(signCode(query), filter, depth, Math.max(this.rerankMax, depth));
+    const candidates = codes.nearest(query, filter, depth, Math.max(this.rerankMax, depth));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
     const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({

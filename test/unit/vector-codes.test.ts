@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { CodeCache, type CodeRows, signCode, UserCodes } from "../../src/memory/vector-codes.js";
+import { CodeCache, type CodeRows, queryWeights, signCode, UserCodes } from "../../src/memory/vector-codes.js";
 
 const D = 64;
 const uuidBytes = (u: string) => Buffer.from(u.replaceAll("-", ""), "hex");
@@ -33,7 +33,8 @@ describe("signCode", () => {
 });
 
 describe("UserCodes", () => {
-  const query = codeAt(0);
+  // Equal weights on every dimension: the weighted distance is the Hamming distance.
+  const query = new Float32Array(D).fill(1 / Math.sqrt(D));
 
   it("returns the `count` nearest passing points, or all of them when fewer pass", () => {
     const s = randomUUID();
@@ -102,6 +103,46 @@ describe("UserCodes", () => {
     const codes = new UserCodes(D / 8);
     const bad = rows([{ id: randomUUID(), session: randomUUID(), k: 1 }]);
     expect(() => codes.apply({ ...bad, n: 2 })).toThrow(/do not match/);
+  });
+});
+
+describe("weighted distance", () => {
+  it("weighs a differing sign by how much the query uses that dimension", () => {
+    const s = randomUUID();
+    // The query is made of dimension 0 (and a little of 1..3): a point differing there only is
+    // farther than one differing in three dimensions the query barely uses, though its plain
+    // Hamming distance is smaller.
+    const q = new Float32Array(D);
+    q[0] = 0.9;
+    q[1] = q[2] = q[3] = 0.25;
+    const signs = (neg: number[]) => signCode(Float32Array.from({ length: D }, (_, i) => (neg.includes(i) ? -1 : 1)));
+    const far = { id: randomUUID(), code: signs([0]) };
+    const near = { id: randomUUID(), code: signs([1, 2, 3]) };
+    const codes = new UserCodes(D / 8);
+    codes.apply({
+      n: 2,
+      ids: Buffer.concat([far, near].map((p) => uuidBytes(p.id))),
+      sessions: Buffer.concat([uuidBytes(s), uuidBytes(s)]),
+      roles: Buffer.from([0, 0]),
+      codes: Buffer.concat([far.code, near.code]),
+    });
+    expect(codes.nearest(q, { sessionIds: [s] }, 1)).toEqual([near.id]);
+    // The query's own signs decide what differs: with dimension 0 negative, the first point agrees there.
+    q[0] = -0.9;
+    expect(codes.nearest(q, { sessionIds: [s] }, 1)).toEqual([far.id]);
+  });
+
+  it("scales |q| to integers that sum to about 8192, and a zero query to equal weights", () => {
+    const q = Float32Array.from({ length: D }, (_, i) => (i % 2 ? 0.1 : -0.3));
+    const w = queryWeights(q);
+    const sum = w.reduce((a, b) => a + b, 0);
+    expect(Math.abs(sum - 8192)).toBeLessThanOrEqual(D / 2);
+    expect(w[0]! / w[1]!).toBeCloseTo(3, 1);
+    expect([...queryWeights(new Float32Array(D))].every((x) => x === 1)).toBe(true);
+  });
+
+  it("rejects a query of another width", () => {
+    expect(() => new UserCodes(D / 8).nearest(new Float32Array(D + 8), { sessionIds: [] }, 1)).toThrow(/dimensions/);
   });
 });
 
