@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import "../../src/db/pool.js";
 import { loadMigrations, runMigrations } from "../../src/db/migrate.js";
 import { pointIdForMessage } from "../../src/memory/point-id.js";
+import { HashEmbedder } from "../../src/memory/hash-embedder.js";
 import { PgVectorStore } from "../../src/memory/pg-vector-store.js";
 import type { VectorPoint } from "../../src/memory/types.js";
 import { signCode } from "../../src/memory/vector-codes.js";
@@ -190,6 +191,36 @@ describe("PostgreSQL vector store, code prefilter", () => {
       found += truth.filter((h) => got.has(h.messageId)).length;
     }
     expect(found / wanted).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("finds the exact top 10 of sparse hash-embedded vectors with a shallow rerank (the query weighs the code bits)", async () => {
+    // Hash-embedded messages use a few dozen of the 384 dimensions: the plain Hamming distance
+    // between their codes is mostly about how many dimensions are negative, not which.
+    const collection = `c_${randomBytes(4).toString("hex")}`;
+    const indexed = new PgVectorStore(db.pool, collection, D, { rerankDepth: 100 });
+    const exact = new PgVectorStore(db.pool, collection, D, { exact: true });
+    const embedder = new HashEmbedder({ dimensions: D });
+    const userId = randomUUID();
+    const sessions = Array.from({ length: 4 }, () => randomUUID());
+    let s = 777;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const vocabulary = Array.from({ length: 600 }, (_, i) => `w${i.toString(36)}`);
+    const sentence = () => Array.from({ length: 4 + Math.floor(rand() * 16) }, () => vocabulary[Math.floor(rand() ** 2 * vocabulary.length)]!).join(" ");
+    await indexed.upsert(Array.from({ length: 2000 }, (_, i) => point(userId, sessions[i % 4]!, embedder.embedOne(sentence()))));
+
+    let found = 0;
+    let wanted = 0;
+    for (let i = 0; i < 30; i++) {
+      const q = embedder.embedOne(sentence());
+      const filter = { userId, sessionIds: sessions };
+      const truth = await exact.search(q, filter, 10);
+      const kth = truth[truth.length - 1]?.score ?? 0;
+      const got = await indexed.search(q, filter, 10);
+      wanted += truth.length;
+      // A hit tied with the exact 10th counts: identical word bags tie.
+      found += got.filter((h) => truth.some((t) => t.messageId === h.messageId) || h.score >= kth - 1e-6).length;
+    }
+    expect(found / wanted).toBeGreaterThanOrEqual(0.95);
   });
 
   it("upgrades a populated database in place: existing vectors get their codes and are searchable", async () => {
