@@ -17,7 +17,7 @@ import { pointIdForMessage } from "../../src/memory/point-id.js";
 import { HashEmbedder } from "../../src/memory/hash-embedder.js";
 import { PgVectorStore } from "../../src/memory/pg-vector-store.js";
 import type { VectorPoint } from "../../src/memory/types.js";
-import { signCode } from "../../src/memory/vector-codes.js";
+import { magnitudeCode, signCode } from "../../src/memory/vector-codes.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { withDatabase } from "../support/global-setup.js";
 import { silentLogger } from "../support/logger.js";
@@ -63,7 +63,10 @@ describe("PostgreSQL vector store, code prefilter", () => {
     const collection = `c_${randomBytes(4).toString("hex")}`;
     const userId = randomUUID();
     const sessionId = randomUUID();
-    const vectors = [signs(7), Float32Array.from({ length: D }, (_, i) => (i % 3 === 0 ? -0 : Math.sin(i * 1.7)))];
+    // Unit vectors (as the store writes them), one with components on both sides of the size threshold.
+    const threshold = 0.6 / Math.sqrt(D);
+    const near = Float32Array.from({ length: D }, (_, i) => [threshold, -threshold, Math.fround(threshold * 0.9999), threshold * 3, 0, -0][i % 6]!);
+    const vectors = [signs(7).map((x) => x / Math.sqrt(D)), Float32Array.from({ length: D }, (_, i) => (i % 3 === 0 ? -0 : Math.sin(i * 1.7) / 12)), near];
     for (const [i, v] of vectors.entries()) {
       const embedding = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
       // An older release's insert: no code column; the trigger fills it in.
@@ -75,6 +78,9 @@ describe("PostgreSQL vector store, code prefilter", () => {
     }
     const { rows } = await db.pool.query<{ code: Buffer }>("SELECT code FROM message_vectors WHERE collection = $1 ORDER BY message_id", [collection]);
     expect(rows.map((r) => r.code.toString("hex"))).toEqual(vectors.map((v) => signCode(v).toString("hex")));
+    const { rows: sizes } = await db.pool.query<{ magnitude: Buffer }>("SELECT magnitude FROM message_vectors WHERE collection = $1 ORDER BY message_id", [collection]);
+    expect(sizes.map((r) => r.magnitude.toString("hex"))).toEqual(vectors.map((v) => magnitudeCode(v).toString("hex")));
+    expect(magnitudeCode(near).toString("hex")).not.toMatch(/^(00)+$|^(ff)+$/);
     // Dimensions that are not a multiple of 8 leave the last byte partly empty.
     const odd = Float32Array.from({ length: 13 }, (_, i) => (i % 2 ? -1 : 1));
     const { rows: oddRows } = await db.pool.query<{ code: Buffer }>("SELECT message_vector_code($1) AS code", [Buffer.from(odd.buffer)]);
@@ -193,11 +199,11 @@ describe("PostgreSQL vector store, code prefilter", () => {
     expect(found / wanted).toBeGreaterThanOrEqual(0.9);
   });
 
-  it("finds the exact top 10 of sparse hash-embedded vectors with a shallow rerank (the query weighs the code bits)", async () => {
+  it("finds the exact top 10 of sparse hash-embedded vectors with a rerank of a tenth of them (the size bits)", async () => {
     // Hash-embedded messages use a few dozen of the 384 dimensions: the plain Hamming distance
     // between their codes is mostly about how many dimensions are negative, not which.
     const collection = `c_${randomBytes(4).toString("hex")}`;
-    const indexed = new PgVectorStore(db.pool, collection, D, { rerankDepth: 100 });
+    const indexed = new PgVectorStore(db.pool, collection, D, { rerankDepth: 200 });
     const exact = new PgVectorStore(db.pool, collection, D, { exact: true });
     const embedder = new HashEmbedder({ dimensions: D });
     const userId = randomUUID();
@@ -250,12 +256,13 @@ describe("PostgreSQL vector store, code prefilter", () => {
         );
       }
 
-      expect(await runMigrations(pool, silentLogger)).toContain(10);
+      expect(await runMigrations(pool, silentLogger)).toEqual(expect.arrayContaining([10, 24]));
 
-      const { rows } = await pool.query<{ message_id: number; code: Buffer; written: boolean }>(
-        "SELECT message_id, code, written_xid IS NOT NULL AS written FROM message_vectors ORDER BY message_id",
+      const { rows } = await pool.query<{ message_id: number; code: Buffer; magnitude: Buffer; written: boolean }>(
+        "SELECT message_id, code, magnitude, written_xid IS NOT NULL AS written FROM message_vectors ORDER BY message_id",
       );
       expect(rows.map((r) => r.code.toString("hex"))).toEqual(old.map((o) => signCode(o.vector).toString("hex")));
+      expect(rows.map((r) => r.magnitude.toString("hex"))).toEqual(old.map((o) => magnitudeCode(o.vector).toString("hex")));
       expect(rows.every((r) => r.written)).toBe(true);
       const store = new PgVectorStore(pool, "old", D, { rerankDepth: 2 });
       await store.ensureReady();

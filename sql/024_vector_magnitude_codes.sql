@@ -1,0 +1,40 @@
+-- A second bit per dimension for the PostgreSQL vector store's prefilter
+-- (src/memory/vector-codes.ts): set where the unit vector's component is
+-- large, |x_i| >= 0.6 / sqrt(d). With the sign bit of sql/010 it tells a
+-- zero from a positive component (sparse vectors, such as the hash
+-- embedder's, are mostly zeros) and a small component from a large one, so
+-- the candidates the prefilter proposes are ranked by a closer estimate of
+-- the dot product.
+
+-- Float32 components are read from their bytes (little-endian), as the
+-- store writes them: exponent and mantissa give |x| exactly in double
+-- precision, which is also how the store computes the bit.
+CREATE FUNCTION message_vector_magnitude(embedding bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT coalesce(decode(string_agg(lpad(to_hex(s.byte), 2, '0'), '' ORDER BY s.j), 'hex'), '\x'::bytea)
+    FROM (SELECT i / 8 AS j,
+                 sum(CASE WHEN (2.0::float8 ^ ((((get_byte(embedding, 4 * i + 3) & 127) << 1) | (get_byte(embedding, 4 * i + 2) >> 7)) - 127))
+                               * (1 + (((get_byte(embedding, 4 * i + 2) & 127) << 16) | (get_byte(embedding, 4 * i + 1) << 8) | get_byte(embedding, 4 * i)) / 8388608.0::float8)
+                               >= 0.6::float8 / sqrt((length(embedding) / 4)::float8)
+                          THEN 1 << (i % 8) ELSE 0 END)::int AS byte
+            FROM generate_series(0, length(embedding) / 4 - 1) AS i
+           GROUP BY i / 8) AS s
+$$;
+
+ALTER TABLE message_vectors ADD COLUMN magnitude bytea;
+UPDATE message_vectors SET magnitude = message_vector_magnitude(embedding);
+ALTER TABLE message_vectors ALTER COLUMN magnitude SET NOT NULL;
+
+-- Any writer that does not send the bit (an older release during a rolling
+-- upgrade, a manual fix) gets it computed, as sql/010 does for the code.
+CREATE FUNCTION message_vectors_magnitude_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.magnitude IS NULL
+     OR (TG_OP = 'UPDATE' AND NEW.embedding IS DISTINCT FROM OLD.embedding AND NEW.magnitude IS NOT DISTINCT FROM OLD.magnitude) THEN
+    NEW.magnitude := message_vector_magnitude(NEW.embedding);
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER message_vectors_magnitude_before_write BEFORE INSERT OR UPDATE ON message_vectors
+  FOR EACH ROW EXECUTE FUNCTION message_vectors_magnitude_before_write();
