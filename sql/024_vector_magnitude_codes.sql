@@ -25,16 +25,24 @@ ALTER TABLE message_vectors ADD COLUMN magnitude bytea;
 UPDATE message_vectors SET magnitude = message_vector_magnitude(embedding);
 ALTER TABLE message_vectors ALTER COLUMN magnitude SET NOT NULL;
 
--- Any writer that does not send the bit (an older release during a rolling
--- upgrade, a manual fix) gets it computed, as sql/010 does for the code.
-CREATE FUNCTION message_vectors_magnitude_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Any writer that does not send the bits (an older release during a rolling
+-- upgrade, a manual fix) gets them computed: sql/010's write trigger, which
+-- does the same for the code, does it for the size bits too (one trigger
+-- call per row, as before).
+CREATE OR REPLACE FUNCTION message_vectors_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF NEW.code IS NULL
+     OR (TG_OP = 'UPDATE' AND NEW.embedding IS DISTINCT FROM OLD.embedding AND NEW.code IS NOT DISTINCT FROM OLD.code) THEN
+    NEW.code := message_vector_code(NEW.embedding);
+  END IF;
   IF NEW.magnitude IS NULL
      OR (TG_OP = 'UPDATE' AND NEW.embedding IS DISTINCT FROM OLD.embedding AND NEW.magnitude IS NOT DISTINCT FROM OLD.magnitude) THEN
     NEW.magnitude := message_vector_magnitude(NEW.embedding);
   END IF;
+  NEW.written_xid := pg_current_xact_id();
+  IF TG_OP = 'UPDATE' AND (NEW.user_id <> OLD.user_id OR NEW.collection <> OLD.collection) THEN
+    INSERT INTO message_vector_deletions (collection, user_id, point_id) VALUES (OLD.collection, OLD.user_id, OLD.point_id);
+  END IF;
   RETURN NEW;
 END
 $$;
-CREATE TRIGGER message_vectors_magnitude_before_write BEFORE INSERT OR UPDATE ON message_vectors
-  FOR EACH ROW EXECUTE FUNCTION message_vectors_magnitude_before_write();
