@@ -151,7 +151,7 @@ export class UserCodes {
    * point's sign differs from the query's weighing |q_i| (quantised, see
    * queryWeights) rather than 1: a dimension the query barely uses no longer
    * counts as much as one it is made of. It keeps a shortlist of
-   * max(4 × count, 4,096). Step 2 ranks the shortlist by the dot product of
+   * max(4 × count, 2,048). Step 2 ranks the shortlist by the dot product of
    * the query with the point's two-bit estimate (each component ±1 where
    * large, ±1/4 where small) over the estimate's norm, which tells a zero from a positive component
    * and a small component from a large one (README, Vector search in
@@ -242,12 +242,22 @@ export class UserCodes {
       }
       score[k] = (4 * total - c) * inverseNorm[shortlist[k]!]!;
     }
-    const order = shortlist.map((_, k) => k).sort((x, y) => score[y]! - score[x]! || shortlist[x]! - shortlist[y]!);
+    // Best first, by one native sort of keys that carry their position: the score, rounded to
+    // a thousandth of a unit (far below what separates two points), then the position.
+    const n = shortlist.length;
+    const rank = new Float64Array(n);
+    const keys = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      rank[k] = Math.round(-score[k]! * 1000);
+      keys[k] = rank[k]! * n + k;
+    }
+    keys.sort();
+    const order = Array.from(keys, (key) => ((key % n) + n) % n);
     const upTo = Math.max(count, max);
-    const last = score[order[count - 1]!]!;
+    const last = rank[order[count - 1]!]!;
     const out: string[] = [];
     for (const k of order) {
-      if (out.length >= upTo || (out.length >= count && score[k]! < last)) break;
+      if (out.length >= upTo || (out.length >= count && rank[k]! > last)) break;
       out.push(this.ids[shortlist[k]!]!);
     }
     return out.map(uuidText);
@@ -297,7 +307,7 @@ export class UserCodes {
  * first's per point, so it ranks a shortlist, not the whole history.
  */
 const SHORTLIST_FACTOR = 4;
-const SHORTLIST_MIN = 4096;
+const SHORTLIST_MIN = 2048;
 
 /** The sum of the query's quantised weights stays under this, so distances fit the Uint16 array and the histogram stays small. */
 const WEIGHT_TOTAL = 8192;
