@@ -151,7 +151,7 @@ export class UserCodes {
    * point's sign differs from the query's weighing |q_i| (quantised, see
    * queryWeights) rather than 1: a dimension the query barely uses no longer
    * counts as much as one it is made of. It keeps a shortlist of
-   * max(4 × count, 2,048). Step 2 ranks the shortlist by the dot product of
+   * max(4 × count, 4,096). Step 2 ranks the shortlist by the dot product of
    * the query with the point's two-bit estimate (each component ±1 where
    * large, ±1/4 where small) over the estimate's norm, which tells a zero from a positive component
    * and a small component from a large one (README, Vector search in
@@ -307,7 +307,7 @@ export class UserCodes {
  * first's per point, so it ranks a shortlist, not the whole history.
  */
 const SHORTLIST_FACTOR = 4;
-const SHORTLIST_MIN = 2048;
+const SHORTLIST_MIN = 4096;
 
 /** The sum of the query's quantised weights stays under this, so distances fit the Uint16 array and the histogram stays small. */
 const WEIGHT_TOTAL = 8192;
