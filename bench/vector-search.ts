@@ -169,6 +169,9 @@ try {
   t0 = performance.now();
   await pool.query("SELECT count(message_vector_code(embedding)) FROM message_vectors WHERE collection = 'bench' AND user_id = $1", [userId]);
   console.log(`codes computed in SQL (as sql/010 does for existing rows): ${N} in ${(ms(t0) / 1000).toFixed(1)} s`);
+  t0 = performance.now();
+  await pool.query("SELECT count(message_vector_magnitude(embedding)) FROM message_vectors WHERE collection = 'bench' AND user_id = $1", [userId]);
+  console.log(`size bits computed in SQL (as sql/024 does for existing rows): ${N} in ${(ms(t0) / 1000).toFixed(1)} s`);
 } finally {
   await pool.end();
   await postgres.stop();

@@ -115,6 +115,8 @@ const envSchema = z.object({
   QDRANT_API_KEY: z.string().optional(),
   /** Collections are named <prefix>_<model>_<dimensions>, one per embedding version. */
   QDRANT_COLLECTION_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default("chat_history"),
+  /** PostgreSQL vector store: candidates of the code prefilter scored exactly per search; a filtered set this small or smaller is searched exactly. */
+  VECTOR_RERANK_DEPTH: int(10, 1_000_000).default(400),
 
   /** Default retrieval for memory:search and the assistant: hybrid, vector or lexical. */
   RETRIEVAL_MODE: z.enum(["hybrid", "vector", "lexical"]).default("hybrid"),
@@ -295,6 +297,7 @@ export interface Config {
   };
   reembed: { batchSize: number; intervalMs: number; keepVersions: number; refreshMs: number };
   qdrant: { url: string | undefined; apiKey: string | undefined; collectionPrefix: string };
+  pgVectors: { rerankDepth: number };
   retrieval: { mode: "hybrid" | "vector" | "lexical"; minSimilarity: number; lexicalWindow: number; lexicalTermCap: number };
   indexer: { enabled: boolean; batchSize: number; concurrency: number; pollMs: number; lingerMs: number; leaseMs: number; baseBackoffMs: number; maxBackoffMs: number };
   extract: { maxChars: number; maxPages: number; timeoutMs: number; workerHeapMb: number; workers: number; passageChars: number; passageOverlap: number; passageTopK: number; readWaitMs: number };
@@ -394,6 +397,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshMs: e.EMBEDDING_VERSION_REFRESH_MS,
     },
     qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY, collectionPrefix: e.QDRANT_COLLECTION_PREFIX },
+    pgVectors: { rerankDepth: e.VECTOR_RERANK_DEPTH },
     retrieval: { mode: e.RETRIEVAL_MODE, minSimilarity: e.MEMORY_MIN_SIMILARITY, lexicalWindow: e.MEMORY_LEXICAL_WINDOW, lexicalTermCap: e.MEMORY_LEXICAL_TERM_CAP },
     indexer: {
       enabled: e.INDEXER_ENABLED,

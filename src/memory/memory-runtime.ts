@@ -76,7 +76,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   const storeFor = (v: Pick<EmbeddingVersion, "collection" | "dimensions">): VectorStore =>
     config.qdrant.url
       ? new QdrantVectorStore({ url: config.qdrant.url, apiKey: config.qdrant.apiKey, collection: v.collection, dimensions: v.dimensions, logger: mlog })
-      : new PgVectorStore(pool, v.collection, v.dimensions);
+      : new PgVectorStore(pool, v.collection, v.dimensions, { rerankDepth: config.pgVectors.rerankDepth });
   const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
   const purge = qdrantPurge ?? new PgVectorPurge(pool);
 

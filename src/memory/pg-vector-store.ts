@@ -4,10 +4,11 @@
  * computed in this process.
  *
  * Search is a prefilter and an exact rerank. Each vector has a binary code
- * (one sign bit per dimension, sql/010); this process keeps the codes of the
- * users it searches in memory, picks the `rerankDepth` codes nearest to the
- * query's by Hamming distance among the filtered points, reads those points'
- * float vectors and scores them exactly. A filtered set no larger than the
+ * of two bits per dimension (its sign, sql/010, and whether it is large,
+ * sql/024); this process keeps the codes of the users it searches in
+ * memory, picks the `rerankDepth` points whose codes estimate the nearest to
+ * the query among the filtered points (UserCodes.nearest), reads those
+ * points' float vectors and scores them exactly. A filtered set no larger than the
  * depth is therefore searched exactly. Before each search the in-memory copy
  * catches up with PostgreSQL (rows written since its last look, by any node,
  * and deletions, through sql/010's change feed), so it is never stale, and a
@@ -18,7 +19,7 @@
  */
 import type pg from "pg";
 import { MESSAGE_ROLES, type MessageRole, type PassageFilter, type PassagePoint, type PassageVectorHit, type StoredRole, type VectorFilter, type VectorHit, type VectorPoint, type VectorStore } from "./types.js";
-import { CodeCache, codeBytes, ROLE_SQL, signCode, UserCodes } from "./vector-codes.js";
+import { CodeCache, codeBytes, magnitudeCode, ROLE_SQL, signCode, UserCodes } from "./vector-codes.js";
 
 const UPSERT_BATCH = 200;
 
@@ -67,10 +68,10 @@ const SYNC_SQL = `WITH gone AS (
   SELECT DISTINCT point_id FROM message_vector_deletions
    WHERE collection = $1 AND user_id = $2 AND deleted_xid >= $3::xid8 AND NOT $4::boolean
 ), changed AS (
-  SELECT point_id, session_id, role, code FROM message_vectors
+  SELECT point_id, session_id, role, code, magnitude FROM message_vectors
    WHERE collection = $1 AND user_id = $2 AND written_xid >= $3::xid8
   UNION ALL
-  SELECT v.point_id, v.session_id, v.role, v.code
+  SELECT v.point_id, v.session_id, v.role, v.code, v.magnitude
     FROM gone JOIN message_vectors v ON v.collection = $1 AND v.point_id = gone.point_id AND v.user_id = $2
 )
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
@@ -80,7 +81,8 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
        coalesce(string_agg(uuid_send(point_id), ''::bytea), ''::bytea) AS ids,
        coalesce(string_agg(uuid_send(session_id), ''::bytea), ''::bytea) AS sessions,
        coalesce(string_agg(${ROLE_SQL}, ''::bytea), ''::bytea) AS roles,
-       coalesce(string_agg(code, ''::bytea), ''::bytea) AS codes
+       coalesce(string_agg(code, ''::bytea), ''::bytea) AS codes,
+       coalesce(string_agg(magnitude, ''::bytea), ''::bytea) AS magnitudes
   FROM changed`;
 
 /** A row of message_vectors as written: a message (messageId) or a passage (passageId, attachmentId). */
@@ -162,7 +164,7 @@ export class PgVectorStore implements VectorStore {
   }
 
   async ensureReady(): Promise<void> {
-    await this.pool.query("SELECT code, written_xid FROM message_vectors LIMIT 0");
+    await this.pool.query("SELECT code, magnitude, written_xid FROM message_vectors LIMIT 0");
   }
 
   async upsert(input: readonly VectorPoint[]): Promise<void> {
@@ -198,23 +200,27 @@ export class PgVectorStore implements VectorStore {
       const codeWidth = codeBytes(this.dimensions);
       const vectors = Buffer.allocUnsafe(batch.length * width);
       const codes = Buffer.allocUnsafe(batch.length * codeWidth);
+      const magnitudes = Buffer.allocUnsafe(batch.length * codeWidth);
       batch.forEach((p, j) => {
         const u = unit(p.vector);
         Buffer.from(u.buffer, u.byteOffset, u.byteLength).copy(vectors, j * width);
         signCode(u).copy(codes, j * codeWidth);
+        magnitudeCode(u).copy(magnitudes, j * codeWidth);
       });
       await this.pool.query({
         name: "vector_upsert",
-        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code, author_id, passage_id, attachment_id)
+        text: `INSERT INTO message_vectors (collection, point_id, message_id, session_id, user_id, role, content, ts, embedding, code, author_id, passage_id, attachment_id, magnitude)
          SELECT $1, u.point_id, u.message_id, u.session_id, u.user_id, u.role, u.content, u.ts,
                 substring($9::bytea FROM ((u.i - 1) * $10::int + 1)::int FOR $10::int),
-                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int), u.author_id, u.passage_id, u.attachment_id
+                substring($11::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int), u.author_id, u.passage_id, u.attachment_id,
+                substring($16::bytea FROM ((u.i - 1) * $12::int + 1)::int FOR $12::int)
            FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $13::uuid[], $14::bigint[], $15::uuid[]) WITH ORDINALITY
              AS u(point_id, message_id, session_id, user_id, role, content, ts, author_id, passage_id, attachment_id, i)
          ON CONFLICT (collection, point_id) DO UPDATE SET
            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
            role = EXCLUDED.role, content = EXCLUDED.content, ts = EXCLUDED.ts, embedding = EXCLUDED.embedding,
-           code = EXCLUDED.code, author_id = EXCLUDED.author_id, passage_id = EXCLUDED.passage_id, attachment_id = EXCLUDED.attachment_id`,
+           code = EXCLUDED.code, author_id = EXCLUDED.author_id, passage_id = EXCLUDED.passage_id, attachment_id = EXCLUDED.attachment_id,
+           magnitude = EXCLUDED.magnitude`,
         values: [
           this.collection,
           batch.map((p) => p.id),
@@ -231,6 +237,7 @@ export class PgVectorStore implements VectorStore {
           batch.map((p) => p.authorId),
           batch.map((p) => p.passageId),
           batch.map((p) => p.attachmentId),
+          magnitudes,
         ],
       });
     }
@@ -275,7 +282,7 @@ export class PgVectorStore implements VectorStore {
     const codes = await this.codesOf(filter.userId);
     const query = unit(vector);
     const depth = Math.max(this.rerankDepth, limit);
-    const candidates = codes.nearest(signCode(query), filter, depth, Math.max(this.rerankMax, depth));
+    const candidates = codes.nearest(query, filter, depth, Math.max(this.rerankMax, depth));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
     const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({
@@ -310,7 +317,7 @@ export class PgVectorStore implements VectorStore {
 
   /** Catches `entry` up; `full` (or a first look) reads all the user's codes into a new copy. */
   private async sync(entry: UserEntry, userId: string, full = entry.codes === undefined): Promise<void> {
-    const { rows } = await this.pool.query<{ horizon: string; pruned: string; gone: Buffer; n: number; ids: Buffer; sessions: Buffer; roles: Buffer; codes: Buffer }>({
+    const { rows } = await this.pool.query<{ horizon: string; pruned: string; gone: Buffer; n: number; ids: Buffer; sessions: Buffer; roles: Buffer; codes: Buffer; magnitudes: Buffer }>({
       name: "vector_codes_sync",
       text: SYNC_SQL,
       values: [this.collection, userId, full ? "0" : entry.horizon.toString(), full],

@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import "../../src/db/pool.js";
 import { loadMigrations, runMigrations } from "../../src/db/migrate.js";
 import { pointIdForMessage } from "../../src/memory/point-id.js";
+import { HashEmbedder } from "../../src/memory/hash-embedder.js";
 import { PgVectorStore } from "../../src/memory/pg-vector-store.js";
 import type { VectorPoint } from "../../src/memory/types.js";
-import { signCode } from "../../src/memory/vector-codes.js";
+import { magnitudeCode, signCode } from "../../src/memory/vector-codes.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { withDatabase } from "../support/global-setup.js";
 import { silentLogger } from "../support/logger.js";
@@ -62,7 +63,10 @@ describe("PostgreSQL vector store, code prefilter", () => {
     const collection = `c_${randomBytes(4).toString("hex")}`;
     const userId = randomUUID();
     const sessionId = randomUUID();
-    const vectors = [signs(7), Float32Array.from({ length: D }, (_, i) => (i % 3 === 0 ? -0 : Math.sin(i * 1.7)))];
+    // Unit vectors (as the store writes them), one with components on both sides of the size threshold.
+    const threshold = 0.6 / Math.sqrt(D);
+    const near = Float32Array.from({ length: D }, (_, i) => [threshold, -threshold, Math.fround(threshold * 0.9999), threshold * 3, 0, -0][i % 6]!);
+    const vectors = [signs(7).map((x) => x / Math.sqrt(D)), Float32Array.from({ length: D }, (_, i) => (i % 3 === 0 ? -0 : Math.sin(i * 1.7) / 12)), near];
     for (const [i, v] of vectors.entries()) {
       const embedding = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
       // An older release's insert: no code column; the trigger fills it in.
@@ -74,6 +78,9 @@ describe("PostgreSQL vector store, code prefilter", () => {
     }
     const { rows } = await db.pool.query<{ code: Buffer }>("SELECT code FROM message_vectors WHERE collection = $1 ORDER BY message_id", [collection]);
     expect(rows.map((r) => r.code.toString("hex"))).toEqual(vectors.map((v) => signCode(v).toString("hex")));
+    const { rows: sizes } = await db.pool.query<{ magnitude: Buffer }>("SELECT magnitude FROM message_vectors WHERE collection = $1 ORDER BY message_id", [collection]);
+    expect(sizes.map((r) => r.magnitude.toString("hex"))).toEqual(vectors.map((v) => magnitudeCode(v).toString("hex")));
+    expect(magnitudeCode(near).toString("hex")).not.toMatch(/^(00)+$|^(ff)+$/);
     // Dimensions that are not a multiple of 8 leave the last byte partly empty.
     const odd = Float32Array.from({ length: 13 }, (_, i) => (i % 2 ? -1 : 1));
     const { rows: oddRows } = await db.pool.query<{ code: Buffer }>("SELECT message_vector_code($1) AS code", [Buffer.from(odd.buffer)]);
@@ -192,6 +199,36 @@ describe("PostgreSQL vector store, code prefilter", () => {
     expect(found / wanted).toBeGreaterThanOrEqual(0.9);
   });
 
+  it("finds the exact top 10 of sparse hash-embedded vectors with a rerank of a tenth of them (the size bits)", async () => {
+    // Hash-embedded messages use a few dozen of the 384 dimensions: the plain Hamming distance
+    // between their codes is mostly about how many dimensions are negative, not which.
+    const collection = `c_${randomBytes(4).toString("hex")}`;
+    const indexed = new PgVectorStore(db.pool, collection, D, { rerankDepth: 200 });
+    const exact = new PgVectorStore(db.pool, collection, D, { exact: true });
+    const embedder = new HashEmbedder({ dimensions: D });
+    const userId = randomUUID();
+    const sessions = Array.from({ length: 4 }, () => randomUUID());
+    let s = 777;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const vocabulary = Array.from({ length: 600 }, (_, i) => `w${i.toString(36)}`);
+    const sentence = () => Array.from({ length: 4 + Math.floor(rand() * 16) }, () => vocabulary[Math.floor(rand() ** 2 * vocabulary.length)]!).join(" ");
+    await indexed.upsert(Array.from({ length: 2000 }, (_, i) => point(userId, sessions[i % 4]!, embedder.embedOne(sentence()))));
+
+    let found = 0;
+    let wanted = 0;
+    for (let i = 0; i < 30; i++) {
+      const q = embedder.embedOne(sentence());
+      const filter = { userId, sessionIds: sessions };
+      const truth = await exact.search(q, filter, 10);
+      const kth = truth[truth.length - 1]?.score ?? 0;
+      const got = await indexed.search(q, filter, 10);
+      wanted += truth.length;
+      // A hit tied with the exact 10th counts: identical word bags tie.
+      found += got.filter((h) => truth.some((t) => t.messageId === h.messageId) || h.score >= kth - 1e-6).length;
+    }
+    expect(found / wanted).toBeGreaterThanOrEqual(0.95);
+  });
+
   it("upgrades a populated database in place: existing vectors get their codes and are searchable", async () => {
     const admin = inject("pgAdminUrl");
     const name = `memchat_v_${randomBytes(5).toString("hex")}`;
@@ -219,12 +256,13 @@ describe("PostgreSQL vector store, code prefilter", () => {
         );
       }
 
-      expect(await runMigrations(pool, silentLogger)).toContain(10);
+      expect(await runMigrations(pool, silentLogger)).toEqual(expect.arrayContaining([10, 24]));
 
-      const { rows } = await pool.query<{ message_id: number; code: Buffer; written: boolean }>(
-        "SELECT message_id, code, written_xid IS NOT NULL AS written FROM message_vectors ORDER BY message_id",
+      const { rows } = await pool.query<{ message_id: number; code: Buffer; magnitude: Buffer; written: boolean }>(
+        "SELECT message_id, code, magnitude, written_xid IS NOT NULL AS written FROM message_vectors ORDER BY message_id",
       );
       expect(rows.map((r) => r.code.toString("hex"))).toEqual(old.map((o) => signCode(o.vector).toString("hex")));
+      expect(rows.map((r) => r.magnitude.toString("hex"))).toEqual(old.map((o) => magnitudeCode(o.vector).toString("hex")));
       expect(rows.every((r) => r.written)).toBe(true);
       const store = new PgVectorStore(pool, "old", D, { rerankDepth: 2 });
       await store.ensureReady();

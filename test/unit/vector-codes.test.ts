@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { CodeCache, type CodeRows, signCode, UserCodes } from "../../src/memory/vector-codes.js";
+import { CodeCache, type CodeRows, magnitudeCode, queryWeights, signCode, UserCodes } from "../../src/memory/vector-codes.js";
 
 const D = 64;
 const uuidBytes = (u: string) => Buffer.from(u.replaceAll("-", ""), "hex");
@@ -18,6 +18,8 @@ function rows(items: { id: string; session: string; role?: number; k: number }[]
     sessions: Buffer.concat(items.map((i) => uuidBytes(i.session))),
     roles: Buffer.from(items.map((i) => i.role ?? 0)),
     codes: Buffer.concat(items.map((i) => codeAt(i.k))),
+    // Every component large: the second step then ranks as the first.
+    magnitudes: Buffer.alloc(items.length * (D / 8), 0xff),
   };
 }
 
@@ -33,7 +35,8 @@ describe("signCode", () => {
 });
 
 describe("UserCodes", () => {
-  const query = codeAt(0);
+  // Equal weights on every dimension: the weighted distance is the Hamming distance.
+  const query = new Float32Array(D).fill(1 / Math.sqrt(D));
 
   it("returns the `count` nearest passing points, or all of them when fewer pass", () => {
     const s = randomUUID();
@@ -102,6 +105,86 @@ describe("UserCodes", () => {
     const codes = new UserCodes(D / 8);
     const bad = rows([{ id: randomUUID(), session: randomUUID(), k: 1 }]);
     expect(() => codes.apply({ ...bad, n: 2 })).toThrow(/do not match/);
+    expect(() => codes.apply({ ...bad, magnitudes: Buffer.alloc(1) })).toThrow(/do not match/);
+  });
+});
+
+describe("weighted distance", () => {
+  it("weighs a differing sign by how much the query uses that dimension", () => {
+    const s = randomUUID();
+    // The query is made of dimension 0 (and a little of 1..3): a point differing there only is
+    // farther than one differing in three dimensions the query barely uses, though its plain
+    // Hamming distance is smaller.
+    const q = new Float32Array(D);
+    q[0] = 0.9;
+    q[1] = q[2] = q[3] = 0.25;
+    const signs = (neg: number[]) => signCode(Float32Array.from({ length: D }, (_, i) => (neg.includes(i) ? -1 : 1)));
+    const far = { id: randomUUID(), code: signs([0]) };
+    const near = { id: randomUUID(), code: signs([1, 2, 3]) };
+    const codes = new UserCodes(D / 8);
+    codes.apply({
+      n: 2,
+      ids: Buffer.concat([far, near].map((p) => uuidBytes(p.id))),
+      sessions: Buffer.concat([uuidBytes(s), uuidBytes(s)]),
+      roles: Buffer.from([0, 0]),
+      codes: Buffer.concat([far.code, near.code]),
+      magnitudes: Buffer.alloc(2 * (D / 8), 0xff),
+    });
+    expect(codes.nearest(q, { sessionIds: [s] }, 1)).toEqual([near.id]);
+    // The query's own signs decide what differs: with dimension 0 negative, the first point agrees there.
+    q[0] = -0.9;
+    expect(codes.nearest(q, { sessionIds: [s] }, 1)).toEqual([far.id]);
+  });
+
+  it("scales |q| to integers that sum to about 8192, and a zero query to equal weights", () => {
+    const q = Float32Array.from({ length: D }, (_, i) => (i % 2 ? 0.1 : -0.3));
+    const w = queryWeights(q);
+    const sum = w.reduce((a, b) => a + b, 0);
+    expect(Math.abs(sum - 8192)).toBeLessThanOrEqual(D / 2);
+    expect(w[0]! / w[1]!).toBeCloseTo(3, 1);
+    expect([...queryWeights(new Float32Array(D))].every((x) => x === 1)).toBe(true);
+  });
+
+  it("tells a zero component from a positive one, and a small from a large one (the size bits)", () => {
+    const s = randomUUID();
+    const unit = (v: Float32Array) => {
+      const n = Math.hypot(...v);
+      return v.map((x) => x / n);
+    };
+    // Sparse vectors: the query uses dimensions 0-3. All three points have no negative
+    // component (the same sign bits); only the size bits say which share the query's dimensions.
+    const sparse = (dims: number[]) => unit(Float32Array.from({ length: D }, (_, i) => (dims.includes(i) ? 1 : 0)));
+    const q = sparse([0, 1, 2, 3]);
+    const points = [
+      { id: randomUUID(), v: sparse([10, 11, 12, 13]) },
+      { id: randomUUID(), v: sparse([0, 1, 2, 3, 20]) },
+      { id: randomUUID(), v: sparse([2, 3, 30, 31]) },
+    ];
+    const codes = new UserCodes(D / 8);
+    codes.apply({
+      n: points.length,
+      ids: Buffer.concat(points.map((p) => uuidBytes(p.id))),
+      sessions: Buffer.concat(points.map(() => uuidBytes(s))),
+      roles: Buffer.alloc(points.length),
+      codes: Buffer.concat(points.map((p) => signCode(p.v))),
+      magnitudes: Buffer.concat(points.map((p) => magnitudeCode(p.v))),
+    });
+    expect(codes.nearest(q, { sessionIds: [s] }, 1)).toEqual([points[1]!.id]);
+    expect(codes.nearest(q, { sessionIds: [s] }, 2)).toEqual([points[1]!.id, points[2]!.id]);
+  });
+
+  it("marks the components at least 0.6 / sqrt(d) in size", () => {
+    const v = new Float32Array(16);
+    const t = 0.6 / 4;
+    v[0] = t;
+    v[1] = -t;
+    v[2] = Math.fround(t * 0.999);
+    v[9] = -1;
+    expect([...magnitudeCode(v)]).toEqual([0b00000011, 0b00000010]);
+  });
+
+  it("rejects a query of another width", () => {
+    expect(() => new UserCodes(D / 8).nearest(new Float32Array(D + 8), { sessionIds: [] }, 1)).toThrow(/dimensions/);
   });
 });
 
