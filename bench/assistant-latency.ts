@@ -17,6 +17,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
+import { treeCpuMs } from "./process-cpu.js";
 import { gauge, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
@@ -132,6 +133,7 @@ async function throughServer(concurrency: number, clients: { socket: Socket; ses
 }
 
 const rows: (string | number)[][] = [];
+const cpuRows: (string | number)[][] = [];
 try {
   const users = await Promise.all(Array.from({ length: Math.max(...LEVELS) }, () => register(server.url)));
   const clients: { socket: Socket; sessionId: string }[] = [];
@@ -145,7 +147,16 @@ try {
     const base = await direct(c);
     // The server's own CPU time (user + system) over its turns, from its /metrics.
     const cpuBefore = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    // And everyone else's (Linux /proc): the server's PostgreSQL, the double, these clients.
+    const treeBefore = treeCpuMs(server.child.pid!);
+    const doubleBefore = treeCpuMs(doubleProcess.pid!).self;
+    const clientsBefore = process.cpuUsage();
+    const t0 = performance.now();
     const srv = await throughServer(c, clients);
+    const wallMs = performance.now() - t0;
+    const clientsMs = process.cpuUsage(clientsBefore);
+    const doubleMs = treeCpuMs(doubleProcess.pid!).self - doubleBefore;
+    const treeAfter = treeCpuMs(server.child.pid!);
     const cpuAfter = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
     // Every turn counts, the warm-up one included: each costs the server the same.
     const cpuMsPerTurn = ((cpuAfter - cpuBefore) * 1000) / (c * (ROUNDS + 1));
@@ -159,6 +170,16 @@ try {
     const load = os.loadavg()[0]!.toFixed(1);
     rows.push([c, "direct (no server)", b.p50, b.p99, "-", b.gap50, b.gap99, b.lost, "-", load]);
     rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost, cpuMsPerTurn, load]);
+    const turns = c * (ROUNDS + 1);
+    cpuRows.push([
+      c,
+      (turns / wallMs) * 1000,
+      cpuMsPerTurn,
+      (treeAfter.children - treeBefore.children) / turns,
+      doubleMs / turns,
+      (clientsMs.user + clientsMs.system) / 1000 / turns,
+      ((treeAfter.self - treeBefore.self + treeAfter.children - treeBefore.children + doubleMs + (clientsMs.user + clientsMs.system) / 1000) / wallMs),
+    ]);
   }
   for (const cl of clients) cl.socket.close();
   if (process.env.BENCH_PHASES) {
@@ -177,3 +198,6 @@ try {
 }
 console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} measured turns per client back to back after one warm-up turn, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
 console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete", "server CPU ms/turn", "load avg"], rows));
+// The closed loop's TTFT rises once the turns' CPU (all of it, on these cores) nears the machine's.
+console.log(`\nCPU per turn through the server, every process of the bench (Linux /proc; ms/turn):\n`);
+console.log(table(["turns", "turns/s", "server", "its PostgreSQL", "LLM double", "clients", "all (cores busy)"], cpuRows));
