@@ -294,6 +294,9 @@ export class AssistantService {
     let timer: NodeJS.Timeout | undefined;
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
+    // The prompt's own count, asked for only when the provider reports no usage.
+    let estimatePrompt: (() => number) | undefined;
+    let reported = false;
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
     let usedPassages: UsedPassage[] = [];
     // Deltas leave in seq order: each waits for the previous one's buffer append.
@@ -335,11 +338,12 @@ export class AssistantService {
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
       usedPassages = built.usedPassages;
-      usage.promptTokens = built.promptTokens;
+      estimatePrompt = built.promptTokens;
       marks.context = performance.now() - acceptedAt;
       for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
         if (chunk.type === "usage") {
           usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens };
+          reported = true;
           continue;
         }
         if (!chunk.text) continue;
@@ -371,6 +375,7 @@ export class AssistantService {
     }
     flush();
     await chain;
+    if (!reported && estimatePrompt) usage.promptTokens = estimatePrompt();
 
     const completion = {
       content: text,

@@ -25,7 +25,12 @@ export interface BuiltContext {
   used: { messageId: number; score: number; rank: number; source: MemoryHit["source"] }[];
   /** Passages of shared files that made it into the prompt, best first. */
   usedPassages: UsedPassage[];
-  promptTokens: number;
+  /**
+   * The prompt's tokens as this tokenizer counts them, counted when first
+   * asked: a provider that reports usage makes the count unneeded, so a turn
+   * asks only when none was reported (a cancel, an error, a silent endpoint).
+   */
+  promptTokens(): number;
 }
 
 export interface UsedPassage {
@@ -196,7 +201,12 @@ export class ContextBuilder {
       used: usedHits.map((h, i) => ({ messageId: h.messageId, score: h.score, rank: i + 1, source: h.source })),
       usedPassages: usedPassages.map((p, i) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score, rank: i + 1, source: p.source })),
       // The system message changes every turn; the window's messages (and the question, next turn) recur.
-      promptTokens: messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0),
+      promptTokens: once(() => messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0)),
     };
   }
+}
+
+function once(f: () => number): () => number {
+  let v: number | undefined;
+  return () => (v ??= f());
 }
