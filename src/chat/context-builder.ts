@@ -10,7 +10,7 @@
  * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
 import type { SessionScope } from "../db/memory-queries.js";
-import type { RagConfig } from "../db/pg-assistant-store.js";
+import type { RagConfig, WindowMessage } from "../db/pg-assistant-store.js";
 import { FORMER_MEMBER, formatContextSection } from "../llm/offline-responder.js";
 import { countTokens, countTokensOnce } from "../llm/tokens.js";
 import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
@@ -45,7 +45,7 @@ export interface UsedPassage {
 
 /** What the reads of a turn found (see `gather`); `assemble` makes the prompt from it. */
 export interface GatheredContext {
-  window: Message[];
+  window: WindowMessage[];
   hits: MemoryHit[];
   /** Passages of files shared in the sessions searched (none when absent). */
   passages?: PassageHit[];
@@ -76,7 +76,7 @@ export class ContextBuilder {
     sessionId: string;
     query: string;
     config: RagConfig;
-    window: () => Promise<Message[]>;
+    window: () => Promise<WindowMessage[]>;
     excludeIds?: number[];
     /** The sessions in scope when the caller read them with the configuration (`scopes(userId, crossSession ? undefined : sessionId, sessionId)`). */
     scopes?: Promise<SessionScope[]>;
@@ -165,8 +165,8 @@ export class ContextBuilder {
         }
       }
     }
-    const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
-    const keptWindow: Message[] = [];
+    const foreign = (m: WindowMessage) => m.role === "user" && m.userId !== gathered.userId;
+    const keptWindow: WindowMessage[] = [];
     for (const m of [...window].reverse()) {
       const cost = countTokensOnce(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
       if (cost > budget) break;
