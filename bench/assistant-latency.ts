@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
 import { treeCpuMs } from "./process-cpu.js";
-import { gauge, scrape } from "./server-metrics.js";
+import { BREAKDOWN_HEADERS, breakdown, gauge, histogram, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -134,6 +134,7 @@ async function throughServer(concurrency: number, clients: { socket: Socket; ses
 
 const rows: (string | number)[][] = [];
 const cpuRows: (string | number)[][] = [];
+const phaseRows: (string | number)[][] = [];
 try {
   const users = await Promise.all(Array.from({ length: Math.max(...LEVELS) }, () => register(server.url)));
   const clients: { socket: Socket; sessionId: string }[] = [];
@@ -146,7 +147,8 @@ try {
   for (const c of LEVELS) {
     const base = await direct(c);
     // The server's own CPU time (user + system) over its turns, from its /metrics.
-    const cpuBefore = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    const scrapeBefore = await scrape(server.url);
+    const cpuBefore = gauge(scrapeBefore, "memchat_process_cpu_seconds_total");
     // And everyone else's (Linux /proc): the server's PostgreSQL, the double, these clients.
     const treeBefore = treeCpuMs(server.child.pid!);
     const doubleBefore = treeCpuMs(doubleProcess.pid!).self;
@@ -157,7 +159,11 @@ try {
     const clientsMs = process.cpuUsage(clientsBefore);
     const doubleMs = treeCpuMs(doubleProcess.pid!).self - doubleBefore;
     const treeAfter = treeCpuMs(server.child.pid!);
-    const cpuAfter = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    const scrapeAfter = await scrape(server.url);
+    const cpuAfter = gauge(scrapeAfter, "memchat_process_cpu_seconds_total");
+    // Where the server's side of the wait went: the send's phases, pool waits, event-loop delay, GC.
+    const ttftServer = histogram(scrapeBefore, scrapeAfter, "chat_time_to_first_token_seconds");
+    phaseRows.push(...breakdown(`${c} turns`, scrapeBefore, scrapeAfter), [`${c} turns`, "time to first token (server side)", ttftServer.count, ttftServer.meanMs, ttftServer.pMs(50), ttftServer.pMs(99), ttftServer.pMs(99.9)]);
     // Every turn counts, the warm-up one included: each costs the server the same.
     const cpuMsPerTurn = ((cpuAfter - cpuBefore) * 1000) / (c * (ROUNDS + 1));
     const stats = (s: Sample[]) => {
@@ -201,3 +207,5 @@ console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms"
 // The closed loop's TTFT rises once the turns' CPU (all of it, on these cores) nears the machine's.
 console.log(`\nCPU per turn through the server, every process of the bench (Linux /proc; ms/turn):\n`);
 console.log(table(["turns", "turns/s", "server", "its PostgreSQL", "LLM double", "clients", "all (cores busy)"], cpuRows));
+console.log(`\nThe server's own histograms over each level (bucket upper bounds):\n`);
+console.log(table(BREAKDOWN_HEADERS, phaseRows));
