@@ -17,7 +17,8 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
-import { gauge, scrape } from "./server-metrics.js";
+import { treeCpuMs } from "./process-cpu.js";
+import { BREAKDOWN_HEADERS, breakdown, gauge, histogram, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -132,6 +133,8 @@ async function throughServer(concurrency: number, clients: { socket: Socket; ses
 }
 
 const rows: (string | number)[][] = [];
+const cpuRows: (string | number)[][] = [];
+const phaseRows: (string | number)[][] = [];
 try {
   const users = await Promise.all(Array.from({ length: Math.max(...LEVELS) }, () => register(server.url)));
   const clients: { socket: Socket; sessionId: string }[] = [];
@@ -144,9 +147,23 @@ try {
   for (const c of LEVELS) {
     const base = await direct(c);
     // The server's own CPU time (user + system) over its turns, from its /metrics.
-    const cpuBefore = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    const scrapeBefore = await scrape(server.url);
+    const cpuBefore = gauge(scrapeBefore, "memchat_process_cpu_seconds_total");
+    // And everyone else's (Linux /proc): the server's PostgreSQL, the double, these clients.
+    const treeBefore = treeCpuMs(server.child.pid!);
+    const doubleBefore = treeCpuMs(doubleProcess.pid!).self;
+    const clientsBefore = process.cpuUsage();
+    const t0 = performance.now();
     const srv = await throughServer(c, clients);
-    const cpuAfter = gauge(await scrape(server.url), "memchat_process_cpu_seconds_total");
+    const wallMs = performance.now() - t0;
+    const clientsMs = process.cpuUsage(clientsBefore);
+    const doubleMs = treeCpuMs(doubleProcess.pid!).self - doubleBefore;
+    const treeAfter = treeCpuMs(server.child.pid!);
+    const scrapeAfter = await scrape(server.url);
+    const cpuAfter = gauge(scrapeAfter, "memchat_process_cpu_seconds_total");
+    // Where the server's side of the wait went: the send's phases, pool waits, event-loop delay, GC.
+    const ttftServer = histogram(scrapeBefore, scrapeAfter, "chat_time_to_first_token_seconds");
+    phaseRows.push(...breakdown(`${c} turns`, scrapeBefore, scrapeAfter), [`${c} turns`, "time to first token (server side)", ttftServer.count, ttftServer.meanMs, ttftServer.pMs(50), ttftServer.pMs(99), ttftServer.pMs(99.9)]);
     // Every turn counts, the warm-up one included: each costs the server the same.
     const cpuMsPerTurn = ((cpuAfter - cpuBefore) * 1000) / (c * (ROUNDS + 1));
     const stats = (s: Sample[]) => {
@@ -159,6 +176,16 @@ try {
     const load = os.loadavg()[0]!.toFixed(1);
     rows.push([c, "direct (no server)", b.p50, b.p99, "-", b.gap50, b.gap99, b.lost, "-", load]);
     rows.push([c, "through server", v.p50, v.p99, v.p99 - b.p99, v.gap50, v.gap99, v.lost, cpuMsPerTurn, load]);
+    const turns = c * (ROUNDS + 1);
+    cpuRows.push([
+      c,
+      (turns / wallMs) * 1000,
+      cpuMsPerTurn,
+      (treeAfter.children - treeBefore.children) / turns,
+      doubleMs / turns,
+      (clientsMs.user + clientsMs.system) / 1000 / turns,
+      ((treeAfter.self - treeBefore.self + treeAfter.children - treeBefore.children + doubleMs + (clientsMs.user + clientsMs.system) / 1000) / wallMs),
+    ]);
   }
   for (const cl of clients) cl.socket.close();
   if (process.env.BENCH_PHASES) {
@@ -177,3 +204,8 @@ try {
 }
 console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} measured turns per client back to back after one warm-up turn, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
 console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete", "server CPU ms/turn", "load avg"], rows));
+// The closed loop's TTFT rises once the turns' CPU (all of it, on these cores) nears the machine's.
+console.log(`\nCPU per turn through the server, every process of the bench (Linux /proc; ms/turn):\n`);
+console.log(table(["turns", "turns/s", "server", "its PostgreSQL", "LLM double", "clients", "all (cores busy)"], cpuRows));
+console.log(`\nThe server's own histograms over each level (bucket upper bounds):\n`);
+console.log(table(BREAKDOWN_HEADERS, phaseRows));

@@ -160,7 +160,6 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     const attachmentReadiness = config.extract.readWaitMs > 0 ? new AttachmentReadiness(new PgPassageStore(pool), config.extract.readWaitMs) : undefined;
     const assistant = new AssistantService({
       store: new PgAssistantStore(pool),
-      messages: messageStore,
       context: new ContextBuilder(memoryRuntime.memory, usernameOf, { search: memoryRuntime.passages, topK: config.extract.passageTopK }),
       llm,
       buffer: coordination.streamBuffer,

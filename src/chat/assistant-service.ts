@@ -13,7 +13,7 @@ import type { PassageContextPayload } from "../protocol/events.js";
 import type { FeedbackRating, Message } from "../protocol/types.js";
 import type { Actor } from "./chat-service.js";
 import type { ContextBuilder, GatheredContext, UsedPassage } from "./context-builder.js";
-import type { CancelBus, MessageStore, StreamBuffer } from "./ports.js";
+import type { CancelBus, StreamBuffer } from "./ports.js";
 import type { QuotaService, Reservation } from "./quota-service.js";
 import type { RoomEvents } from "./room-events.js";
 
@@ -68,7 +68,6 @@ export class AssistantService {
   constructor(
     private readonly d: {
       store: PgAssistantStore;
-      messages: MessageStore;
       context: ContextBuilder;
       llm: LlmProvider;
       buffer: StreamBuffer;
@@ -155,7 +154,8 @@ export class AssistantService {
    * check membership themselves, so a refused send learns nothing from them.
    */
   prefetch(userId: string, sessionId: string, query: string): PrefetchedContext {
-    const settings = this.d.store.turnSettings(sessionId, userId);
+    // The newest messages, two more for the question and its reply row if they are written by then.
+    const settings = this.d.store.turnSettings(sessionId, userId, { extra: 2 });
     const reads = this.readContext(userId, sessionId, query, undefined, settings);
     // A refused send never awaits them.
     settings.catch(() => undefined);
@@ -178,18 +178,14 @@ export class AssistantService {
   ): Promise<{ config: RagConfig; gathered: GatheredContext }> {
     // Read on every turn, not cached: a session's owner or an admin may change it
     // on any node, and the change applies from the next turn (one indexed read).
-    // One statement reads the configuration and the sessions the turn's searches cover.
-    const { config, scopes } = await (settings ?? this.d.store.turnSettings(sessionId, userId));
-    const n = config.historyWindow;
+    // One statement reads the configuration, the sessions the turn's searches cover and the recent window.
+    const { config, scopes, window } = await (settings ?? this.d.store.turnSettings(sessionId, userId, question ? { beforeSeq: question.seq } : { extra: 2 }));
     const gathered = await this.d.context.gather({
       userId,
       sessionId,
       query,
       config,
-      window: () =>
-        n === 0
-          ? Promise.resolve([])
-          : this.d.messages.listMessagesBefore(sessionId, userId, question?.seq, question ? n : n + 2),
+      window: () => Promise.resolve(window),
       ...(question ? { excludeIds: [question.id] } : {}),
       ...(scopes ? { scopes: Promise.resolve(scopes) } : {}),
     });
@@ -294,6 +290,9 @@ export class AssistantService {
     let timer: NodeJS.Timeout | undefined;
     let firstTokenMs: number | null = null;
     let usage = { promptTokens: 0, completionTokens: 0 };
+    // The prompt's own count, asked for only when the provider reports no usage.
+    let estimatePrompt: (() => number) | undefined;
+    let reported = false;
     let used: { messageId: number; score: number; rank: number; source: "vector" | "lexical" | "hybrid" | "window" }[] = [];
     let usedPassages: UsedPassage[] = [];
     // Deltas leave in seq order: each waits for the previous one's buffer append.
@@ -335,11 +334,12 @@ export class AssistantService {
       const built = this.d.context.assemble(gathered, question, config);
       used = built.used;
       usedPassages = built.usedPassages;
-      usage.promptTokens = built.promptTokens;
+      estimatePrompt = built.promptTokens;
       marks.context = performance.now() - acceptedAt;
       for await (const chunk of this.d.llm.stream({ ...this.requestOptions(config), messages: built.messages, signal: turn.abort.signal })) {
         if (chunk.type === "usage") {
           usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens };
+          reported = true;
           continue;
         }
         if (!chunk.text) continue;
@@ -371,6 +371,7 @@ export class AssistantService {
     }
     flush();
     await chain;
+    if (!reported && estimatePrompt) usage.promptTokens = estimatePrompt();
 
     const completion = {
       content: text,

@@ -10,7 +10,7 @@
  * authors, inside the markers the system prompt names (src/llm/quoting.ts).
  */
 import type { SessionScope } from "../db/memory-queries.js";
-import type { RagConfig } from "../db/pg-assistant-store.js";
+import type { RagConfig, WindowMessage } from "../db/pg-assistant-store.js";
 import { FORMER_MEMBER, formatContextSection } from "../llm/offline-responder.js";
 import { countTokens, countTokensOnce } from "../llm/tokens.js";
 import { QUOTE_CLOSE, quoteDocuments, quoteMessage, quoteOpen, quotingRule } from "../llm/quoting.js";
@@ -25,7 +25,12 @@ export interface BuiltContext {
   used: { messageId: number; score: number; rank: number; source: MemoryHit["source"] }[];
   /** Passages of shared files that made it into the prompt, best first. */
   usedPassages: UsedPassage[];
-  promptTokens: number;
+  /**
+   * The prompt's tokens as this tokenizer counts them, counted when first
+   * asked: a provider that reports usage makes the count unneeded, so a turn
+   * asks only when none was reported (a cancel, an error, a silent endpoint).
+   */
+  promptTokens(): number;
 }
 
 export interface UsedPassage {
@@ -40,7 +45,7 @@ export interface UsedPassage {
 
 /** What the reads of a turn found (see `gather`); `assemble` makes the prompt from it. */
 export interface GatheredContext {
-  window: Message[];
+  window: WindowMessage[];
   hits: MemoryHit[];
   /** Passages of files shared in the sessions searched (none when absent). */
   passages?: PassageHit[];
@@ -71,7 +76,7 @@ export class ContextBuilder {
     sessionId: string;
     query: string;
     config: RagConfig;
-    window: () => Promise<Message[]>;
+    window: () => Promise<WindowMessage[]>;
     excludeIds?: number[];
     /** The sessions in scope when the caller read them with the configuration (`scopes(userId, crossSession ? undefined : sessionId, sessionId)`). */
     scopes?: Promise<SessionScope[]>;
@@ -160,8 +165,8 @@ export class ContextBuilder {
         }
       }
     }
-    const foreign = (m: Message) => m.role === "user" && m.userId !== gathered.userId;
-    const keptWindow: Message[] = [];
+    const foreign = (m: WindowMessage) => m.role === "user" && m.userId !== gathered.userId;
+    const keptWindow: WindowMessage[] = [];
     for (const m of [...window].reverse()) {
       const cost = countTokensOnce(m.content) + 4 + (foreign(m) ? QUOTE_COST : 0);
       if (cost > budget) break;
@@ -196,7 +201,12 @@ export class ContextBuilder {
       used: usedHits.map((h, i) => ({ messageId: h.messageId, score: h.score, rank: i + 1, source: h.source })),
       usedPassages: usedPassages.map((p, i) => ({ passageId: p.passageId, attachmentId: p.attachmentId, name: p.name, page: p.page, score: p.score, rank: i + 1, source: p.source })),
       // The system message changes every turn; the window's messages (and the question, next turn) recur.
-      promptTokens: messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0),
+      promptTokens: once(() => messages.reduce((n, m, i) => n + (i === 0 ? countTokens(m.content) : countTokensOnce(m.content)) + 4, 0)),
     };
   }
+}
+
+function once(f: () => number): () => number {
+  let v: number | undefined;
+  return () => (v ??= f());
 }

@@ -13,7 +13,11 @@ export class LocalStreamBuffer implements StreamBuffer {
   async append(messageId: number, delta: StreamDelta): Promise<void> {
     let s = this.streams.get(messageId);
     if (!s) this.streams.set(messageId, (s = { deltas: [] }));
-    if (!s.ended) this.expireIn(messageId, s, this.opts.liveTtlMs ?? 10 * 60_000);
+    // A live stream's expiry moves with each append: the same timer, restarted (not a new one per delta).
+    if (!s.ended) {
+      if (s.expiry) s.expiry.refresh();
+      else this.expireIn(messageId, s, this.opts.liveTtlMs ?? 10 * 60_000);
+    }
     s.deltas.push(delta);
     const cap = this.opts.maxDeltas ?? 100_000;
     if (s.deltas.length > cap) s.deltas.splice(0, s.deltas.length - cap);

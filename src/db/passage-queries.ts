@@ -77,7 +77,10 @@ export class PgPassageQueries {
    */
   async search(scope: PassageScope, query: string, limit: number, related = ""): Promise<PassageLexicalHit[]> {
     if (scope.sessionIds?.length === 0 || limit <= 0) return [];
+    // Named, like the message search: PostgreSQL plans it for a connection's first
+    // executions and keeps a generic plan when that is no dearer (planning cost more than running).
     const { rows } = await this.pool.query<Row & { score: number }>({
+      name: "passage_lexical_search",
       text: `WITH terms AS (
          SELECT lexeme, max(w) AS w
            FROM (SELECT t.lexeme, 1.0::float8 AS w FROM unnest(to_tsvector('english', $5)) t

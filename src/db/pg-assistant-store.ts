@@ -35,7 +35,12 @@ export interface TurnSettings {
   config: RagConfig;
   scopes: SessionScope[] | undefined;
   quotaOverride: boolean;
+  /** The session's recent messages, oldest first (see `turnSettings`). */
+  window: WindowMessage[];
 }
+
+/** What a prompt uses of a window message. */
+export type WindowMessage = Pick<Message, "id" | "seq" | "userId" | "role" | "content" | "status">;
 
 export interface TurnTarget {
   /** The user message being answered. */
@@ -96,25 +101,32 @@ SELECT c.id, c.system_prompt, c.model, c.temperature, c.max_tokens, c.top_k, c.s
  LIMIT 1`;
 
 /**
- * A turn's configuration and, when it retrieves (top_k > 0), the sessions
- * its searches cover, in one round trip: one row per session in scope with
- * the configuration repeated, or a single row with null scope columns. The
- * scope is that of PgMemoryQueries.scopes(userId, cross_session ? null :
- * session, session); $1 session, $2 user.
+ * A turn's reads before its retrieval, in one round trip and one row: the
+ * configuration; when it retrieves (top_k > 0) the sessions its searches
+ * cover, as PgMemoryQueries.scopes(userId, cross_session ? null : session,
+ * session) reads them; whether an admin capped the user; and the session's
+ * recent window (a member's read, newest `history_window` + $4 messages
+ * before seq $3). Scopes and window come as JSON arrays of arrays: one row
+ * whatever their length, parsed natively. $1 session, $2 user.
  */
 const TURN_SETTINGS = `
 WITH cfg AS (${RAG_CONFIG})
 SELECT cfg.*, EXISTS (SELECT 1 FROM user_quotas q WHERE q.user_id = $2::uuid) AS quota_override,
-       sc.session_id AS scope_session_id, sc.owner_id AS scope_owner_id, sc.archived AS scope_archived, sc.has_passages AS scope_has_passages
-  FROM cfg
-  LEFT JOIN LATERAL (
-    SELECT s.id AS session_id, s.owner_id, s.archived,
-           EXISTS (SELECT 1 FROM attachment_passages p WHERE p.session_id = s.id) AS has_passages
-      FROM chat_session_members mem
-      JOIN chat_sessions s ON s.id = mem.session_id
-     WHERE cfg.top_k > 0 AND mem.user_id = $2::uuid AND (cfg.cross_session OR s.id = $1::uuid)
-       AND ${AUDIENCE_CAN_READ("s.id", "$1")}
-  ) sc ON true`;
+       (SELECT json_agg(json_build_array(s.id, s.owner_id, s.archived,
+                 EXISTS (SELECT 1 FROM attachment_passages p WHERE p.session_id = s.id)))
+          FROM chat_session_members mem
+          JOIN chat_sessions s ON s.id = mem.session_id
+         WHERE cfg.top_k > 0 AND mem.user_id = $2::uuid AND (cfg.cross_session OR s.id = $1::uuid)
+           AND ${AUDIENCE_CAN_READ("s.id", "$1")}) AS scopes,
+       (SELECT json_agg(json_build_array(w.id, w.seq, w.user_id, w.role, w.content, w.status) ORDER BY w.seq)
+          FROM (SELECT m.id, m.seq, m.user_id, m.role, m.content, m.status FROM chat_messages m
+                 WHERE m.session_id = $1::uuid AND m.seq < $3::int
+                   AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1::uuid AND user_id = $2::uuid)
+                 ORDER BY m.seq DESC
+                 LIMIT CASE WHEN cfg.history_window = 0 THEN 0 ELSE cfg.history_window + $4::int END) w) AS recent
+  FROM cfg`;
+
+const INT4_MAX = 2_147_483_647;
 
 export class PgAssistantStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -228,21 +240,27 @@ export class PgAssistantStore {
   }
 
   /**
-   * The configuration of a turn by `userId` in the session, and (when it
-   * retrieves) the sessions its searches cover, in one statement. Scopes is
-   * undefined when the configuration retrieves nothing (top_k 0).
-   * `quotaOverride`: an admin set a daily token cap for the user.
+   * The configuration of a turn by `userId` in the session, (when it
+   * retrieves) the sessions its searches cover, and the session's recent
+   * window, in one statement. Scopes is undefined when the configuration
+   * retrieves nothing (top_k 0). `quotaOverride`: an admin set a daily token
+   * cap for the user. The window holds the `history_window` messages before
+   * seq `beforeSeq` (the newest when undefined) plus `extra` more, oldest
+   * first; none when the user is not a member.
    */
-  async turnSettings(sessionId: string, userId: string): Promise<TurnSettings> {
-    const { rows } = await this.pool.query({ name: "turn_settings", text: TURN_SETTINGS, values: [sessionId, userId] });
-    const config = toSettings(rows[0]);
-    const quotaOverride: boolean = rows[0].quota_override;
-    if (config.topK <= 0) return { config, scopes: undefined, quotaOverride };
-    const scopes: SessionScope[] = [];
-    for (const r of rows) {
-      if (r.scope_session_id !== null) scopes.push({ sessionId: r.scope_session_id, ownerId: r.scope_owner_id, archived: r.scope_archived, hasPassages: r.scope_has_passages });
-    }
-    return { config, scopes, quotaOverride };
+  async turnSettings(sessionId: string, userId: string, window: { beforeSeq?: number; extra?: number } = {}): Promise<TurnSettings> {
+    const { rows } = await this.pool.query({ name: "turn_settings_window", text: TURN_SETTINGS, values: [sessionId, userId, window.beforeSeq ?? INT4_MAX, window.extra ?? 0] });
+    const r = rows[0];
+    const config = toSettings(r);
+    const recent = ((r.recent ?? []) as [number, number, string | null, Message["role"], string, MessageStatus][]).map(
+      ([id, seq, uid, role, content, status]): WindowMessage => ({ id, seq, userId: uid, role, content, status }),
+    );
+    const quotaOverride: boolean = r.quota_override;
+    if (config.topK <= 0) return { config, scopes: undefined, quotaOverride, window: recent };
+    const scopes = ((r.scopes ?? []) as [string, string, boolean, boolean][]).map(
+      ([sid, ownerId, archived, hasPassages]): SessionScope => ({ sessionId: sid, ownerId, archived, hasPassages }),
+    );
+    return { config, scopes, quotaOverride, window: recent };
   }
 
   /** One rating per user per reply; a second call replaces it. Null unless it is a finished assistant reply the user may read. */

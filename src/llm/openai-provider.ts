@@ -11,7 +11,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { IncomingMessage } from "node:http";
-import { ConnectError, errorText, HttpStatusError, postForStream, SseParser, type SseEvent } from "./sse-http.js";
+import { BodyPieces, ConnectError, errorText, HttpStatusError, postForStream, SseParser, type SseEvent } from "./sse-http.js";
 import { countMessageTokens, countTokens } from "./tokens.js";
 import { LlmError, type LlmChunk, type LlmProvider, type LlmRequest } from "./types.js";
 
@@ -104,14 +104,26 @@ export class OpenAiProvider implements LlmProvider {
       () => ac.abort(new LlmError("LLM_TIMEOUT", `no response from the LLM endpoint within ${this.connectTimeoutMs} ms`)),
       this.connectTimeoutMs,
     ).unref();
-    let idleTimer: NodeJS.Timeout | undefined;
     let text = "";
+    // One idle timer for the whole attempt: each piece moves `lastHeard` (a
+    // clock read, not a timer re-armed per token); when the timer fires early
+    // it sleeps for what is left of the limit. While the caller holds a chunk
+    // the clock does not run (`holding`): a slow consumer is not a silent endpoint.
+    let lastHeard = performance.now();
+    let holding = false;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const onIdle = () => {
+      const quiet = performance.now() - lastHeard;
+      if (holding || quiet < this.idleTimeoutMs) {
+        idleTimer = setTimeout(onIdle, holding ? this.idleTimeoutMs : this.idleTimeoutMs - quiet).unref();
+        return;
+      }
+      const when = text === "" ? "before the first token" : "between tokens";
+      ac.abort(new LlmError("LLM_TIMEOUT", `the LLM sent nothing for ${this.idleTimeoutMs} ms ${when}`));
+    };
     const armIdle = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
-        const when = text === "" ? "before the first token" : "between tokens";
-        ac.abort(new LlmError("LLM_TIMEOUT", `the LLM sent nothing for ${this.idleTimeoutMs} ms ${when}`));
-      }, this.idleTimeoutMs).unref();
+      lastHeard = performance.now();
+      idleTimer ??= setTimeout(onIdle, this.idleTimeoutMs).unref();
     };
     const aborted = new Promise<never>((_, reject) => {
       ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true });
@@ -120,6 +132,7 @@ export class OpenAiProvider implements LlmProvider {
 
     let finished = false;
     let res: IncomingMessage | undefined;
+    let pieces: BodyPieces | undefined;
     try {
       armIdle();
       const body = JSON.stringify({
@@ -136,24 +149,28 @@ export class OpenAiProvider implements LlmProvider {
         throw classify(err, ac.signal);
       }
       clearTimeout(connectTimer);
-      const iterator = (res as AsyncIterable<string>)[Symbol.asyncIterator]();
+      pieces = new BodyPieces(res, ac.signal);
       const parser = new SseParser();
 
       let sawFinish = false;
       let done = false;
       let usage: { promptTokens: number; completionTokens: number } | undefined;
       for (;;) {
-        let next: IteratorResult<string>;
+        let piece: string | undefined;
         try {
-          next = await Promise.race([iterator.next(), aborted]);
+          piece = pieces.take();
+          if (piece === undefined) {
+            if (pieces.done) break;
+            await pieces.wait();
+            continue;
+          }
         } catch (err) {
           throw classify(err, ac.signal);
         }
-        if (next.done) break;
         armIdle();
         // A body piece may hold several events: their text goes out as one delta.
         let pieceText = "";
-        for (const event of parser.push(next.value)) {
+        for (const event of parser.push(piece)) {
           if (done) continue; // whatever follows [DONE] is read (the connection stays reusable) but ignored
           if (event.data.startsWith("[DONE]")) {
             done = true;
@@ -166,9 +183,9 @@ export class OpenAiProvider implements LlmProvider {
         }
         if (pieceText) {
           text += pieceText;
-          // A slow consumer is not a silent endpoint: the idle clock stops while the caller holds the chunk.
-          clearTimeout(idleTimer);
+          holding = true;
           yield { type: "delta", text: pieceText };
+          holding = false;
           armIdle();
         }
       }
@@ -185,6 +202,7 @@ export class OpenAiProvider implements LlmProvider {
     } finally {
       clearTimeout(connectTimer);
       clearTimeout(idleTimer);
+      pieces?.close();
       request.signal.removeEventListener("abort", onAbort);
       // Covers failures and a consumer that stops early: aborting the fetch is
       // what closes the HTTP connection, so the endpoint stops generating.

@@ -10,6 +10,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import type { IncomingMessage } from "node:http";
 
 /** A non-2xx answer; `message` is built as the SDK built it ("429 slow down"), so logs read the same. */
 export class HttpStatusError extends Error {
@@ -140,4 +141,84 @@ export function errorText(error: unknown): string {
   const m = (error as { message?: unknown }).message;
   if (m !== undefined && m !== null) return typeof m === "string" ? m : JSON.stringify(m);
   return JSON.stringify(error);
+}
+
+/** Pieces read ahead of the consumer before the response is paused (what an async iterator's buffer held). */
+const READ_AHEAD = 16;
+
+/**
+ * A response body as pieces of text, read from its `data` events: the
+ * consumer takes what has arrived without a promise, and waits (one promise)
+ * only when it has caught up. Node's async iterator over a stream makes
+ * several promises and event hops per piece, per streamed token here.
+ */
+export class BodyPieces {
+  private readonly queue: string[] = [];
+  private head = 0;
+  private ended = false;
+  private failure: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly res: IncomingMessage,
+    private readonly signal: AbortSignal,
+  ) {
+    res.on("data", (piece: string) => {
+      this.queue.push(piece);
+      if (this.queue.length - this.head >= READ_AHEAD) res.pause();
+      this.notify();
+    });
+    res.on("end", () => {
+      this.ended = true;
+      this.notify();
+    });
+    res.on("error", (err) => this.fail(err));
+    // A connection closed before the end of the body (no 'error' on every Node version).
+    res.on("close", () => {
+      if (!this.ended && !res.complete) this.fail(new Error("terminated"));
+    });
+    signal.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  private readonly onAbort = () => this.fail(this.signal.reason);
+
+  private fail(err: unknown): void {
+    if (this.failure === undefined && !this.ended) this.failure = err ?? new Error("terminated");
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** The next piece that has arrived; undefined when none has (see `wait`) or the body is over (see `done`). Throws once the body failed or the signal aborted. */
+  take(): string | undefined {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.head === this.queue.length) return undefined;
+    const piece = this.queue[this.head++]!;
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+      if (this.res.isPaused()) this.res.resume();
+    }
+    return piece;
+  }
+
+  /** Whole body taken. */
+  get done(): boolean {
+    return this.ended && this.head === this.queue.length;
+  }
+
+  /** Resolves when a piece, the end, a failure or the abort arrives. */
+  wait(): Promise<void> {
+    if (this.head < this.queue.length || this.ended || this.failure !== undefined) return Promise.resolve();
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  /** Stops listening to the signal (the body's listeners go with the response). */
+  close(): void {
+    this.signal.removeEventListener("abort", this.onAbort);
+  }
 }

@@ -9,6 +9,7 @@ import type { Socket } from "socket.io-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { addMember, api, call, connect, ok, register, type TestUser } from "../support/client.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
+import { countTokens } from "../../src/llm/tokens.js";
 import { OpenAiLlmDouble } from "../support/openai-llm-double.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 import { collectTurn } from "../support/turns.js";
@@ -279,6 +280,9 @@ describe("cancel, regenerate, feedback", () => {
     expect(r.content.length).toBeGreaterThan(0);
     expect(r.content).toBe(t.text);
     expect(r.content.split(" ").length).toBeLessThan(40);
+    // No usage was reported: the prompt's tokens are the server's own count of what it sent.
+    const sent = llm.requests[0]!.body!.messages;
+    expect(r.prompt_tokens).toBe(sent.reduce((n, m) => n + countTokens(m.content) + 4, 0));
     await llm.requests[0]!.finished; // the LLM request was aborted, not left running
     expect(llm.requests[0]!.outcome).toBe("client-closed");
     expect(await ok(s, "assistant:cancel", { sessionId: session.id, messageId })).toEqual({ cancelled: false });

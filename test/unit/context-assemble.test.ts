@@ -4,6 +4,7 @@ import type { RagConfig } from "../../src/db/pg-assistant-store.js";
 import type { MemoryHit, MemoryService } from "../../src/memory/memory-service.js";
 import type { Message } from "../../src/protocol/types.js";
 import { composeOfflineReply, parseContextSection } from "../../src/llm/offline-responder.js";
+import { countTokens } from "../../src/llm/tokens.js";
 
 const config: RagConfig = {
   id: 1,
@@ -46,6 +47,14 @@ describe("ContextBuilder.assemble (reads gathered before the question's row exis
     // the question is not retrieved as its own memory; a hit also in the window is kept out of memories
     expect(built.used.map((u) => u.messageId)).toEqual([6, 3]);
     expect(built.messages.filter((m) => m.content.includes("what about the weather?"))).toHaveLength(1);
+  });
+
+  it("counts the prompt's tokens when asked, once: each message's text plus its framing", () => {
+    const question = msg(10, 5, "and the weather tomorrow?");
+    const built = builder.assemble(gathered([msg(8, 3, "sunny today"), msg(9, 4, "rain later")], [hit(3, "an umbrella in the hall")]), question, config);
+    const expected = built.messages.reduce((n, m) => n + countTokens(m.content) + 4, 0);
+    expect(built.promptTokens()).toBe(expected);
+    expect(built.promptTokens()).toBe(expected);
   });
 
   it("sends no window when historyWindow is 0", () => {
