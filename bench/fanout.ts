@@ -11,6 +11,10 @@
  * (`--rate N` sends/s instead); prints ack and fan-out p50/p90/p99/p99.9 for
  * both sides and, from each memchat node's /metrics over the measured
  * window, where a send's time went.
+ * Both modes print server CPU per send over the measured window: each memchat
+ * node's (process_cpu_seconds_total), its PostgreSQL's (every process of the
+ * server, from /proc) and the bare nodes' (from /proc): figures that a shared
+ * machine's load moves much less than latencies.
  *
  * Usage: npm run bench:fanout [-- --duration 8 --levels 10,500,1000 --nodes 2]
  *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500]
