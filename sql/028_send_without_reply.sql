@@ -10,8 +10,8 @@
 -- statement without it: the same locks, membership, archive, idempotency and
 -- gap-free seq rules (sql/005), the same lexical_doc_stats upkeep (sql/016) and
 -- indexing job, and the same rows back. Measured side by side in one database
--- (batches of 3, alternating calls, backend CPU): 8-9 % less PostgreSQL CPU per
--- message (README, "Tails at a fixed load").
+-- (alternating calls, backend CPU): 4.5-12 % less PostgreSQL CPU per message
+-- in batches of 1 to 3 (README, "Tails at a fixed load").
 --
 -- A batch in which any item asks for a reply runs the statement of sql/016
 -- unchanged.
