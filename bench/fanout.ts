@@ -26,7 +26,7 @@ import { io, type Socket } from "socket.io-client";
 import { startCluster } from "../loadtest/cluster.js";
 import { startRedisServer } from "../test/support/redis.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
-import { BREAKDOWN_HEADERS, breakdown, nodeCpuSeconds, postgresCpuSeconds, processCpuSeconds, type Scrape, scrape } from "./server-metrics.js";
+import { BREAKDOWN_HEADERS, breakdown, histogram, nodeCpuSeconds, postgresCpuSeconds, processCpuSeconds, type Scrape, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -270,7 +270,9 @@ const pgCpu = () => postgresCpuSeconds([process.pid, ...cluster.nodes.map((n) =>
 const cpuPerSend = (r: Run) => {
   const sends = r.sent;
   const node = r.scrapes!.reduce((a, [x, y]) => a + nodeCpuSeconds(x, y), 0);
-  return `server CPU per send: node ${((node / sends) * 1e6).toFixed(0)} µs, PostgreSQL ${(((r.pgCpu ?? Number.NaN) / sends) * 1e6).toFixed(0)} µs (${sends} sends; node ${node.toFixed(2)} s, PostgreSQL ${(r.pgCpu ?? Number.NaN).toFixed(2)} s of CPU in the window)`;
+  // CPU per send falls as more sends share a statement: print how many did.
+  const statements = r.scrapes!.reduce((a, [x, y]) => a + histogram(x, y, "chat_send_statement_seconds").count, 0);
+  return `server CPU per send: node ${((node / sends) * 1e6).toFixed(0)} µs, PostgreSQL ${(((r.pgCpu ?? Number.NaN) / sends) * 1e6).toFixed(0)} µs (${sends} sends, ${(statements / sends).toFixed(2)} send statements per send; node ${node.toFixed(2)} s, PostgreSQL ${(r.pgCpu ?? Number.NaN).toFixed(2)} s of CPU in the window)`;
 };
 const bareCpu = () => bare.pids.reduce((a, pid) => a + processCpuSeconds(pid), 0);
 const bareCpuPerSend = (r: Run) => `bare nodes' CPU per send: ${(((r.bareCpu ?? Number.NaN) / r.sent) * 1e6).toFixed(0)} µs (${r.sent} sends)`;
