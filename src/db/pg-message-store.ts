@@ -115,7 +115,7 @@ SELECT true AS is_reply, reply.* FROM reply`;
  * statement without its reply part, which every execution pays to set up
  * (the second insert's indexes, constraints and generated column) even when
  * it inserts nothing. Sends without a reply: rooms without an assistant,
- * assistant:false. Measured side by side (alternating, backend CPU), 7-30 %
+ * assistant:false. Measured side by side (alternating, backend CPU), 9-31 %
  * less PostgreSQL CPU for the statement (README, "Tails at a fixed load").
  */
 const INSERT_USER_MESSAGE_NO_REPLY = `
