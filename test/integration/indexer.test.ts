@@ -4,7 +4,7 @@
  * message ends with exactly one point.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PgIndexQueue } from "../../src/db/index-queue.js";
+import { type ClaimRequest, PgIndexQueue } from "../../src/db/index-queue.js";
 import { PgAssistantStore } from "../../src/db/pg-assistant-store.js";
 import { PgMessageStore } from "../../src/db/pg-message-store.js";
 import { PgUserStore } from "../../src/db/pg-user-store.js";
@@ -150,9 +150,9 @@ describe("indexer", () => {
     const real = new PgIndexQueue(db.pool);
     let claimsWithWork = 0;
     const queue = Object.assign(Object.create(real) as PgIndexQueue, {
-      claim: async (limit: number, leaseMs: number) => {
-        const got = await real.claim(limit, leaseMs);
-        if (got.length > 0) claimsWithWork++;
+      claimBatch: async (req: ClaimRequest) => {
+        const got = await real.claimBatch(req);
+        if (got.messages.length > 0) claimsWithWork++;
         return got;
       },
     });
