@@ -22,6 +22,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
+import pg from "pg";
 import { io, type Socket } from "socket.io-client";
 import { startCluster } from "../loadtest/cluster.js";
 import { startRedisServer } from "../test/support/redis.js";
@@ -64,6 +65,8 @@ interface Run {
   pgCpu?: number;
   /** The bare nodes' CPU seconds in the window (bare only). */
   bareCpu?: number;
+  /** PostgreSQL transactions committed or rolled back in the window (memchat only): each statement outside BEGIN is one. */
+  pgXacts?: number;
 }
 
 function connectTo(url: string, token?: string): Promise<Socket> {
@@ -151,6 +154,7 @@ async function measure(clients: Client[], rate: number, metricsUrls: string[] = 
   await sleep(1500); // warm-up
   const before = await Promise.all(metricsUrls.map(scrape));
   const pg0 = pgCpu?.();
+  const x0 = pgCpu ? await pgTransactions() : undefined;
   const bare0 = bareCpu?.();
   measuring = true;
   const t0 = performance.now();
@@ -158,6 +162,7 @@ async function measure(clients: Client[], rate: number, metricsUrls: string[] = 
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
   const pg1 = pgCpu?.();
+  const x1 = pgCpu ? await pgTransactions() : undefined;
   const bare1 = bareCpu?.();
   const after = await Promise.all(metricsUrls.map(scrape));
   stop = true;
@@ -175,6 +180,7 @@ async function measure(clients: Client[], rate: number, metricsUrls: string[] = 
     scrapes: before.map((b, i) => [b, after[i]!]),
     ...(pg0 !== undefined && pg1 !== undefined ? { pgCpu: pg1 - pg0 } : {}),
     ...(bare0 !== undefined && bare1 !== undefined ? { bareCpu: bare1 - bare0 } : {}),
+    ...(x0 !== undefined && x1 !== undefined ? { pgXacts: x1 - x0 } : {}),
   };
 }
 
@@ -272,8 +278,25 @@ const cpuPerSend = (r: Run) => {
   const node = r.scrapes!.reduce((a, [x, y]) => a + nodeCpuSeconds(x, y), 0);
   // CPU per send falls as more sends share a statement: print how many did.
   const statements = r.scrapes!.reduce((a, [x, y]) => a + histogram(x, y, "chat_send_statement_seconds").count, 0);
-  return `server CPU per send: node ${((node / sends) * 1e6).toFixed(0)} µs, PostgreSQL ${(((r.pgCpu ?? Number.NaN) / sends) * 1e6).toFixed(0)} µs (${sends} sends, ${(statements / sends).toFixed(2)} send statements per send; node ${node.toFixed(2)} s, PostgreSQL ${(r.pgCpu ?? Number.NaN).toFixed(2)} s of CPU in the window)`;
+  return `server CPU per send: node ${((node / sends) * 1e6).toFixed(0)} µs, PostgreSQL ${(((r.pgCpu ?? Number.NaN) / sends) * 1e6).toFixed(0)} µs (${sends} sends, ${(statements / sends).toFixed(2)} send statements per send, ${(((r.pgXacts ?? Number.NaN) / sends)).toFixed(2)} PostgreSQL transactions per send; node ${node.toFixed(2)} s, PostgreSQL ${(r.pgCpu ?? Number.NaN).toFixed(2)} s of CPU in the window)`;
 };
+/**
+ * The database's transaction count (pg_stat_database). Backends report it at
+ * most about once a second, so a window's count is good to a second's worth.
+ */
+async function pgTransactions(): Promise<number | undefined> {
+  if (!cluster.databaseUrl) return undefined;
+  const client = new pg.Client({ connectionString: cluster.databaseUrl });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ n: string }>("SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()");
+    return Number(rows[0]!.n);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
 const bareCpu = () => bare.pids.reduce((a, pid) => a + processCpuSeconds(pid), 0);
 const bareCpuPerSend = (r: Run) => `bare nodes' CPU per send: ${(((r.bareCpu ?? Number.NaN) / r.sent) * 1e6).toFixed(0)} µs (${r.sent} sends)`;
 const where = NODES === 1 ? "1 node" : `${NODES} nodes on one Redis`;

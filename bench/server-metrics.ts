@@ -72,7 +72,7 @@ export function breakdown(node: string, before: Scrape, after: Scrape): (string 
   add("  waiting for a send batch", histogram(before, after, "chat_send_queue_seconds"));
   add("  waiting for a pool connection", histogram(before, after, "chat_db_pool_wait_seconds", 'use="send"'));
   add("  send statement (per batch)", histogram(before, after, "chat_send_statement_seconds"));
-  // Each indexer batch is four statements (claim, passage claim, vector upsert, mark): per send, they add up at low rates.
+  // Each indexer batch is two statements at load (a claim that marks the previous batch, the vector upsert): per send, they add up at low rates.
   add("indexer batches (claimed non-empty)", histogram(before, after, "chat_index_batch_seconds"));
   add("GC pauses", histogram(before, after, "memchat_nodejs_gc_duration_seconds"));
   const lag = (k: string) => gauge(after, `memchat_nodejs_eventloop_lag_${k}_seconds`) * 1000;
