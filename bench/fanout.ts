@@ -17,7 +17,8 @@
  * machine's load moves much less than latencies.
  *
  * Usage: npm run bench:fanout [-- --duration 8 --levels 10,500,1000 --nodes 2]
- *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500]
+ *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500] [--pg-stats]
+ * `--pg-stats` also prints PostgreSQL transactions per send (one node included).
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -264,6 +265,8 @@ const cluster = await startCluster({
   nodes: NODES,
   redis: NODES > 1,
   root: serverRoot,
+  // --pg-stats: PostgreSQL runs under the bench for every node count, so its transaction count can be read.
+  ownPostgres: process.argv.includes("--pg-stats"),
   cpuProfDir: process.env.BENCH_CPU_PROF,
   env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}), ...benchServerEnv() },
 }).catch(async (e) => {
