@@ -82,6 +82,28 @@ try {
     if (n > 0) batches[side]++;
     return n;
   };
+  /** --explain: planning and execution time of each side's statements, for one more batch (rolled back). */
+  const explain = async () => {
+    await store.insertUserMessage({ sessionId: session.id, userId, clientMessageId: "explain", content: "explain" });
+    for (const [side, p, run] of [["before", before, () => oldQueue.claim(BATCH, LEASE_MS).then((g) => oldPassages.claim(BATCH, LEASE_MS).then(() => oldQueue.markIndexed(marks(g.map((m) => m.id)).items, "bench")))], ["after", after, () => newQueue.claimBatch({ limit: BATCH, leaseMs: LEASE_MS, done: marks([1, 2, 3]), withPassages: true })]] as const) {
+      const seen: { text: string; values: unknown[] }[] = [];
+      const q = p.query.bind(p);
+      (p as unknown as { query: unknown }).query = (text: string, values: unknown[]) => (seen.push({ text, values }), q(text, values));
+      await (run as () => Promise<unknown>)();
+      (p as unknown as { query: unknown }).query = q;
+      const c = await pool.connect();
+      try {
+        for (const s of seen) {
+          await c.query("BEGIN");
+          const { rows } = await c.query(`EXPLAIN (ANALYZE, SUMMARY) ${s.text}`, s.values);
+          await c.query("ROLLBACK");
+          console.log(side, rows.filter((r) => /Planning Time|Execution Time/.test(r["QUERY PLAN"])).map((r) => r["QUERY PLAN"]).join(", "));
+        }
+      } finally {
+        c.release();
+      }
+    }
+  };
   for (;;) {
     // Before: claim, passage claim, mark (each its own statement).
     const a = await timed("before", async () => {
@@ -103,6 +125,7 @@ try {
     });
     if (a === 0 && b === 0 && !pending) break;
   }
+  if (process.argv.includes("--explain")) await explain();
   const { rows: left } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
   if (left[0]!.n !== 0) throw new Error(`${left[0]!.n} messages were left unmarked`);
   const row = (side: "before" | "after") =>
