@@ -11,18 +11,24 @@
  * (`--rate N` sends/s instead); prints ack and fan-out p50/p90/p99/p99.9 for
  * both sides and, from each memchat node's /metrics over the measured
  * window, where a send's time went.
+ * Both modes print server CPU per send over the measured window: each memchat
+ * node's (process_cpu_seconds_total), its PostgreSQL's (every process of the
+ * server, from /proc) and the bare nodes' (from /proc): figures that a shared
+ * machine's load moves much less than latencies.
  *
  * Usage: npm run bench:fanout [-- --duration 8 --levels 10,500,1000 --nodes 2]
- *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500]
+ *        npm run bench:fanout -- --open-loop [--nodes 1 --clients 100 --load 0.2 | --rate 500] [--pg-stats]
+ * `--pg-stats` also prints PostgreSQL transactions per send (one node included).
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
+import pg from "pg";
 import { io, type Socket } from "socket.io-client";
 import { startCluster } from "../loadtest/cluster.js";
 import { startRedisServer } from "../test/support/redis.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
-import { BREAKDOWN_HEADERS, breakdown, type Scrape, scrape } from "./server-metrics.js";
+import { BREAKDOWN_HEADERS, breakdown, histogram, nodeCpuSeconds, postgresCpuSeconds, processCpuSeconds, type Scrape, scrape } from "./server-metrics.js";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -56,6 +62,12 @@ interface Run {
   errors: number;
   /** Per memchat node: /metrics when the window opened and when it closed. */
   scrapes?: [Scrape, Scrape][];
+  /** PostgreSQL's CPU seconds in the window (memchat only). */
+  pgCpu?: number;
+  /** The bare nodes' CPU seconds in the window (bare only). */
+  bareCpu?: number;
+  /** PostgreSQL transactions committed or rolled back in the window (memchat only): each statement outside BEGIN is one. */
+  pgXacts?: number;
 }
 
 function connectTo(url: string, token?: string): Promise<Socket> {
@@ -82,7 +94,7 @@ const poissonGap = (rate: number) => (-Math.log(1 - Math.random()) / rate) * 100
  * from a random client (whether or not its last send was acknowledged).
  * `rate` = 0: closed loop (see INTERVAL_MS). Rooms span the nodes given.
  */
-async function measure(clients: Client[], rate: number, metricsUrls: string[] = []): Promise<Run> {
+async function measure(clients: Client[], rate: number, metricsUrls: string[] = [], pgCpu?: () => number, bareCpu?: () => number): Promise<Run> {
   const fanout: number[] = [];
   const acks: number[] = [];
   let delivered = 0;
@@ -142,18 +154,35 @@ async function measure(clients: Client[], rate: number, metricsUrls: string[] = 
   }
   await sleep(1500); // warm-up
   const before = await Promise.all(metricsUrls.map(scrape));
+  const pg0 = pgCpu?.();
+  const x0 = pgCpu ? await pgTransactions() : undefined;
+  const bare0 = bareCpu?.();
   measuring = true;
   const t0 = performance.now();
   await sleep(DURATION_S * 1000);
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
+  const pg1 = pgCpu?.();
+  const x1 = pgCpu ? await pgTransactions() : undefined;
+  const bare1 = bareCpu?.();
   const after = await Promise.all(metricsUrls.map(scrape));
   stop = true;
   await loops;
   await sleep(500); // the last deliveries of the window arrive
   fanout.sort((a, b) => a - b);
   acks.sort((a, b) => a - b);
-  return { sent, delivered, perSecond: delivered / elapsed, fanout, ack: acks, errors, scrapes: before.map((b, i) => [b, after[i]!]) };
+  return {
+    sent,
+    delivered,
+    perSecond: delivered / elapsed,
+    fanout,
+    ack: acks,
+    errors,
+    scrapes: before.map((b, i) => [b, after[i]!]),
+    ...(pg0 !== undefined && pg1 !== undefined ? { pgCpu: pg1 - pg0 } : {}),
+    ...(bare0 !== undefined && bare1 !== undefined ? { bareCpu: bare1 - bare0 } : {}),
+    ...(x0 !== undefined && x1 !== undefined ? { pgXacts: x1 - x0 } : {}),
+  };
 }
 
 async function memchatClients(urls: string[], n: number): Promise<Client[]> {
@@ -198,9 +227,9 @@ async function bareClients(urls: string[], n: number): Promise<Client[]> {
   return clients;
 }
 
-async function runOn(clients: Client[], rate: number, metricsUrls?: string[]): Promise<Run> {
+async function runOn(clients: Client[], rate: number, metricsUrls?: string[], pgCpu?: () => number, bareCpu?: () => number): Promise<Run> {
   try {
-    return await measure(clients, rate, metricsUrls);
+    return await measure(clients, rate, metricsUrls, pgCpu, bareCpu);
   } finally {
     for (const c of clients) c.socket.close();
   }
@@ -223,7 +252,7 @@ async function startBare(nodes: number, redisUrl: string | undefined) {
         }),
     ),
   );
-  return { urls, stop: async () => procs.forEach((p) => p.kill("SIGTERM")) };
+  return { urls, pids: procs.map((p) => p.pid!), stop: async () => procs.forEach((p) => p.kill("SIGTERM")) };
 }
 
 const ms = (xs: number[], p: number) => percentile(xs, p);
@@ -236,12 +265,43 @@ const cluster = await startCluster({
   nodes: NODES,
   redis: NODES > 1,
   root: serverRoot,
+  // --pg-stats: PostgreSQL runs under the bench for every node count, so its transaction count can be read.
+  ownPostgres: process.argv.includes("--pg-stats"),
   cpuProfDir: process.env.BENCH_CPU_PROF,
   env: { RATE_LIMITS_ENABLED: "false", INDEXER_ENABLED: process.env.BENCH_INDEXER ?? "true", ...(process.env.BENCH_POOL ? { DB_POOL_SIZE: process.env.BENCH_POOL } : {}), ...benchServerEnv() },
 }).catch(async (e) => {
   await bare.stop();
   throw e;
 });
+// PostgreSQL runs under the bench (cluster) or under the node (embedded profile).
+const pgCpu = () => postgresCpuSeconds([process.pid, ...cluster.nodes.map((n) => n.child.pid!)]);
+/** Server CPU per send (µs), from a run's window: every node, and PostgreSQL. */
+const cpuPerSend = (r: Run) => {
+  const sends = r.sent;
+  const node = r.scrapes!.reduce((a, [x, y]) => a + nodeCpuSeconds(x, y), 0);
+  // CPU per send falls as more sends share a statement: print how many did.
+  const statements = r.scrapes!.reduce((a, [x, y]) => a + histogram(x, y, "chat_send_statement_seconds").count, 0);
+  return `server CPU per send: node ${((node / sends) * 1e6).toFixed(0)} µs, PostgreSQL ${(((r.pgCpu ?? Number.NaN) / sends) * 1e6).toFixed(0)} µs (${sends} sends, ${(statements / sends).toFixed(2)} send statements per send, ${(((r.pgXacts ?? Number.NaN) / sends)).toFixed(2)} PostgreSQL transactions per send; node ${node.toFixed(2)} s, PostgreSQL ${(r.pgCpu ?? Number.NaN).toFixed(2)} s of CPU in the window)`;
+};
+/**
+ * The database's transaction count (pg_stat_database). Backends report it at
+ * most about once a second, so a window's count is good to a second's worth.
+ */
+async function pgTransactions(): Promise<number | undefined> {
+  if (!cluster.databaseUrl) return undefined;
+  const client = new pg.Client({ connectionString: cluster.databaseUrl });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ n: string }>("SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()");
+    return Number(rows[0]!.n);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+const bareCpu = () => bare.pids.reduce((a, pid) => a + processCpuSeconds(pid), 0);
+const bareCpuPerSend = (r: Run) => `bare nodes' CPU per send: ${(((r.bareCpu ?? Number.NaN) / r.sent) * 1e6).toFixed(0)} µs (${r.sent} sends)`;
 const where = NODES === 1 ? "1 node" : `${NODES} nodes on one Redis`;
 const bareName = NODES === 1 ? "bare Socket.IO node" : `bare Socket.IO ${NODES === 2 ? "pair" : "nodes"}`;
 try {
@@ -254,9 +314,9 @@ try {
       rate = Math.round((cap.sent / DURATION_S) * LOAD);
       capacityNote = `${LOAD * 100}% of the ${bareName}'s measured capacity (${Math.round(cap.sent / DURATION_S)} sends/s, ${Math.round(cap.perSecond)} delivered/s, closed loop, load average ${loadAvg()})`;
     }
-    const b = await runOn(await bareClients(bare.urls, n), rate);
+    const b = await runOn(await bareClients(bare.urls, n), rate, [], undefined, bareCpu);
     const loadB = loadAvg();
-    const m = await runOn(await memchatClients(cluster.urls, n), rate, cluster.urls);
+    const m = await runOn(await memchatClients(cluster.urls, n), rate, cluster.urls, pgCpu);
     const loadM = loadAvg();
     const row = (name: string, r: Run, load: string) => [
       name,
@@ -272,20 +332,25 @@ try {
       ["server", "sent/s", "delivered/s", "ack p50", "ack p90", "ack p99", "ack p99.9", "fan-out p50", "fan-out p90", "fan-out p99", "fan-out p99.9", "errors", "load avg"],
       [row(bareName, b, loadB), row("memchat (persisted)", m, loadM)],
     ));
-    console.log(`\nmemchat / bare: ack p99 ${(ms(m.ack, 99) / ms(b.ack, 99)).toFixed(2)}x, fan-out p99 ${(ms(m.fanout, 99) / ms(b.fanout, 99)).toFixed(2)}x (ms)\n`);
+    console.log(`\nmemchat / bare: ack p99 ${(ms(m.ack, 99) / ms(b.ack, 99)).toFixed(2)}x, fan-out p99 ${(ms(m.fanout, 99) / ms(b.fanout, 99)).toFixed(2)}x (ms)`);
+    console.log(`${cpuPerSend(m)}\n${bareCpuPerSend(b)}\n`);
     console.log("where memchat's time went in the window (each node's /metrics; histogram percentiles are bucket bounds):\n");
     console.log(table(BREAKDOWN_HEADERS, m.scrapes!.flatMap(([x, y], i) => breakdown(`node${i + 1}`, x, y))));
   } else {
     const rows: (string | number)[][] = [];
+    const cpuNotes: string[] = [];
     for (const n of LEVELS) {
-      const b = await runOn(await bareClients(bare.urls, n), 0);
-      const m = await runOn(await memchatClients(cluster.urls, n), 0);
+      const b = await runOn(await bareClients(bare.urls, n), 0, [], undefined, bareCpu);
+      cpuNotes.push(`${n} clients: ${bareCpuPerSend(b)}`);
+      const m = await runOn(await memchatClients(cluster.urls, n), 0, cluster.urls, pgCpu);
+      cpuNotes.push(`${n} clients: ${cpuPerSend(m)}`);
       rows.push([n, bareName, b.sent / DURATION_S, b.perSecond, ms(b.fanout, 50), ms(b.fanout, 99), b.errors, "-", loadAvg()]);
       rows.push([n, "memchat (persisted)", m.sent / DURATION_S, m.perSecond, ms(m.fanout, 50), ms(m.fanout, 99), m.errors, `${(m.perSecond / b.perSecond).toFixed(2)}x rate, ${(ms(m.fanout, 99) / ms(b.fanout, 99)).toFixed(2)}x p99`, loadAvg()]);
     }
     const load = INTERVAL_MS > 0 ? `each client sending every ${INTERVAL_MS} ms` : "each client sending its next message when the last is acknowledged (saturating)";
     console.log(`\nfan-out, ${where}, rooms of ${ROOM}, ${load}, ${DURATION_S} s measured\n`);
     console.log(table(["clients", "server", "sent/s", "delivered/s", "fan-out p50 ms", "fan-out p99 ms", "errors", "memchat vs bare", "load avg"], rows));
+    console.log(`\n${cpuNotes.join("\n")}`);
   }
 } finally {
   await cluster.stop();

@@ -5,6 +5,7 @@
  * Histograms are cumulative, so the difference of two scrapes is the
  * window's own histogram; percentiles come from its buckets (upper bounds).
  */
+import { readdirSync, readFileSync } from "node:fs";
 
 export type Scrape = Map<string, number>;
 
@@ -71,6 +72,8 @@ export function breakdown(node: string, before: Scrape, after: Scrape): (string 
   add("  waiting for a send batch", histogram(before, after, "chat_send_queue_seconds"));
   add("  waiting for a pool connection", histogram(before, after, "chat_db_pool_wait_seconds", 'use="send"'));
   add("  send statement (per batch)", histogram(before, after, "chat_send_statement_seconds"));
+  // Each indexer batch is two statements at load (a claim that marks the previous batch, the vector upsert): per send, they add up at low rates.
+  add("indexer batches (claimed non-empty)", histogram(before, after, "chat_index_batch_seconds"));
   add("GC pauses", histogram(before, after, "memchat_nodejs_gc_duration_seconds"));
   const lag = (k: string) => gauge(after, `memchat_nodejs_eventloop_lag_${k}_seconds`) * 1000;
   rows.push([node, "event-loop delay (window, 10 ms resolution)", "-", lag("mean"), lag("p50"), lag("p99"), lag("max")]);
@@ -78,3 +81,50 @@ export function breakdown(node: string, before: Scrape, after: Scrape): (string 
 }
 
 export const BREAKDOWN_HEADERS = ["node", "phase", "count", "mean ms", "p50 ms", "p99 ms", "p99.9 / max ms"];
+
+/** CPU seconds (user + system) of a process, from /proc (Linux). */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+const CLOCK_TICKS = 100;
+
+function procs(): { pid: number; ppid: number; comm: string }[] {
+  const out: { pid: number; ppid: number; comm: string }[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      out.push({ pid: Number(d), ppid, comm });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds so far of the PostgreSQL servers started by `parents` (the
+ * bench itself, or a node on the embedded profile): each postmaster and its
+ * backends and helpers. Backends that exited are not counted; the pool's
+ * connections stay open through a window, so a difference of two readings is
+ * the window's PostgreSQL CPU.
+ */
+export function postgresCpuSeconds(parents: number[]): number {
+  const all = procs();
+  const masters = all.filter((p) => p.comm === "postgres" && parents.includes(p.ppid)).map((p) => p.pid);
+  return all.filter((p) => masters.includes(p.pid) || masters.includes(p.ppid)).reduce((a, p) => a + processCpuSeconds(p.pid), 0);
+}
+
+/** The window's CPU seconds of a node process (prom-client's process_cpu_seconds_total). */
+export function nodeCpuSeconds(before: Scrape, after: Scrape): number {
+  return gauge(after, "memchat_process_cpu_seconds_total") - gauge(before, "memchat_process_cpu_seconds_total");
+}

@@ -27,6 +27,8 @@ export interface ClusterOptions {
   cpuProfDir?: string;
   /** Another checkout to run (a benchmark comparing against an earlier version). */
   root?: string;
+  /** One node too gets its PostgreSQL from the cluster, so `databaseUrl` is set (a benchmark reading pg_stat_database). */
+  ownPostgres?: boolean;
 }
 
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
@@ -49,7 +51,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     ...opts.env,
   };
   try {
-    if (opts.nodes === 1 && !opts.redis) {
+    if (opts.nodes === 1 && !opts.redis && !opts.ownPostgres) {
       const node = await startServer({ ...base, DATA_DIR: path.join(dir, "node") }, 120_000, nodeArgs, undefined, opts.root);
       cleanups.push(async () => void (await node.stop()));
       return { urls: [node.url], nodes: [node], stop: () => runAll(cleanups) };

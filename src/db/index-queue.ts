@@ -29,10 +29,31 @@ export interface QueuedMessage {
  * messages against about 1 ms planned afresh. Planning costs well under a
  * millisecond, and there are a few dozen of these a second at most.
  */
+/**
+ * One statement per batch for the rest of the round trip: it marks the
+ * previous batch's messages indexed ($4 ids, $5 vector ids, $6 model, as
+ * MARK_INDEXED does), then claims the next messages and, when $7, tops the
+ * batch up with attachment passages (messages first, as before). At load
+ * each statement costs PostgreSQL about a millisecond whatever it carries
+ * (README, Tails at a fixed load), so claim, passage claim and mark were
+ * three of a batch's four. The mark's rows are left out of the claim: one
+ * statement may not lock and delete the same row.
+ */
 const CLAIM = `
-WITH due AS (
+WITH u AS (
+  SELECT * FROM unnest($4::bigint[], $5::uuid[]) AS u(id, vector_id)
+), done AS (
+  DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
+), marked AS (
+  UPDATE chat_messages m
+     SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $6,
+         index_attempts = coalesce((SELECT attempts FROM done WHERE done.message_id = m.id), m.index_attempts)
+    FROM u
+   WHERE m.id = u.id
+), due AS (
   SELECT message_id FROM message_index_jobs
    WHERE run_at <= now()
+     AND message_id <> ALL($4::bigint[])
      -- Bound to a version ($3): nothing is claimed once it is no longer the active one (sql/017).
      AND ($3::int IS NULL OR EXISTS (SELECT 1 FROM embedding_versions WHERE id = $3 AND state = 'active'))
    ORDER BY run_at, message_id
@@ -45,11 +66,30 @@ WITH due AS (
     FROM due
    WHERE j.message_id = due.message_id
   RETURNING j.message_id, j.attempts
+), pdue AS (
+  SELECT passage_id FROM passage_index_jobs
+   WHERE $7::boolean AND run_at <= now()
+   ORDER BY run_at, passage_id
+   LIMIT greatest($1 - (SELECT count(*) FROM due), 0)
+   FOR UPDATE SKIP LOCKED
+), pclaimed AS (
+  UPDATE passage_index_jobs j
+     SET attempts = j.attempts + 1,
+         run_at = now() + make_interval(secs => $2::double precision / 1000)
+    FROM pdue
+   WHERE j.passage_id = pdue.passage_id
+  RETURNING j.passage_id, j.attempts
 )
-SELECT m.id, m.session_id, s.owner_id, m.user_id, m.role, m.content, m.created_at, c.attempts
+SELECT false AS passage, m.id, NULL::uuid AS attachment_id, m.session_id, s.owner_id, m.user_id AS author_id, m.role, m.content, m.created_at, c.attempts
   FROM claimed c
   JOIN chat_messages m ON m.id = c.message_id
-  JOIN chat_sessions s ON s.id = m.session_id`;
+  JOIN chat_sessions s ON s.id = m.session_id
+UNION ALL
+SELECT true, p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, NULL, p.content, a.created_at, c.attempts
+  FROM pclaimed c
+  JOIN attachment_passages p ON p.id = c.passage_id
+  JOIN attachments a ON a.id = p.attachment_id
+  JOIN chat_sessions s ON s.id = p.session_id`;
 
 // The job goes in the statement that records the vector: a message is indexed or queued, never both or neither.
 const MARK_INDEXED = `
@@ -64,9 +104,63 @@ UPDATE chat_messages m
   FROM u
  WHERE m.id = u.id`;
 
+/** A claim statement's row: a message (passage false) or an attachment passage. */
+export interface ClaimRow {
+  passage: boolean;
+  id: number | string;
+  attachment_id: string | null;
+  session_id: string;
+  owner_id: string;
+  author_id: string | null;
+  role: MessageRole | null;
+  content: string;
+  created_at: Date;
+  attempts: number;
+}
+
+/** Splits a claim's rows into messages and passages, each in id order. */
+export function claimedBatch(rows: readonly ClaimRow[]): ClaimedBatch {
+  const messages: QueuedMessage[] = [];
+  const passages: QueuedPassage[] = [];
+  for (const r of rows) {
+    if (r.passage) {
+      passages.push({ id: Number(r.id), attachmentId: r.attachment_id!, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.author_id, content: r.content, createdAt: r.created_at, attempts: r.attempts });
+    } else {
+      messages.push({ id: Number(r.id), sessionId: r.session_id, ownerId: r.owner_id, authorId: r.author_id, role: r.role!, content: r.content, createdAt: r.created_at, attempts: r.attempts });
+    }
+  }
+  messages.sort((a, b) => a.id - b.id);
+  passages.sort((a, b) => a.id - b.id);
+  return { messages, passages };
+}
+
+export interface IndexedMarks {
+  items: readonly { id: number; vectorId: string }[];
+  model: string;
+}
+
+export interface ClaimRequest {
+  limit: number;
+  leaseMs: number;
+  /** The previous batch, upserted: marked in the claim's statement. */
+  done?: IndexedMarks | undefined;
+  withPassages?: boolean;
+}
+
+export interface ClaimedBatch {
+  messages: QueuedMessage[];
+  passages: QueuedPassage[];
+}
+
 /** What an Indexer drains: the queue of the active version, or a building version's dual writes. */
 export interface IndexJobs {
   claim(limit: number, leaseMs: number): Promise<QueuedMessage[]>;
+  /**
+   * Marks `done` indexed (as markIndexed) and claims the next batch in one
+   * statement; passages too when `withPassages` (only the active version
+   * indexes them).
+   */
+  claimBatch(req: ClaimRequest): Promise<ClaimedBatch>;
   markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void>;
   markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void>;
 }
@@ -84,12 +178,21 @@ export class PgIndexQueue implements IndexJobs {
   }
 
   async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
-    const { rows } = await this.pool.query<{
-      id: number; session_id: string; owner_id: string; user_id: string | null; role: MessageRole; content: string; created_at: Date; attempts: number;
-    }>(CLAIM, [limit, leaseMs, this.versionId ?? null]);
-    return rows
-      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.user_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
-      .sort((a, b) => a.id - b.id);
+    return (await this.claimBatch({ limit, leaseMs })).messages;
+  }
+
+  async claimBatch(req: ClaimRequest): Promise<ClaimedBatch> {
+    const done = req.done?.items ?? [];
+    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [
+      req.limit,
+      req.leaseMs,
+      this.versionId ?? null,
+      done.map((i) => i.id),
+      done.map((i) => i.vectorId),
+      req.done?.model ?? null,
+      req.withPassages ?? false,
+    ]);
+    return claimedBatch(rows);
   }
 
   async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
@@ -136,44 +239,14 @@ export interface QueuedPassage {
   attempts: number;
 }
 
-const CLAIM_PASSAGES = `
-WITH due AS (
-  SELECT passage_id FROM passage_index_jobs
-   WHERE run_at <= now()
-   ORDER BY run_at, passage_id
-   LIMIT $1
-   FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE passage_index_jobs j
-     SET attempts = j.attempts + 1,
-         run_at = now() + make_interval(secs => $2::double precision / 1000)
-    FROM due
-   WHERE j.passage_id = due.passage_id
-  RETURNING j.passage_id, j.attempts
-)
-SELECT p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, p.content, a.created_at, c.attempts
-  FROM claimed c
-  JOIN attachment_passages p ON p.id = c.passage_id
-  JOIN attachments a ON a.id = p.attachment_id
-  JOIN chat_sessions s ON s.id = p.session_id`;
-
 /**
  * The passage half of the indexing queue. The indexer fills a batch with
  * messages first and tops it up with passages, so a long document never
- * holds back the indexing of what people are writing.
+ * holds back the indexing of what people are writing; the claim is part of
+ * the message claim's statement (PgIndexQueue.claimBatch).
  */
 export class PgPassageIndexQueue {
   constructor(private readonly pool: pg.Pool) {}
-
-  async claim(limit: number, leaseMs: number): Promise<QueuedPassage[]> {
-    if (limit <= 0) return [];
-    const { rows } = await this.pool.query<{
-      id: number; attachment_id: string; session_id: string; owner_id: string; uploader_id: string | null; content: string; created_at: Date; attempts: number;
-    }>(CLAIM_PASSAGES, [limit, leaseMs]);
-    return rows
-      .map((r) => ({ id: Number(r.id), attachmentId: r.attachment_id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.uploader_id, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
-      .sort((a, b) => a.id - b.id);
-  }
 
   async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
     if (items.length === 0) return;

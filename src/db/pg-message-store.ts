@@ -110,6 +110,32 @@ SELECT false AS is_reply, ins.* FROM ins
 UNION ALL
 SELECT true AS is_reply, reply.* FROM reply`;
 
+/*
+ * INSERT_USER_MESSAGE for a send that wants no reply ($5 is NULL): the same
+ * statement without its reply part, which every execution pays to set up
+ * (the second insert's indexes, constraints and generated column) even when
+ * it inserts nothing. Sends without a reply: rooms without an assistant,
+ * assistant:false. Measured side by side (alternating, backend CPU), 9-31 %
+ * less PostgreSQL CPU for the statement (README, "Tails at a fixed load").
+ */
+const INSERT_USER_MESSAGE_NO_REPLY = `
+WITH s AS (
+  UPDATE chat_sessions
+     SET last_seq = last_seq + 1, message_count = message_count + 1,
+         last_message_at = now(), updated_at = now()
+   WHERE id = $1 AND NOT archived
+     AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
+     AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
+  RETURNING last_seq
+), ins AS (
+  INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
+  SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
+  RETURNING ${MESSAGE_COLUMNS}
+), job AS (
+  INSERT INTO message_index_jobs (message_id) SELECT id FROM ins
+)
+SELECT false AS is_reply, ins.* FROM ins`;
+
 const FIND_BY_CLIENT_ID = `
 SELECT ${MESSAGE_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
  WHERE m.session_id = $1 AND m.client_message_id = $3
@@ -308,7 +334,11 @@ export class PgMessageStore implements MessageStore {
     const params = [m.sessionId, m.userId, m.clientMessageId, m.content, m.replyOwnerNode ?? null];
     try {
       // Named: PostgreSQL parses and plans the hot statement once per connection.
-      const { rows } = await this.timedQuery<MessageRow & { is_reply: boolean }>({ name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params });
+      const { rows } = await this.timedQuery<MessageRow & { is_reply: boolean }>(
+        (m.replyOwnerNode ?? null) === null
+          ? { name: "insert_user_message_no_reply", text: INSERT_USER_MESSAGE_NO_REPLY, values: params.slice(0, 4) }
+          : { name: "insert_user_message", text: INSERT_USER_MESSAGE, values: params },
+      );
       const user = rows.find((r) => !r.is_reply);
       const reply = rows.find((r) => r.is_reply);
       if (user) return { kind: "inserted", message: toMessage(user), reply: reply ? toMessage(reply) : null };

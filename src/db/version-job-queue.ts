@@ -6,13 +6,15 @@
  * active version's job, and the other way round.
  */
 import type pg from "pg";
-import type { MessageRole } from "../memory/types.js";
-import type { IndexJobs, QueuedMessage } from "./index-queue.js";
+import { type ClaimedBatch, type ClaimRequest, type ClaimRow, claimedBatch, type IndexJobs, type QueuedMessage } from "./index-queue.js";
 
+/** Marks the previous batch ($4) and claims the next, in one statement as the main queue does. */
 const CLAIM = `
-WITH due AS (
+WITH done AS (
+  DELETE FROM message_version_jobs WHERE version_id = $3 AND message_id = ANY($4::bigint[])
+), due AS (
   SELECT message_id FROM message_version_jobs
-   WHERE version_id = $3 AND run_at <= now()
+   WHERE version_id = $3 AND run_at <= now() AND message_id <> ALL($4::bigint[])
      AND EXISTS (SELECT 1 FROM embedding_versions WHERE id = $3 AND state = 'building')
    ORDER BY run_at, message_id
    LIMIT $1
@@ -25,7 +27,7 @@ WITH due AS (
    WHERE j.message_id = due.message_id AND j.version_id = $3
   RETURNING j.message_id, j.attempts
 )
-SELECT m.id, m.session_id, s.owner_id, m.user_id, m.role, m.content, m.created_at, c.attempts
+SELECT false AS passage, m.id, NULL::uuid AS attachment_id, m.session_id, s.owner_id, m.user_id AS author_id, m.role, m.content, m.created_at, c.attempts
   FROM claimed c
   JOIN chat_messages m ON m.id = c.message_id
   JOIN chat_sessions s ON s.id = m.session_id`;
@@ -37,12 +39,13 @@ export class PgVersionJobQueue implements IndexJobs {
   ) {}
 
   async claim(limit: number, leaseMs: number): Promise<QueuedMessage[]> {
-    const { rows } = await this.pool.query<{
-      id: number; session_id: string; owner_id: string; user_id: string | null; role: MessageRole; content: string; created_at: Date; attempts: number;
-    }>(CLAIM, [limit, leaseMs, this.versionId]);
-    return rows
-      .map((r) => ({ id: r.id, sessionId: r.session_id, ownerId: r.owner_id, authorId: r.user_id, role: r.role, content: r.content, createdAt: r.created_at, attempts: r.attempts }))
-      .sort((a, b) => a.id - b.id);
+    return (await this.claimBatch({ limit, leaseMs })).messages;
+  }
+
+  /** Passages are the active version's: a building one never claims them. */
+  async claimBatch(req: ClaimRequest): Promise<ClaimedBatch> {
+    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [req.limit, req.leaseMs, this.versionId, (req.done?.items ?? []).map((i) => i.id)]);
+    return claimedBatch(rows);
   }
 
   async markIndexed(items: readonly { id: number; vectorId: string }[]): Promise<void> {

@@ -1,12 +1,14 @@
 /**
  * Drains the indexing queue: claim a batch, embed it, upsert the vectors,
- * mark the rows. Any failure leaves the rows unindexed with a backoff, so
+ * mark the rows. A running loop marks a batch in the statement that claims
+ * its next one (at most a linger later; stop() marks what is left), so a
+ * batch costs PostgreSQL two statements, the claim and the upsert. Any failure leaves the rows unindexed with a backoff, so
  * messages wait while the embedder or the vector store is down and are
  * indexed when it returns. Point ids derive from message ids: a retried batch
  * overwrites its points instead of duplicating them.
  */
 import type { Logger } from "pino";
-import type { IndexJobs, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
+import type { IndexedMarks, IndexJobs, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
 import { pointIdForMessage, pointIdForPassage } from "./point-id.js";
 import type { Embedder, PassagePoint, VectorPoint, VectorStore } from "./types.js";
 
@@ -83,27 +85,42 @@ export class Indexer {
   }
 
   private async run(): Promise<void> {
+    // Messages upserted but not yet marked: they go with this loop's next claim.
+    let done: IndexedMarks | undefined;
     while (this.running) {
       let claimed = 0;
       try {
-        claimed = await this.drainOnce();
+        ({ claimed, done } = await this.batch(done));
       } catch (err) {
-        // The claim itself failed (database down): wait for the next poll.
+        // The claim itself failed (database down): wait for the next poll; the marks in hand go with the next claim.
         this.log.warn({ err: (err as Error).message }, "indexer could not claim work");
       }
       if (claimed >= this.opts.batchSize || !this.running) continue; // a backlog: no waiting
       if (claimed === 0) await this.sleep(this.opts.pollMs);
       await this.linger();
     }
+    if (done) await this.mark(done);
   }
 
-  /** Processes one batch; returns how many messages and passages it claimed (0: nothing was due). */
+  /** Processes one batch and marks it; returns how many messages and passages it claimed (0: nothing was due). */
   async drainOnce(): Promise<number> {
-    const batch = await this.queue.claim(this.opts.batchSize, this.opts.leaseMs);
-    const passages = await this.claimPassages(this.opts.batchSize - batch.length);
+    const { claimed, done } = await this.batch(undefined);
+    if (done) await this.mark(done);
+    return claimed;
+  }
+
+  /** Marks `previous` and claims, embeds and upserts one batch; returns its messages' marks, not yet written. */
+  private async batch(previous: IndexedMarks | undefined): Promise<{ claimed: number; done: IndexedMarks | undefined }> {
+    const { messages: batch, passages } = await this.queue.claimBatch({
+      limit: this.opts.batchSize,
+      leaseMs: this.opts.leaseMs,
+      done: previous,
+      withPassages: this.passages !== undefined,
+    });
     const claimed = batch.length + passages.length;
-    if (claimed === 0) return 0;
+    if (claimed === 0) return { claimed, done: undefined };
     const started = performance.now();
+    let done: IndexedMarks | undefined;
     try {
       // One embedding call for both kinds: the batch fills the embedder as one.
       const vectors = await this.embedder.embed([...batch.map((m) => m.content), ...passages.map((p) => p.content)]);
@@ -111,10 +128,7 @@ export class Indexer {
       const passagePoints = passages.map((p, i) => toPassagePoint(p, vectors[batch.length + i]!));
       if (points.length > 0) await this.store.upsert(points);
       if (passagePoints.length > 0) await this.store.upsertPassages(passagePoints);
-      await this.queue.markIndexed(
-        points.map((p) => ({ id: p.payload.messageId, vectorId: p.id })),
-        this.embedder.model,
-      );
+      if (points.length > 0) done = { items: points.map((p) => ({ id: p.payload.messageId, vectorId: p.id })), model: this.embedder.model };
       await this.passages?.markIndexed(
         passagePoints.map((p) => ({ id: p.payload.passageId, vectorId: p.id })),
         this.embedder.model,
@@ -130,21 +144,16 @@ export class Indexer {
       this.stats.lastError = message;
       this.metrics?.onFailed(claimed);
       const recordFailure = (e: unknown) => this.log.warn({ err: (e as Error).message }, "could not record indexing failure; the lease will expire");
-      await this.queue.markFailed(batch.map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message).catch(recordFailure);
+      // Upserted messages of a batch whose passages then failed are still marked (done stays set).
+      await this.queue.markFailed(batch.filter((m) => !done).map((m) => ({ id: m.id, retryAfterMs: this.backoff(m.attempts) })), message).catch(recordFailure);
       await this.passages?.markFailed(passages.map((p) => ({ id: p.id, retryAfterMs: this.backoff(p.attempts) })), message).catch(recordFailure);
     }
-    return claimed;
+    return { claimed, done };
   }
 
-  /** Passages to top up a batch; a failed claim costs the messages nothing. */
-  private async claimPassages(room: number): Promise<QueuedPassage[]> {
-    if (!this.passages || room <= 0) return [];
-    try {
-      return await this.passages.claim(room, this.opts.leaseMs);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "indexer could not claim passages");
-      return [];
-    }
+  /** Writes marks on their own (a stopping loop, drainOnce); a failure leaves the rows to be indexed again when their lease ends. */
+  private async mark(done: IndexedMarks): Promise<void> {
+    await this.queue.markIndexed(done.items, done.model).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "could not mark indexed messages; they will be indexed again"));
   }
 
   private backoff(attempts: number): number {

@@ -4,12 +4,13 @@
  * message ends with exactly one point.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PgIndexQueue } from "../../src/db/index-queue.js";
+import { type ClaimRequest, PgIndexQueue, PgPassageIndexQueue } from "../../src/db/index-queue.js";
 import { PgAssistantStore } from "../../src/db/pg-assistant-store.js";
 import { PgMessageStore } from "../../src/db/pg-message-store.js";
 import { PgUserStore } from "../../src/db/pg-user-store.js";
 import { HashEmbedder } from "../../src/memory/hash-embedder.js";
 import { Indexer } from "../../src/memory/indexer.js";
+import { PgVectorStore } from "../../src/memory/pg-vector-store.js";
 import { pointIdForMessage } from "../../src/memory/point-id.js";
 import { QdrantVectorStore } from "../../src/memory/qdrant-vector-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
@@ -117,6 +118,54 @@ describe("indexer", () => {
     expect(b.stats.indexed).toBeGreaterThan(0);
   });
 
+  it("costs PostgreSQL two statements a batch at load (claim with the previous mark, upsert) and tops batches up with passages whoever queued them", async () => {
+    await db.pool.query("DELETE FROM message_index_jobs; DELETE FROM passage_index_jobs"); // earlier tests' rows are not this test's
+    const { user, session, ids } = await seed(100, "statements");
+    // Passages queued straight into the tables, as another node's attachment pipeline leaves them: nothing tells this indexer.
+    const { rows: att } = await db.pool.query<{ id: string }>(
+      "INSERT INTO attachments (session_id, uploader_id, state, name, sha256, storage_key) VALUES ($1, $2, 'pending', 'notes.txt', 'x', $3) RETURNING id",
+      [session.id, user.id, `statements-${Date.now()}`],
+    );
+    const { rows: passageRows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO attachment_passages (attachment_id, session_id, ordinal, char_start, char_end, content)
+       SELECT $1, $2, g, 0, 10, 'passage number ' || g FROM generate_series(1, 3) g RETURNING id`,
+      [att[0]!.id, session.id],
+    );
+    const passageIds = passageRows.map((r) => Number(r.id));
+    await db.pool.query("INSERT INTO passage_index_jobs (passage_id) SELECT unnest($1::bigint[])", [passageIds]);
+    let statements = 0;
+    const counted = { query: (...args: unknown[]) => (statements++, (db.pool.query as (...a: unknown[]) => unknown)(...args)) } as unknown as typeof db.pool;
+    const store = new PgVectorStore(db.pool, "indexer_statements", 384);
+    await store.ensureReady();
+    // One loop, no polling, no linger: the run is the same every time.
+    const indexer = new Indexer(new PgIndexQueue(counted), new HashEmbedder({ dimensions: 384 }), new PgVectorStore(counted, "indexer_statements", 384), { batchSize: 16, pollMs: 600_000, lingerMs: 0, leaseMs: 30_000, baseBackoffMs: 50, maxBackoffMs: 200, concurrency: 1 }, silentLogger, undefined, new PgPassageIndexQueue(counted));
+    indexer.start();
+    try {
+      await waitFor(async () => {
+        const { rows } = await db.pool.query(
+          `SELECT (SELECT count(*)::int FROM chat_messages WHERE id = ANY($1) AND indexed_at IS NOT NULL) AS m,
+                  (SELECT count(*)::int FROM attachment_passages WHERE id = ANY($2) AND indexed_at IS NOT NULL) AS p`,
+          [ids, passageIds],
+        );
+        return rows[0].m === ids.length && rows[0].p === passageIds.length;
+      }, 20_000);
+    } finally {
+      await indexer.stop();
+    }
+    // 100 messages and 3 passages in batches of 16: six of messages, then 4 messages and the 3 passages.
+    // Each batch: its claim (carrying the previous batch's mark) and the upsert; the passages' upsert and
+    // mark; one last claim that marks the last batch and finds nothing. Before: claim, passage claim,
+    // upsert and mark a batch (32 statements).
+    expect(indexer.stats.indexed).toBe(103);
+    expect(statements).toBe(7 * 2 + 2 + 1);
+    const { rows } = await db.pool.query("SELECT vector_id, index_attempts, embedding_model FROM chat_messages WHERE id = ANY($1)", [ids]);
+    expect(rows.every((r) => r.index_attempts === 1 && r.vector_id !== null && r.embedding_model === "lexical-hash-v1-384")).toBe(true);
+    const { rows: points } = await db.pool.query("SELECT count(*)::int AS n FROM message_vectors WHERE collection = 'indexer_statements'");
+    expect(points[0].n).toBe(103);
+    const { rows: left } = await db.pool.query("SELECT (SELECT count(*)::int FROM message_index_jobs) + (SELECT count(*)::int FROM passage_index_jobs) AS n");
+    expect(left[0].n).toBe(0);
+  });
+
   it("queues a message for indexing when it is stored, and a reply only once it has ended", async () => {
     const users = new PgUserStore(db.pool);
     const store = new PgMessageStore(db.pool);
@@ -150,9 +199,9 @@ describe("indexer", () => {
     const real = new PgIndexQueue(db.pool);
     let claimsWithWork = 0;
     const queue = Object.assign(Object.create(real) as PgIndexQueue, {
-      claim: async (limit: number, leaseMs: number) => {
-        const got = await real.claim(limit, leaseMs);
-        if (got.length > 0) claimsWithWork++;
+      claimBatch: async (req: ClaimRequest) => {
+        const got = await real.claimBatch(req);
+        if (got.messages.length > 0) claimsWithWork++;
         return got;
       },
     });

@@ -169,4 +169,90 @@ describe("PgMessageStore send batching (group commit)", () => {
     const { rows } = await db2.pool.query("SELECT count(*)::int AS n FROM message_index_jobs j JOIN chat_messages m ON m.id = j.message_id WHERE m.session_id = $1", [s.id]);
     expect(rows[0].n).toBe(4); // the user messages; replies are queued when they end
   });
+
+  /*
+   * Sends that want no reply take statements without the reply part: the
+   * batch function's own (sql/028) and the lone statement's. Same rules as the
+   * full ones: checked here against a recount of what was stored.
+   */
+  it("stores sends that want no reply (alone and in batches, two nodes) with gap-free seqs, one row per key, an indexing job each and exact lexical statistics", async () => {
+    const users = new PgUserStore(db2.pool);
+    const nodes = [new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 }), new PgMessageStore(db2.pool, { maxBatch: 16, maxInFlight: 2 })];
+    const [owner, other] = await Promise.all(["nr_owner", "nr_other"].map((p) => mkUser(users, p)));
+    const outsider = await mkUser(users, "nr_out");
+    const sessions: Session[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await nodes[0]!.createSession(owner!.id, `nr${i}`, i % 2 === 0);
+      await addMember(db2.pool, s.id, owner!.id, other!);
+      sessions.push(s);
+    }
+    const archived = await nodes[0]!.createSession(owner!.id, "nr archived", false);
+    await db2.pool.query("UPDATE chat_sessions SET archived = true, archived_at = now() WHERE id = $1", [archived.id]);
+    // A lone send first (nothing queued: the plain statement), then a crowd that batches.
+    const lone = await nodes[0]!.insertUserMessage({ sessionId: sessions[0]!.id, userId: owner!.id, clientMessageId: "lone", content: "the lone one" });
+    expect(lone.kind === "inserted" && lone.message.seq).toBe(1);
+    expect(lone.kind === "inserted" && lone.reply).toBeNull();
+    const again = await nodes[1]!.insertUserMessage({ sessionId: sessions[0]!.id, userId: owner!.id, clientMessageId: "lone", content: "the lone one" });
+    expect(again.kind === "duplicate" && again.message.id).toBe(lone.kind === "inserted" && lone.message.id);
+    let rnd = 777;
+    const random = (n: number) => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31), rnd % n);
+    const sends = Array.from({ length: 300 }, (_, i) => ({
+      sessionId: sessions[random(sessions.length)]!.id,
+      userId: random(2) === 0 ? owner!.id : other!.id,
+      clientMessageId: `k${random(40)}`,
+      content: `message ${i} about ${["budgets", "the launch", "a quarterly report"][random(3)]}`,
+    }));
+    const refused = [
+      { sessionId: sessions[1]!.id, userId: outsider.id, clientMessageId: "k1", content: "intrude" },
+      { sessionId: archived.id, userId: owner!.id, clientMessageId: "late", content: "too late" },
+    ];
+    const results = await Promise.all([...sends, ...refused].map((m, i) => nodes[i % 2]!.insertUserMessage(m)));
+    expect(results.slice(sends.length).map((r) => r.kind)).toEqual(["not_found", "archived"]);
+    const byKey = new Map<string, number>();
+    let inserted = 0;
+    for (const [i, r] of results.slice(0, sends.length).entries()) {
+      if (r.kind !== "inserted" && r.kind !== "duplicate") throw new Error(`unexpected ${r.kind}`);
+      if (r.kind === "inserted") {
+        inserted++;
+        expect(r.reply).toBeNull();
+      }
+      const key = `${sends[i]!.sessionId}/${sends[i]!.clientMessageId}`;
+      if (byKey.has(key)) expect(byKey.get(key)).toBe(r.message.id);
+      byKey.set(key, r.message.id);
+    }
+    expect(inserted).toBe(byKey.size - (byKey.has(`${sessions[0]!.id}/lone`) ? 1 : 0));
+    for (const n of nodes) {
+      expect(n.sendStats.fallbacks).toBe(0);
+      expect(n.sendStats.batches).toBeLessThan(n.sendStats.items);
+    }
+    const ids = [...sessions.map((s) => s.id), archived.id];
+    const { rows } = await db2.pool.query<{ seqs: number[]; n: number; last_seq: number; message_count: number; jobs: number }>(
+      `SELECT array_agg(m.seq ORDER BY m.seq) AS seqs, count(*)::int AS n, s.last_seq, s.message_count,
+              count(j.message_id)::int AS jobs
+         FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id
+         LEFT JOIN message_index_jobs j ON j.message_id = m.id
+        WHERE m.session_id = ANY($1::uuid[]) GROUP BY m.session_id, s.last_seq, s.message_count`,
+      [ids],
+    );
+    expect(rows.reduce((a, r) => a + r.n, 0)).toBe(inserted + 1);
+    for (const r of rows) {
+      expect(r.seqs).toEqual(Array.from({ length: r.n }, (_, k) => k + 1));
+      expect(r.last_seq).toBe(r.n);
+      expect(r.message_count).toBe(r.n);
+      expect(r.jobs).toBe(r.n);
+    }
+    // lexical_doc_stats as a recount from the stored rows gives it
+    const { rows: stats } = await db2.pool.query<{ mismatches: number }>(
+      `WITH truth AS (
+         SELECT session_id, user_id AS author_id, count(*)::bigint AS docs, coalesce(sum(length(content_tsv)), 0)::bigint AS len
+           FROM chat_messages WHERE session_id = ANY($1::uuid[]) GROUP BY 1, 2
+       )
+       SELECT count(*)::int AS mismatches
+         FROM truth t FULL JOIN (SELECT * FROM lexical_doc_stats WHERE session_id = ANY($1::uuid[])) st
+           ON st.session_id = t.session_id AND st.author_id = t.author_id
+        WHERE t.docs IS DISTINCT FROM st.docs::bigint OR t.len IS DISTINCT FROM st.len::bigint`,
+      [ids],
+    );
+    expect(stats[0]!.mismatches).toBe(0);
+  });
 });
