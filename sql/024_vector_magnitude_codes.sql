@@ -8,14 +8,15 @@
 
 -- Float32 components are read from their bytes (little-endian), as the
 -- store writes them: exponent and mantissa give |x| exactly in double
--- precision, which is also how the store computes the bit.
+-- precision, which is also how the store computes the bit. A value shorter
+-- than one component (never written by the store) gets no bits, not an error.
 CREATE FUNCTION message_vector_magnitude(embedding bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT coalesce(decode(string_agg(lpad(to_hex(s.byte), 2, '0'), '' ORDER BY s.j), 'hex'), '\x'::bytea)
     FROM (SELECT i / 8 AS j,
                  sum(CASE WHEN (2.0::float8 ^ ((((get_byte(embedding, 4 * i + 3) & 127) << 1) | (get_byte(embedding, 4 * i + 2) >> 7)) - 127))
                                * (1 + (((get_byte(embedding, 4 * i + 2) & 127) << 16) | (get_byte(embedding, 4 * i + 1) << 8) | get_byte(embedding, 4 * i)) / 8388608.0::float8)
-                               >= 0.6::float8 / sqrt((length(embedding) / 4)::float8)
+                               >= 0.6::float8 / sqrt(greatest(length(embedding) / 4, 1)::float8)
                           THEN 1 << (i % 8) ELSE 0 END)::int AS byte
             FROM generate_series(0, length(embedding) / 4 - 1) AS i
            GROUP BY i / 8) AS s

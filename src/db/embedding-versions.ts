@@ -216,12 +216,6 @@ export async function goneSessions(pool: pg.Pool, sessionIds: readonly string[])
   return rows.map((r) => r.id);
 }
 
-/** Dual-write jobs of the version still waiting (including ones backing off after a failure). */
-export async function pendingVersionJobs(pool: pg.Pool, versionId: number): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_version_jobs WHERE version_id = $1", [versionId]);
-  return rows[0]!.n;
-}
-
 /** Dual writes waiting, over every version (for /metrics). */
 export async function dualWriteBacklog(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_version_jobs");
@@ -242,10 +236,18 @@ export async function liveBacklogDue(pool: pg.Pool, cap: number): Promise<number
 }
 
 /**
- * Ends a version's backfill once the cursor reached the target and no dual
- * write is pending: a building version becomes active and the active one
- * previous, in one transaction (holding new queueing for its milliseconds), so every search and every indexing claim
- * after the commit uses the new version. Returns false when not ready.
+ * Ends a version's backfill once the cursor reached the target: a building
+ * version becomes active and the active one previous, in one transaction
+ * (holding new queueing for its milliseconds), so every search and every
+ * indexing claim after the commit uses the new version. Returns false when
+ * not ready.
+ *
+ * It does not wait for the dual writes to drain: under steady traffic one is
+ * nearly always in flight, and a switch that waited for none never came
+ * (a message a minute apart is enough at a linger's distance). The ones still
+ * queued become jobs of the main queue, which the new active version drains
+ * like any new message; claims the old version holds are void (their marks
+ * no longer land, PgIndexQueue), so every job is due again at once.
  */
 export async function completeBackfill(pool: pg.Pool, versionId: number): Promise<"switched" | "completed" | false> {
   const client = await pool.connect();
@@ -258,7 +260,6 @@ export async function completeBackfill(pool: pg.Pool, versionId: number): Promis
     const { rows } = await client.query<{ state: VersionState }>(
       `SELECT state FROM embedding_versions
         WHERE id = $1 AND backfill_cursor >= backfill_target AND completed_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM message_version_jobs WHERE version_id = $1)
         FOR UPDATE`,
       [versionId],
     );
@@ -274,6 +275,17 @@ export async function completeBackfill(pool: pg.Pool, versionId: number): Promis
       // switch queues them all again and the new version's indexer takes them (lexical search finds
       // them meanwhile).
       await client.query("INSERT INTO passage_index_jobs (passage_id) SELECT id FROM attachment_passages ON CONFLICT DO NOTHING");
+      // A message is indexed or queued: one whose dual write is still queued is queued for the new active version.
+      await client.query(
+        `WITH moved AS (
+           DELETE FROM message_version_jobs WHERE version_id = $1 RETURNING message_id
+         ), queued AS (
+           INSERT INTO message_index_jobs (message_id) SELECT message_id FROM moved ON CONFLICT (message_id) DO NOTHING
+         )
+         UPDATE chat_messages SET indexed_at = NULL WHERE id IN (SELECT message_id FROM moved)`,
+        [versionId],
+      );
+      await client.query("UPDATE message_index_jobs SET run_at = now() WHERE run_at > now()");
     } else {
       await client.query("UPDATE embedding_versions SET completed_at = now() WHERE id = $1", [versionId]);
     }

@@ -21,6 +21,15 @@ export interface QueuedMessage {
   attempts: number;
 }
 
+/**
+ * A queue bound to a version (`param`, an int, NULL for none) marks only
+ * while that version is active: a batch claimed and embedded for the old
+ * version just before a switch is not indexed in the new one, so its jobs
+ * stay (completeBackfill makes them due again) and the new version's indexer
+ * takes them.
+ */
+const MARKS_LAND = (param: string) => `(${param}::int IS NULL OR EXISTS (SELECT 1 FROM embedding_versions WHERE id = ${param}::int AND state = 'active'))`;
+
 /*
  * Claim and mark are sent unnamed, so each is planned with its real batch
  * size and the tables' current size. Prepared once per connection, their
@@ -42,6 +51,7 @@ export interface QueuedMessage {
 const CLAIM = `
 WITH u AS (
   SELECT * FROM unnest($4::bigint[], $5::uuid[]) AS u(id, vector_id)
+   WHERE ${MARKS_LAND("$3")}
 ), done AS (
   DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
 ), marked AS (
@@ -95,6 +105,7 @@ SELECT true, p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, NUL
 const MARK_INDEXED = `
 WITH u AS (
   SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS u(id, vector_id)
+   WHERE ${MARKS_LAND("$4")}
 ), done AS (
   DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
 )
@@ -197,7 +208,7 @@ export class PgIndexQueue implements IndexJobs {
 
   async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
     if (items.length === 0) return;
-    await this.pool.query(MARK_INDEXED, [items.map((i) => i.id), items.map((i) => i.vectorId), model]);
+    await this.pool.query(MARK_INDEXED, [items.map((i) => i.id), items.map((i) => i.vectorId), model, this.versionId ?? null]);
   }
 
   /** Records the error; the row becomes due again after `retryAfterMs` (exponential backoff, computed by the caller). */

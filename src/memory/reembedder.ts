@@ -28,7 +28,6 @@ import {
   goneSessions,
   liveBacklogDue,
   markDropped,
-  pendingVersionJobs,
   retireBeyond,
   versionToBackfill,
 } from "../db/embedding-versions.js";
@@ -117,11 +116,8 @@ export class Reembedder {
           await this.versions.refresh().catch(() => undefined);
           return { ...progress(), outcome: done };
         }
-        // Dual writes still pending: the indexer of the building version is draining them.
-        const pending = await pendingVersionJobs(this.pool, v.id);
-        if (performance.now() + this.opts.intervalMs >= sliceEnd) return { ...progress(), outcome: "waiting", waitingFor: `${pending} dual-written messages` };
-        await pause(Math.max(50, this.opts.intervalMs), signal);
-        continue;
+        // Another node switched it, or the version changed state meanwhile.
+        return { ...progress(), outcome: "waiting", waitingFor: "the version changed meanwhile" };
       }
       if (yieldingSince === Number.POSITIVE_INFINITY) yieldingSince = performance.now();
       // Live indexing first; but never for so long that a busy cluster starves the backfill.

@@ -161,20 +161,49 @@ describe("embedding versions", () => {
     expect(await points(a.collection)).not.toContain(m.message.id);
   });
 
-  it("the switch waits for pending dual writes", async () => {
+  it("the switch does not wait for pending dual writes: they are queued for the new active version", async () => {
     const { ids } = await seed(3, "pending");
     const c = await register(48);
     expect(c.kind).toBe("building");
     await db.pool.query("UPDATE embedding_versions SET backfill_cursor = backfill_target WHERE id = $1", [c.version.id]);
+    // A dual write that is not done (backing off for an hour): under steady traffic one nearly always is.
     await db.pool.query("INSERT INTO message_version_jobs (message_id, version_id, run_at) VALUES ($1, $2, now() + interval '1 hour')", [ids[0], c.version.id]);
-    expect(await completeBackfill(db.pool, c.version.id)).toBe(false);
-    await db.pool.query("DELETE FROM message_version_jobs WHERE version_id = $1", [c.version.id]);
     expect(await completeBackfill(db.pool, c.version.id)).toBe("switched");
     expect((await listVersions(db.pool)).map((v) => [v.id, v.state])).toEqual([
       [c.version.id, "active"],
       [b.id, "previous"],
       [a.id, "previous"],
     ]);
+    expect((await db.pool.query("SELECT 1 FROM message_version_jobs WHERE version_id = $1", [c.version.id])).rowCount).toBe(0);
+    // Queued on the main queue and due at once: the nodes' indexers put it in the new version.
+    await waitFor(async () => (await points(c.version.collection)).includes(ids[0]!), "the pending dual write indexed by the new active version");
+    const { rows } = await db.pool.query<{ indexed: boolean; model: string }>("SELECT indexed_at IS NOT NULL AS indexed, embedding_model AS model FROM chat_messages WHERE id = $1", [ids[0]]);
+    expect(rows[0]).toEqual({ indexed: true, model: hashModel(48) });
+  });
+
+  it("a mark written for a version that is no longer active does not land: the job stays for the active one", async () => {
+    const { ids } = await seed(1, "stale");
+    const id = ids[0]!;
+    await waitFor(async () => (await db.pool.query("SELECT 1 FROM message_index_jobs WHERE message_id = $1", [id])).rowCount === 0, "the message indexed");
+    const active = (await listVersions(db.pool, ["active"]))[0]!;
+    const previous = (await listVersions(db.pool, ["previous"]))[0]!;
+    // Queued again, out of the running indexers' reach (an hour's lease), as a batch claimed by the old version.
+    await db.pool.query("UPDATE chat_messages SET indexed_at = NULL WHERE id = $1", [id]);
+    await db.pool.query("INSERT INTO message_index_jobs (message_id, run_at) VALUES ($1, now() + interval '1 hour')", [id]);
+    const job = async () => (await db.pool.query<{ indexed: boolean; queued: boolean }>(
+      "SELECT indexed_at IS NOT NULL AS indexed, EXISTS (SELECT 1 FROM message_index_jobs WHERE message_id = m.id) AS queued FROM chat_messages m WHERE id = $1",
+      [id],
+    )).rows[0];
+    const queue = new PgIndexQueue(db.pool);
+    const mark = { items: [{ id, vectorId: "00000000-0000-4000-8000-000000000001" }], model: previous.model };
+    await queue.forVersion(previous.id).markIndexed(mark.items, mark.model);
+    expect(await job()).toEqual({ indexed: false, queued: true });
+    // The same through a claim statement carrying the previous batch's marks.
+    await queue.forVersion(previous.id).claimBatch({ limit: 0, leaseMs: 1000, done: mark });
+    expect(await job()).toEqual({ indexed: false, queued: true });
+    // The active version's mark lands.
+    await queue.forVersion(active.id).claimBatch({ limit: 0, leaseMs: 1000, done: { ...mark, model: active.model } });
+    expect(await job()).toEqual({ indexed: true, queued: false });
   });
 
   it("going back to the active model abandons a building version; versions beyond the kept three are retired and their vectors deleted", async () => {
