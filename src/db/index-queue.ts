@@ -30,6 +30,21 @@ export interface QueuedMessage {
  */
 const MARKS_LAND = (param: string) => `(${param}::int IS NULL OR EXISTS (SELECT 1 FROM embedding_versions WHERE id = ${param}::int AND state = 'active'))`;
 
+/**
+ * The marks of a batch (ids, vector ids, version: parameter names) that may
+ * land: the version is active, and the message's job, if it still has one,
+ * has been claimed since it was queued (attempts > 0). Queueing a message
+ * again (an interrupted reply's longer text, setInterruptedContent) resets
+ * its job's attempts to 0: a batch that claimed it before holds the old text,
+ * so it must not close the job, which is claimed and embedded again. The
+ * delete re-checks attempts on a row changed while it runs, so a queueing
+ * that commits meanwhile is not lost either.
+ */
+const MARKABLE = (ids: string, vectorIds: string, version: string) => `SELECT * FROM unnest(${ids}::bigint[], ${vectorIds}::uuid[]) AS u(id, vector_id)
+   WHERE ${MARKS_LAND(version)}
+     AND NOT EXISTS (SELECT 1 FROM message_index_jobs j WHERE j.message_id = u.id AND j.attempts = 0)`;
+const CLOSE_JOBS = "DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id AND j.attempts > 0 RETURNING j.message_id, j.attempts";
+
 /*
  * Claim and mark are sent unnamed, so each is planned with its real batch
  * size and the tables' current size. Prepared once per connection, their
@@ -50,10 +65,9 @@ const MARKS_LAND = (param: string) => `(${param}::int IS NULL OR EXISTS (SELECT 
  */
 const CLAIM = `
 WITH u AS (
-  SELECT * FROM unnest($4::bigint[], $5::uuid[]) AS u(id, vector_id)
-   WHERE ${MARKS_LAND("$3")}
+  ${MARKABLE("$4", "$5", "$3")}
 ), done AS (
-  DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
+  ${CLOSE_JOBS}
 ), marked AS (
   UPDATE chat_messages m
      SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $6,
@@ -104,10 +118,9 @@ SELECT true, p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, NUL
 // The job goes in the statement that records the vector: a message is indexed or queued, never both or neither.
 const MARK_INDEXED = `
 WITH u AS (
-  SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS u(id, vector_id)
-   WHERE ${MARKS_LAND("$4")}
+  ${MARKABLE("$1", "$2", "$4")}
 ), done AS (
-  DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id RETURNING j.message_id, j.attempts
+  ${CLOSE_JOBS}
 )
 UPDATE chat_messages m
    SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $3,

@@ -11,9 +11,13 @@ import { AUDIENCE_CAN_READ, type SessionScope } from "./memory-queries.js";
 import { settleSql } from "./pg-usage-store.js";
 import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
-/** In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see sql/004_index_jobs.sql). */
+/**
+ * In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see
+ * sql/004_index_jobs.sql). A job already there is queued anew (attempts 0): a batch that claimed
+ * it before holds older text and must not close it (MARKABLE in index-queue.ts).
+ */
 const QUEUE_FOR_INDEXING = `INSERT INTO message_index_jobs (message_id) SELECT id FROM upd
-          ON CONFLICT (message_id) DO UPDATE SET run_at = now()`;
+          ON CONFLICT (message_id) DO UPDATE SET run_at = now(), attempts = 0`;
 
 /**
  * The settings of one turn: the named configuration its session uses

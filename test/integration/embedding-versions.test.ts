@@ -189,7 +189,7 @@ describe("embedding versions", () => {
     const previous = (await listVersions(db.pool, ["previous"]))[0]!;
     // Queued again, out of the running indexers' reach (an hour's lease), as a batch claimed by the old version.
     await db.pool.query("UPDATE chat_messages SET indexed_at = NULL WHERE id = $1", [id]);
-    await db.pool.query("INSERT INTO message_index_jobs (message_id, run_at) VALUES ($1, now() + interval '1 hour')", [id]);
+    await db.pool.query("INSERT INTO message_index_jobs (message_id, run_at, attempts) VALUES ($1, now() + interval '1 hour', 1)", [id]);
     const job = async () => (await db.pool.query<{ indexed: boolean; queued: boolean }>(
       "SELECT indexed_at IS NOT NULL AS indexed, EXISTS (SELECT 1 FROM message_index_jobs WHERE message_id = m.id) AS queued FROM chat_messages m WHERE id = $1",
       [id],

@@ -187,13 +187,27 @@ describe("indexer", () => {
     const swept = await assistant.sweepOrphans(1_000);
     expect(swept.map((m) => m.id)).toContain(q2.reply.id);
     expect(await jobFor(q2.reply.id)).toBe(1);
-    // indexed, then the sweeper saves the longer buffered text: queued again
-    await new PgIndexQueue(db.pool).markIndexed([{ id: q2.reply.id, vectorId: pointIdForMessage(q2.reply.id) }], "test-model");
-    expect(await jobFor(q2.reply.id)).toBe(0);
-    await assistant.setInterruptedContent(q2.reply.id, "the text the stream buffer kept");
-    expect(await jobFor(q2.reply.id)).toBe(1);
-    const { rows } = await db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [q2.reply.id]);
-    expect(rows[0].indexed_at).toBeNull();
+    const queue = new PgIndexQueue(db.pool);
+    const id = q2.reply.id;
+    const mark = { items: [{ id, vectorId: pointIdForMessage(id) }], model: "test-model" };
+    const indexedAt = async () => (await db.pool.query("SELECT indexed_at FROM chat_messages WHERE id = $1", [id])).rows[0].indexed_at as Date | null;
+    // A batch claims the swept reply; before it marks, the sweeper saves the longer buffered text and
+    // queues it anew: the batch holds the older text, so its mark (deferred into its next claim) does
+    // not close the job, and the next batch embeds the longer text.
+    expect((await queue.claimBatch({ limit: 100, leaseMs: 60_000 })).messages.map((m) => m.id)).toContain(id);
+    await assistant.setInterruptedContent(id, "the longer text the stream buffer kept");
+    await queue.claimBatch({ limit: 0, leaseMs: 60_000, done: mark });
+    expect(await jobFor(id)).toBe(1);
+    expect(await indexedAt()).toBeNull();
+    const again = await queue.claimBatch({ limit: 100, leaseMs: 60_000 });
+    expect(again.messages.find((m) => m.id === id)?.content).toBe("the longer text the stream buffer kept");
+    await queue.markIndexed(mark.items, mark.model);
+    expect(await jobFor(id)).toBe(0);
+    expect(await indexedAt()).not.toBeNull();
+    // indexed, then the sweeper saves a longer text again: queued again
+    await assistant.setInterruptedContent(id, "the text the stream buffer kept, longer still");
+    expect(await jobFor(id)).toBe(1);
+    expect(await indexedAt()).toBeNull();
   });
   it("lingers after a wake-up, so messages sent one by one are indexed in a few batches", async () => {
     const real = new PgIndexQueue(db.pool);
