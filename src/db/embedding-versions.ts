@@ -244,8 +244,8 @@ export async function liveBacklogDue(pool: pg.Pool, cap: number): Promise<number
  *
  * It does not wait for the dual writes to drain: under steady traffic one is
  * nearly always in flight, and a switch that waited for none could wait
- * for ever (the e2e test's build took 100 s instead of 13 at one message
- * every 60 ms). The ones still
+ * for ever (the e2e test's re-embedding took 32 s instead of 11 at one
+ * message every 60 ms). The ones still
  * queued become jobs of the main queue, which the new active version drains
  * like any new message; claims the old version holds are void (their marks
  * no longer land, PgIndexQueue), so every job is due again at once.
