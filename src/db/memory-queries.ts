@@ -45,7 +45,7 @@ const RELATED_WEIGHT = 0.4;
 const COVERAGE_WEIGHT = 0.5;
 /**
  * A word that at most this many candidates hold can join two of them into
- * one answer (see \`search\`): names and codes, not the words of a template.
+ * one answer (see `search`): names and codes, not the words of a template.
  */
 const BRIDGE_MAX = 3;
 /** Score factor for a message inside the time window a question names. */
@@ -56,7 +56,7 @@ const PAIR_POOL = 300;
 
 /**
  * Joint IDF of each set of question terms in `setsFrom` (a relation with a
- * column \`matched\`, sorted lexemes): the information of the terms together,
+ * column `matched`, sorted lexemes): the information of the terms together,
  * from how many candidates hold them all (less `self`, 1 when the message
  * scored is one of them), or as many as independence predicts if that is
  * more, over the sum of their IDFs, at most 1: terms that always come

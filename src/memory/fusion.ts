@@ -23,8 +23,9 @@ export const VECTOR_SPREAD_FLOOR = 0.05;
  *
  * A lexical hit scores its BM25 score relative to the best lexical hit
  * (0..1), capped by the score of every hit the lexical leg ranked before it,
- * so the leg's own order (its second hop puts the hits it started from
- * first) is never reversed by fusion itself. A hit the vector leg found adds
+ * so the leg's own order is never reversed by fusion itself, whatever
+ * scores come with it (the search returns them sorted; the cap makes that
+ * a property of fusion, not an assumption about its input). A hit the vector leg found adds
  * `weight` times how far its cosine similarity stands above the median of
  * that leg's candidates, but only when the leg's best candidate stands at
  * least `floor` above that median: a model whose similarities are all alike
