@@ -52,6 +52,17 @@ export const DERIVED_TABLES: Record<string, string> = {
   schema_migrations: "recorded as schemaVersion; the restore runs the migrations",
 };
 
+/**
+ * Columns not backed up, and why (listed in the manifest's `excluded` as
+ * "table.column"): a restore leaves them at their defaults.
+ */
+export const DERIVED_COLUMNS: Record<string, Record<string, string>> = {
+  chat_sessions: {
+    lex_docs: "lexical term statistics of the owner's sends: a restore's inserts count every message in lexical_doc_stats instead",
+    lex_len: "lexical term statistics of the owner's sends: a restore's inserts count every message in lexical_doc_stats instead",
+  },
+};
+
 export interface TableManifest {
   name: string;
   file: string;
@@ -99,7 +110,7 @@ async function tables(client: pg.ClientBase): Promise<TableInfo[]> {
      ORDER BY c.relname`);
   const infos = rows
     .filter((r) => !(r.name in DERIVED_TABLES))
-    .map((r) => ({ name: r.name, columns: r.columns, identity: r.identity, orderBy: r.pk ?? r.columns, dependsOn: r.deps.filter((d) => !(d in DERIVED_TABLES)) }));
+    .map((r) => ({ name: r.name, columns: r.columns.filter((c) => !(c in (DERIVED_COLUMNS[r.name] ?? {}))), identity: r.identity, orderBy: r.pk ?? r.columns, dependsOn: r.deps.filter((d) => !(d in DERIVED_TABLES)) }));
   // Parents first, so a restore's foreign keys always find their row.
   const ordered: TableInfo[] = [];
   const placed = new Set<string>();
@@ -130,7 +141,7 @@ export async function backupDatabase(pool: pg.Pool, dir: string, log: Logger): P
       schemaVersion,
       postgresVersion,
       tables: [],
-      excluded: DERIVED_TABLES,
+      excluded: { ...DERIVED_TABLES, ...Object.fromEntries(Object.entries(DERIVED_COLUMNS).flatMap(([t, cols]) => Object.entries(cols).map(([c, why]) => [`${t}.${c}`, why]))) },
     };
     for (const t of await tables(client)) {
       const file = `${t.name}.jsonl`;

@@ -141,7 +141,7 @@ export class PgMemoryQueries {
   /**
    * Full-text search over stored messages, ranked by BM25 (k1 1.2, b 0.75).
    * The scope's message count and average length come from
-   * lexical_doc_stats (sql/009, sql/016); the BM25 score is scaled by how much of the
+   * lexical_doc_stats and chat_sessions.lex_* (sql/009, sql/029); the BM25 score is scaled by how much of the
    * question's IDF weight the message covers. Related words (see
    * query-terms.ts) count at RELATED_WEIGHT; a message inside the question's
    * time window scores TIME_BOOST times as much.
@@ -205,9 +205,14 @@ export class PgMemoryQueries {
        ), stats AS (
          SELECT greatest(coalesce(sum(st.docs), 0), 1)::float8 AS n,
                 greatest(coalesce(sum(st.len), 0)::float8 / greatest(coalesce(sum(st.docs), 0), 1), 1) AS avgdl
-           FROM lexical_doc_stats st
-          WHERE st.session_id IN (SELECT session_id FROM readable)
-            AND (st.session_id = $9::uuid OR st.author_id = $1)
+           FROM (SELECT st.docs, st.len FROM lexical_doc_stats st
+                  WHERE st.session_id IN (SELECT session_id FROM readable)
+                    AND (st.session_id = $9::uuid OR st.author_id = $1)
+                 UNION ALL
+                 -- The owner's rows written by the batched send (sql/029).
+                 SELECT s.lex_docs, s.lex_len FROM chat_sessions s
+                  WHERE s.id IN (SELECT session_id FROM readable)
+                    AND (s.id = $9::uuid OR s.owner_id = $1)) st
        ), win_user AS MATERIALIZED (
          -- The user's latest rows by the (user_id, created_at) index, whatever their session: a
          -- scope filter inside this scan could walk the whole history to fill the window.

@@ -1,6 +1,6 @@
 /**
  * The lexical leg in PostgreSQL: BM25 ranking, the statistics kept by the
- * statement triggers (sql/009) and the batched send (sql/016), the bounded
+ * statement triggers (sql/009) and the batched send (sql/016, sql/029), the bounded
  * plan for long histories, and the memory scoping rule.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,14 +46,14 @@ async function spreadInTime(sessionId: string): Promise<void> {
     [sessionId],
   );
 }
-/** What lexical_doc_stats must hold for a session: its rows counted by author. */
+/** What the statistics must add up to for a session (the view lexical_doc_counts, sql/029): its rows counted by author. */
 async function statsOf(sessionId: string) {
   const expected = await db.pool.query(
     `SELECT coalesce(user_id, '00000000-0000-0000-0000-000000000000') AS author_id, count(*)::int AS docs, sum(length(content_tsv))::int AS len
        FROM chat_messages WHERE session_id = $1 GROUP BY 1 ORDER BY 1`,
     [sessionId],
   );
-  const kept = await db.pool.query("SELECT author_id, docs::int, len::int FROM lexical_doc_stats WHERE session_id = $1 AND docs > 0 ORDER BY 1", [sessionId]);
+  const kept = await db.pool.query("SELECT author_id, docs::int, len::int FROM lexical_doc_counts WHERE session_id = $1 ORDER BY 1", [sessionId]);
   return { expected: expected.rows, kept: kept.rows };
 }
 const search = (userId: string, query: string, over: Partial<Parameters<PgMemoryQueries["search"]>[0]> = {}) =>
@@ -74,7 +74,7 @@ describe("lexical_doc_stats", () => {
          FROM chat_messages WHERE session_id = $1 GROUP BY 1 ORDER BY 1`,
       [s],
     );
-    const kept = await db.pool.query("SELECT author_id, docs::int, len::int FROM lexical_doc_stats WHERE session_id = $1 AND docs > 0 ORDER BY 1", [s]);
+    const kept = await db.pool.query("SELECT author_id, docs::int, len::int FROM lexical_doc_counts WHERE session_id = $1 ORDER BY 1", [s]);
     expect(kept.rows).toEqual(expected.rows);
     expect(kept.rows).toHaveLength(2);
   });
@@ -104,6 +104,47 @@ describe("lexical_doc_stats", () => {
     expect(kept).toEqual(expected);
     expect(kept).toHaveLength(2);
     expect((await db.pool.query("SELECT 1 FROM lexical_doc_stats WHERE session_id = $1", [s2])).rowCount).toBe(0);
+  });
+
+  it("counts the owner's batched sends on the session row and nothing else there; every change after stays exact", async () => {
+    const [a, b] = [await user(), await user()];
+    const own = await session(a);
+    const shared = await session(a, b);
+    await db.pool.query("UPDATE chat_sessions SET assistant_enabled = true WHERE id = ANY($1::uuid[])", [[own, shared]]);
+    const send = (sessions: string[], users: string[], texts: string[], replies: (string | null)[]) =>
+      db.pool.query("SELECT outcome FROM chat_insert_user_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])", [
+        sessions,
+        users,
+        texts.map((_, i) => `k${n++}-${i}`),
+        texts,
+        replies,
+      ]);
+    await send([own, own, shared, shared], [a, a, a, b], ["alpha beta gamma", "delta", "epsilon zeta", "eta theta iota kappa"], [null, null, "node-1", null]);
+    await send([own], [a], ["lambda mu"], ["node-1"]); // the reply branch of the function
+    const row = async (id: string) =>
+      (await db.pool.query<{ lex_docs: number; lex_len: number }>("SELECT lex_docs::int, lex_len::int FROM chat_sessions WHERE id = $1", [id])).rows[0]!;
+    // The owner's rows (replies included) are on the session row; the member's in a cell; the owner has no cell.
+    expect(await row(own)).toEqual({ lex_docs: 4, lex_len: 6 });
+    expect(await row(shared)).toEqual({ lex_docs: 2, lex_len: 2 });
+    const cells = await db.pool.query("SELECT session_id, author_id, docs::int FROM lexical_doc_stats WHERE session_id = ANY($1::uuid[]) ORDER BY 1", [[own, shared]]);
+    expect(cells.rows).toEqual([{ session_id: shared, author_id: b, docs: 1 }]);
+    for (const s of [own, shared]) {
+      const { expected, kept } = await statsOf(s);
+      expect(kept).toEqual(expected);
+    }
+    // Changes to rows counted on the session row land in cells, which may go below zero.
+    await db.pool.query("UPDATE chat_messages SET content = 'the finished reply text' WHERE session_id = $1 AND role = 'assistant'", [own]);
+    await db.pool.query("DELETE FROM chat_messages WHERE session_id = $1 AND content = 'delta'", [own]);
+    await db.pool.query("UPDATE chat_messages SET user_id = NULL WHERE session_id = $1 AND content = 'alpha beta gamma'", [own]);
+    await write(own, a, "nu xi omicron"); // an insert outside the batched send: the trigger's cell
+    await db.pool.query("DELETE FROM chat_messages WHERE session_id = $1 AND user_id = $2", [shared, a]);
+    for (const s of [own, shared]) {
+      const { expected, kept } = await statsOf(s);
+      expect(kept).toEqual(expected);
+    }
+    expect((await statsOf(shared)).kept).toHaveLength(1); // the owner's rows are all gone: no zero row
+    // Search reads the same totals: an owner-only history and a cross-session scope both count it.
+    expect((await search(a, "lambda")).map((h) => h.content)).toEqual(["lambda mu"]);
   });
 
   it("goes with its session", async () => {

@@ -241,14 +241,14 @@ describe("PgMessageStore send batching (group commit)", () => {
       expect(r.message_count).toBe(r.n);
       expect(r.jobs).toBe(r.n);
     }
-    // lexical_doc_stats as a recount from the stored rows gives it
+    // the statistics (lexical_doc_counts, sql/029) as a recount from the stored rows gives them
     const { rows: stats } = await db2.pool.query<{ mismatches: number }>(
       `WITH truth AS (
          SELECT session_id, user_id AS author_id, count(*)::bigint AS docs, coalesce(sum(length(content_tsv)), 0)::bigint AS len
            FROM chat_messages WHERE session_id = ANY($1::uuid[]) GROUP BY 1, 2
        )
        SELECT count(*)::int AS mismatches
-         FROM truth t FULL JOIN (SELECT * FROM lexical_doc_stats WHERE session_id = ANY($1::uuid[])) st
+         FROM truth t FULL JOIN (SELECT * FROM lexical_doc_counts WHERE session_id = ANY($1::uuid[])) st
            ON st.session_id = t.session_id AND st.author_id = t.author_id
         WHERE t.docs IS DISTINCT FROM st.docs::bigint OR t.len IS DISTINCT FROM st.len::bigint`,
       [ids],
