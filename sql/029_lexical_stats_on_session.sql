@@ -3,18 +3,19 @@
 -- lexical_doc_stats (sql/009) cost a send one more upsert per (session,
 -- author) of its batch: a heap update, its WAL record and the ON CONFLICT
 -- probe, about a tenth of the database's CPU per message at 100 clients on a
--- quiet machine (README, "The statistics' cost"). The batch already updates
--- each of its sessions' row (last_seq, message_count); that update now also
--- carries the counts of the rows the session's owner wrote, which in a
--- session of one member are all of them.
+-- quiet machine (README, "The statistics' cost"). A send already updates its
+-- session's row (last_seq, message_count); that update now also carries the
+-- counts of the rows the session's owner wrote, which in a session of one
+-- member are all of them.
 --
 -- Invariant: for every session s and author a (the nil uuid for "no author"),
 --   messages of a in s (count, sum of length(content_tsv))
 --     = (a = s.owner_id ? (s.lex_docs, s.lex_len) : (0, 0))
 --       + lexical_doc_stats(s, a), absent counting as (0, 0).
--- chat_sessions.lex_* is written only by the batched send, for the owner's
--- rows it inserts; lexical_doc_stats holds everything else: other authors'
--- rows from the batch, and every insert, update and delete through the
+-- chat_sessions.lex_* is written only by the send statements (the batch
+-- function below, a lone send's statement), for the owner's rows they
+-- insert; lexical_doc_stats holds everything else: other authors' rows from
+-- those, and every insert, update and delete through the
 -- triggers of sql/009 (which therefore now upsert: a cell may be absent and
 -- may go below zero, when the owner's rows counted on the session row are
 -- deleted or change author). The view lexical_doc_counts adds the two up.
@@ -38,6 +39,17 @@ HAVING sum(x.docs) <> 0 OR sum(x.len) <> 0;
 -- Rows deleted with their session (the cascade) leave nothing to count: the
 -- session row is gone, and with it every cell. The share lock keeps a
 -- session from going between this check and the insert's foreign key.
+-- A lone send's statement counts its own row too (src/db/pg-message-store.ts,
+-- COUNTS_OWN_ROWS): it sets memchat.lexical_stats to 'statement ' and its own
+-- start time, for its transaction; the trigger stands aside while the setting
+-- names the statement running, so a later statement of the same transaction
+-- is counted as any other.
+DROP TRIGGER chat_messages_lexical_stats_ins ON chat_messages;
+CREATE TRIGGER chat_messages_lexical_stats_ins AFTER INSERT ON chat_messages
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  WHEN (coalesce(current_setting('memchat.lexical_stats', true), '') NOT IN ('caller', 'statement ' || statement_timestamp()::text))
+  EXECUTE FUNCTION lexical_stats_ins();
+
 CREATE OR REPLACE FUNCTION lexical_stats_del() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO lexical_doc_stats AS s (session_id, author_id, docs, len)

@@ -73,6 +73,23 @@ SELECT r.idx, r.outcome, r.is_reply, ${MESSAGE_COLUMNS}
   FROM chat_insert_user_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) r
   LEFT JOIN LATERAL (SELECT (r.msg).*) m ON true`;
 
+/**
+ * The first CTE of a lone send's statement: the statement trigger stands
+ * aside for this statement (sql/029's WHEN), and `dl` is the message's
+ * length as content_tsv will have it (its generated expression, sql/001).
+ */
+const COUNTS_OWN_ROWS = `cfg AS MATERIALIZED (
+  SELECT set_config('memchat.lexical_stats', 'statement ' || statement_timestamp()::text, true) AS setting,
+         length(to_tsvector('english', $4::text)) AS dl
+)`;
+
+/** A CTE counting the message (and `docs` rows in all) in another author's cell, when the sender is not the owner. */
+const OTHER_AUTHOR_CELL = (docs: string) => `lex AS (
+  INSERT INTO lexical_doc_stats AS st (session_id, author_id, docs, len)
+  SELECT $1, $2, ${docs}, cfg.dl FROM s, ins, cfg WHERE NOT s.by_owner
+  ON CONFLICT (session_id, author_id) DO UPDATE SET docs = st.docs + EXCLUDED.docs, len = st.len + EXCLUDED.len
+)`;
+
 /*
  * One send, one statement. The UPDATE takes the session's row lock, so
  * concurrent senders to one session queue here and each gets the next
@@ -84,24 +101,34 @@ SELECT r.idx, r.outcome, r.is_reply, ${MESSAGE_COLUMNS}
  * too (seq + 1); the partial unique index chat_messages_one_streaming_turn
  * then refuses the whole statement if this user's previous reply still
  * streams, on any node. The message's indexing job goes in with it.
+ *
+ * BM25 statistics (sql/029): the statement counts its own rows, as the
+ * batch function does. `cfg` tells the statement trigger
+ * chat_messages_lexical_stats_ins to stand aside for this statement only
+ * (the setting names the statement's start, which the next statement of a
+ * transaction does not share). The session owner's rows go on the session
+ * row being updated anyway; another author's in their lexical_doc_stats
+ * cell. A reply row starts empty: one more document, no length.
  */
 const INSERT_USER_MESSAGE = `
-WITH s AS (
+WITH ${COUNTS_OWN_ROWS}, s AS (
   UPDATE chat_sessions
      SET last_seq = last_seq + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
          message_count = message_count + CASE WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
+         lex_docs = lex_docs + CASE WHEN owner_id <> $2 THEN 0 WHEN $5::text IS NOT NULL AND assistant_enabled THEN 2 ELSE 1 END,
+         lex_len = lex_len + CASE WHEN owner_id = $2 THEN (SELECT dl FROM cfg) ELSE 0 END,
          last_message_at = now(), updated_at = now()
-   WHERE id = $1 AND NOT archived
+   WHERE id = $1 AND NOT archived AND (SELECT dl FROM cfg) IS NOT NULL
      AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
-  RETURNING last_seq, ($5::text IS NOT NULL AND assistant_enabled) AS with_reply
+  RETURNING last_seq, ($5::text IS NOT NULL AND assistant_enabled) AS with_reply, owner_id = $2 AS by_owner
 ), ins AS (
   INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
   SELECT $1, CASE WHEN s.with_reply THEN s.last_seq - 1 ELSE s.last_seq END, $2, 'user', $4, $3 FROM s
   RETURNING ${MESSAGE_COLUMNS}
 ), job AS (
   INSERT INTO message_index_jobs (message_id) SELECT id FROM ins
-), reply AS (
+), ${OTHER_AUTHOR_CELL("CASE WHEN s.with_reply THEN 2 ELSE 1 END")}, reply AS (
   INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, status, reply_to_id, owner_node)
   SELECT $1, s.last_seq, $2, 'assistant', '', 'streaming', ins.id, $5 FROM s, ins WHERE s.with_reply
   RETURNING ${MESSAGE_COLUMNS}
@@ -119,21 +146,23 @@ SELECT true AS is_reply, reply.* FROM reply`;
  * less PostgreSQL CPU for the statement (README, "Tails at a fixed load").
  */
 const INSERT_USER_MESSAGE_NO_REPLY = `
-WITH s AS (
+WITH ${COUNTS_OWN_ROWS}, s AS (
   UPDATE chat_sessions
      SET last_seq = last_seq + 1, message_count = message_count + 1,
+         lex_docs = lex_docs + CASE WHEN owner_id = $2 THEN 1 ELSE 0 END,
+         lex_len = lex_len + CASE WHEN owner_id = $2 THEN (SELECT dl FROM cfg) ELSE 0 END,
          last_message_at = now(), updated_at = now()
-   WHERE id = $1 AND NOT archived
+   WHERE id = $1 AND NOT archived AND (SELECT dl FROM cfg) IS NOT NULL
      AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE session_id = $1 AND client_message_id = $3)
-  RETURNING last_seq
+  RETURNING last_seq, owner_id = $2 AS by_owner
 ), ins AS (
   INSERT INTO chat_messages AS m (session_id, seq, user_id, role, content, client_message_id)
   SELECT $1, s.last_seq, $2, 'user', $4, $3 FROM s
   RETURNING ${MESSAGE_COLUMNS}
 ), job AS (
   INSERT INTO message_index_jobs (message_id) SELECT id FROM ins
-)
+), ${OTHER_AUTHOR_CELL("1")}
 SELECT false AS is_reply, ins.* FROM ins`;
 
 const FIND_BY_CLIENT_ID = `

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PgMemoryQueries } from "../../src/db/memory-queries.js";
+import { PgMessageStore } from "../../src/db/pg-message-store.js";
 import "../../src/db/pool.js"; // bigint parser
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 
@@ -145,6 +146,39 @@ describe("lexical_doc_stats", () => {
     expect((await statsOf(shared)).kept).toHaveLength(1); // the owner's rows are all gone: no zero row
     // Search reads the same totals: an owner-only history and a cross-session scope both count it.
     expect((await search(a, "lambda")).map((h) => h.content)).toEqual(["lambda mu"]);
+  });
+
+  it("is kept by a lone send's own statement, owner or not, reply or not; the trigger still counts a later insert in its transaction", async () => {
+    const [a, b] = [await user(), await user()];
+    const shared = await session(a, b);
+    const store = new PgMessageStore(db.pool);
+    let k = 0;
+    const send = (userId: string, content: string, replyNode?: string) =>
+      store.insertUserMessage({ sessionId: shared, userId, clientMessageId: `lone-${k++}`, content, ...(replyNode ? { replyOwnerNode: replyNode } : {}) });
+    await send(a, "owner writes alone here");
+    await send(a, "owner asks the assistant", "node-1");
+    await send(b, "member writes something longer than that");
+    await send(b, "member asks too", "node-1");
+    const cells = await db.pool.query("SELECT author_id, docs::int FROM lexical_doc_stats WHERE session_id = $1", [shared]);
+    expect(cells.rows).toEqual([{ author_id: b, docs: 3 }]); // the member's two messages and reply; the owner has no cell
+    expect((await db.pool.query("SELECT lex_docs::int FROM chat_sessions WHERE id = $1", [shared])).rows[0].lex_docs).toBe(3);
+    let { expected, kept } = await statsOf(shared);
+    expect(kept).toEqual(expected);
+    // In one transaction, a lone send's statement and then a plain insert: the trigger counts the second.
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT set_config('memchat.lexical_stats', 'statement ' || statement_timestamp()::text, true)");
+      await client.query(
+        "INSERT INTO chat_messages (session_id, seq, user_id, role, content) SELECT $1, max(seq) + 1, $2, 'user', 'a later statement' FROM chat_messages WHERE session_id = $1",
+        [shared, a],
+      );
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    ({ expected, kept } = await statsOf(shared));
+    expect(kept).toEqual(expected);
   });
 
   it("goes with its session", async () => {
