@@ -36,9 +36,6 @@ SELECT x.session_id, x.author_id, sum(x.docs)::bigint AS docs, sum(x.len)::bigin
  GROUP BY 1, 2
 HAVING sum(x.docs) <> 0 OR sum(x.len) <> 0;
 
--- Rows deleted with their session (the cascade) leave nothing to count: the
--- session row is gone, and with it every cell. The share lock keeps a
--- session from going between this check and the insert's foreign key.
 -- A lone send's statement counts its own row too (src/db/pg-message-store.ts,
 -- COUNTS_OWN_ROWS): it sets memchat.lexical_stats to 'statement ' and its own
 -- start time, for its transaction; the trigger stands aside while the setting
@@ -50,6 +47,9 @@ CREATE TRIGGER chat_messages_lexical_stats_ins AFTER INSERT ON chat_messages
   WHEN (coalesce(current_setting('memchat.lexical_stats', true), '') NOT IN ('caller', 'statement ' || statement_timestamp()::text))
   EXECUTE FUNCTION lexical_stats_ins();
 
+-- Rows deleted with their session (the cascade) leave nothing to count: the
+-- session row is gone, and with it every cell. The share lock keeps a
+-- session from going between this check and the insert's foreign key.
 CREATE OR REPLACE FUNCTION lexical_stats_del() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO lexical_doc_stats AS s (session_id, author_id, docs, len)
