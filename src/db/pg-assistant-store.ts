@@ -9,7 +9,7 @@ import { type TurnConfiguration, toSettings } from "./configuration-rows.js";
 import { isUniqueViolation } from "./errors.js";
 import { AUDIENCE_CAN_READ, type SessionScope } from "./memory-queries.js";
 import { settleSql } from "./pg-usage-store.js";
-import { MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
+import { INT4_MAX, MESSAGE_COLUMNS, type MessageRow, toMessage } from "./rows.js";
 
 /**
  * In a statement whose CTE `upd` returns replies that just ended: queue them for indexing (see
@@ -129,8 +129,6 @@ SELECT cfg.*, EXISTS (SELECT 1 FROM user_quotas q WHERE q.user_id = $2::uuid) AS
                  ORDER BY m.seq DESC
                  LIMIT CASE WHEN cfg.history_window = 0 THEN 0 ELSE cfg.history_window + $4::int END) w) AS recent
   FROM cfg`;
-
-const INT4_MAX = 2_147_483_647;
 
 export class PgAssistantStore {
   constructor(private readonly pool: pg.Pool) {}

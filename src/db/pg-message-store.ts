@@ -14,6 +14,7 @@ import {
   HISTORY_COLUMNS,
   HISTORY_FEEDBACK_JOIN,
   type HistoryRow,
+  INT4_MAX,
   MESSAGE_COLUMNS,
   type MessageRow,
   SESSION_COLUMNS,
@@ -205,8 +206,6 @@ SELECT ${HISTORY_COLUMNS}, ${ATTACHMENT_REFS} FROM chat_messages m
    AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = $1 AND user_id = $2)
  ORDER BY m.seq DESC
  LIMIT $4`;
-
-const INT4_MAX = 2_147_483_647;
 
 /** Where a send's time goes, for /metrics (milliseconds). */
 export interface SendTiming {

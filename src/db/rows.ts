@@ -1,5 +1,8 @@
 import type { AttachmentRef, FeedbackRating, Message, Session } from "../protocol/types.js";
 
+/** The largest int4: "before the end" as a seq bound. */
+export const INT4_MAX = 2_147_483_647;
+
 export const MESSAGE_COLUMNS =
   "m.id, m.session_id, m.seq, m.user_id, m.role, m.content, m.status, m.client_message_id, m.reply_to_id, m.created_at";
 
