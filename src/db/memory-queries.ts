@@ -209,7 +209,7 @@ export class PgMemoryQueries {
                   WHERE st.session_id IN (SELECT session_id FROM readable)
                     AND (st.session_id = $9::uuid OR st.author_id = $1)
                  UNION ALL
-                 -- The owner's rows written by the batched send (sql/029).
+                 -- The owner's rows, counted by the send statements on the session row (sql/029).
                  SELECT s.lex_docs, s.lex_len FROM chat_sessions s
                   WHERE s.id IN (SELECT session_id FROM readable)
                     AND (s.id = $9::uuid OR s.owner_id = $1)) st
