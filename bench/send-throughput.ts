@@ -15,7 +15,7 @@
  * sql/028 with its statistics upsert cut out (sql/029's differs from it only
  * in how it keeps them).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -25,6 +25,7 @@ import { freePort } from "../src/db/embedded-postgres.js";
 import { connect, ok, register } from "../test/support/client.js";
 import { startServer } from "../test/support/server-process.js";
 import { closedLoop, table } from "./lib.js";
+import { postgresCpuSeconds, processCpuSeconds } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -56,39 +57,9 @@ if (NO_LEXICAL_STATS) {
   await raw.query(stripped);
 }
 
-/** The server process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
-function serverCpuMs(): number {
-  try {
-    const fields = readFileSync(`/proc/${server.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ ticks (100/s)
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/**
- * The embedded PostgreSQL's CPU time in ms: the postmaster with its exited
- * children (autovacuum workers and the like), and its live backends.
- */
-function pgCpuMs(): number {
-  try {
-    const postmaster = Number(readFileSync(path.join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
-    let ticks = 0;
-    for (const p of readdirSync("/proc")) {
-      if (!/^\d+$/.test(p)) continue;
-      try {
-        const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
-        if (Number(p) === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-        else if (Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-      } catch {
-        // the process ended between the listing and the read
-      }
-    }
-    return ticks * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
+/** The server process's CPU time in ms, and its embedded PostgreSQL's (Linux /proc). */
+const serverCpuMs = () => processCpuSeconds(server.child.pid!) * 1000;
+const pgCpuMs = () => postgresCpuSeconds([server.child.pid!]) * 1000;
 
 const rows: (string | number)[][] = [];
 try {

@@ -111,17 +111,29 @@ function procs(): { pid: number; ppid: number; comm: string }[] {
   return out;
 }
 
+/** CPU seconds of a process's children that exited and were waited for (cutime, cstime), from /proc (Linux). */
+function reapedChildrenCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+
 /**
  * CPU seconds so far of the PostgreSQL servers started by `parents` (the
- * bench itself, or a node on the embedded profile): each postmaster and its
- * backends and helpers. Backends that exited are not counted; the pool's
- * connections stay open through a window, so a difference of two readings is
- * the window's PostgreSQL CPU.
+ * bench itself, or a node on the embedded profile): each postmaster, its
+ * live backends and helpers, and those that exited (autovacuum workers, a
+ * closed connection's backend), which the postmaster has reaped. A
+ * difference of two readings is the window's PostgreSQL CPU.
  */
 export function postgresCpuSeconds(parents: number[]): number {
   const all = procs();
   const masters = all.filter((p) => p.comm === "postgres" && parents.includes(p.ppid)).map((p) => p.pid);
-  return all.filter((p) => masters.includes(p.pid) || masters.includes(p.ppid)).reduce((a, p) => a + processCpuSeconds(p.pid), 0);
+  const live = all.filter((p) => masters.includes(p.pid) || masters.includes(p.ppid)).reduce((a, p) => a + processCpuSeconds(p.pid), 0);
+  return live + masters.reduce((a, pid) => a + reapedChildrenCpuSeconds(pid), 0);
 }
 
 /** The window's CPU seconds of a node process (prom-client's process_cpu_seconds_total). */
