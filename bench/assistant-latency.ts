@@ -17,8 +17,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
 import { benchServerEnv, percentile, table } from "./lib.js";
-import { treeCpuMs } from "./process-cpu.js";
-import { BREAKDOWN_HEADERS, breakdown, gauge, histogram, scrape } from "./server-metrics.js";
+import { BREAKDOWN_HEADERS, breakdown, gauge, histogram, scrape, treeCpuMs } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -136,6 +136,29 @@ export function postgresCpuSeconds(parents: number[]): number {
   return live + masters.reduce((a, pid) => a + reapedChildrenCpuSeconds(pid), 0);
 }
 
+/**
+ * CPU ms of `pid` and of its living descendants (a benchmark's server and
+ * the PostgreSQL it started, the LLM double), split into the process itself
+ * and the rest; NaN where /proc cannot be read.
+ */
+export function treeCpuMs(pid: number): { self: number; children: number } {
+  let all: ReturnType<typeof procs>;
+  try {
+    all = procs();
+  } catch {
+    return { self: Number.NaN, children: Number.NaN };
+  }
+  const inTree = new Set([pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of all) if (!inTree.has(p.pid) && inTree.has(p.ppid)) (inTree.add(p.pid), (grew = true));
+  }
+  let children = 0;
+  for (const p of inTree) if (p !== pid) children += processCpuSeconds(p) * 1000;
+  return { self: all.some((p) => p.pid === pid) ? processCpuSeconds(pid) * 1000 : Number.NaN, children };
+}
+
 /** The window's CPU seconds of a node process (prom-client's process_cpu_seconds_total). */
 export function nodeCpuSeconds(before: Scrape, after: Scrape): number {
   return gauge(after, "memchat_process_cpu_seconds_total") - gauge(before, "memchat_process_cpu_seconds_total");
