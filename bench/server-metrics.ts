@@ -82,17 +82,25 @@ export function breakdown(node: string, before: Scrape, after: Scrape): (string 
 
 export const BREAKDOWN_HEADERS = ["node", "phase", "count", "mean ms", "p50 ms", "p99 ms", "p99.9 / max ms"];
 
-/** CPU seconds (user + system) of a process, from /proc (Linux). */
-export function processCpuSeconds(pid: number): number {
+/**
+ * CPU seconds of a process from /proc/<pid>/stat (Linux), 0 once it is gone:
+ * its own (utime + stime, fields 14 and 15), or with `reaped` those of its
+ * children that exited and were waited for (cutime + cstime, 16 and 17).
+ */
+function statCpuSeconds(pid: number, reaped = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields are counted after the command name, which may hold spaces: field 14 is f[11].
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    const at = reaped ? 13 : 11;
+    return (Number(f[at]) + Number(f[at + 1])) / CLOCK_TICKS;
   } catch {
     return 0; // gone meanwhile
   }
 }
+
+/** CPU seconds (user + system) of a process, from /proc (Linux). */
+export const processCpuSeconds = (pid: number): number => statCpuSeconds(pid);
 const CLOCK_TICKS = 100;
 
 function procs(): { pid: number; ppid: number; comm: string }[] {
@@ -111,17 +119,6 @@ function procs(): { pid: number; ppid: number; comm: string }[] {
   return out;
 }
 
-/** CPU seconds of a process's children that exited and were waited for (cutime, cstime), from /proc (Linux). */
-function reapedChildrenCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
-  } catch {
-    return 0; // gone meanwhile
-  }
-}
-
 /**
  * CPU seconds so far of the PostgreSQL servers started by `parents` (the
  * bench itself, or a node on the embedded profile): each postmaster, its
@@ -133,7 +130,7 @@ export function postgresCpuSeconds(parents: number[]): number {
   const all = procs();
   const masters = all.filter((p) => p.comm === "postgres" && parents.includes(p.ppid)).map((p) => p.pid);
   const live = all.filter((p) => masters.includes(p.pid) || masters.includes(p.ppid)).reduce((a, p) => a + processCpuSeconds(p.pid), 0);
-  return live + masters.reduce((a, pid) => a + reapedChildrenCpuSeconds(pid), 0);
+  return live + masters.reduce((a, pid) => a + statCpuSeconds(pid, true), 0);
 }
 
 /**
