@@ -7,7 +7,7 @@
  * session filter, so a store query can never reach another user's points.
  */
 import type { Logger } from "pino";
-import type { LexicalHit, LexicalSearch, PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
+import type { LexicalHit, PgMemoryQueries, SessionScope } from "../db/memory-queries.js";
 import type { MemoryHitPayload } from "../protocol/events.js";
 import { AppError } from "../protocol/errors.js";
 import { marginFusion } from "./fusion.js";
@@ -146,12 +146,13 @@ export class MemoryService {
     const [scopes, vector, lexical] = await Promise.all([
       scopesP,
       target ? Promise.all([scopesP, embeddingP]).then(([scopes, embedding]) => this.vectorSearch(target.store, q, embedding, scopes, depth, exclude)) : Promise.resolve(null),
-      wantLexical ? this.lexicalSearch(lexical0, depth) : Promise.resolve(null),
+      // One search: an answer told over two messages joined by a name is scored as one text inside it (PgMemoryQueries.search).
+      wantLexical ? this.d.queries.search({ ...lexical0, limit: depth }) : Promise.resolve(null),
     ]);
     if (q.sessionId && scopes.length === 0) throw new AppError("NOT_FOUND", "session not found");
     if (vector === null) {
       // The vector half is absent or down: serve what the lexical index finds.
-      const lex = lexical ?? (await this.lexicalSearch(lexical0, q.limit));
+      const lex = lexical ?? (await this.d.queries.search({ ...lexical0, limit: q.limit }));
       return { hits: lex.slice(0, q.limit).map(lexicalHit), mode: "lexical", degraded: wantVector, scopes };
     }
     const lexHits: MemoryHit[] = (lexical ?? []).map(lexicalHit);
@@ -164,16 +165,6 @@ export class MemoryService {
       source: vectorIds.has(h.messageId) && lexIds.has(h.messageId) ? ("hybrid" as const) : h.source,
     }));
     return { hits: fused, mode, degraded: false, scopes };
-  }
-
-  /**
-   * The lexical leg: one search. An answer told over two messages joined by
-   * a name ("my niece Halima lives in Kyoto" / "Kyoto hosts a lantern
-   * parade") is scored as one text inside it (PgMemoryQueries.search), where
-   * a second search seeded with the first one's names used to be.
-   */
-  private lexicalSearch(s: Omit<LexicalSearch, "limit">, limit: number): Promise<LexicalHit[]> {
-    return this.d.queries.search({ ...s, limit });
   }
 
   /** The sessions a search by `userId` covers (see PgMemoryQueries.scopes); one read can serve the message and passage searches. */
