@@ -176,9 +176,12 @@ describe("embedding versions", () => {
     ]);
     expect((await db.pool.query("SELECT 1 FROM message_version_jobs WHERE version_id = $1", [c.version.id])).rowCount).toBe(0);
     // Queued on the main queue and due at once: the nodes' indexers put it in the new version.
-    await waitFor(async () => (await points(c.version.collection)).includes(ids[0]!), "the pending dual write indexed by the new active version");
-    const { rows } = await db.pool.query<{ indexed: boolean; model: string }>("SELECT indexed_at IS NOT NULL AS indexed, embedding_model AS model FROM chat_messages WHERE id = $1", [ids[0]]);
-    expect(rows[0]).toEqual({ indexed: true, model: hashModel(48) });
+    // An indexer writes a batch's marks with its next claim, after the points: wait for the mark, not the point.
+    const mark = async () =>
+      (await db.pool.query<{ indexed: boolean; model: string }>("SELECT indexed_at IS NOT NULL AS indexed, embedding_model AS model FROM chat_messages WHERE id = $1", [ids[0]])).rows[0];
+    await waitFor(async () => (await mark())?.indexed === true, "the pending dual write marked by the new active version's indexer");
+    expect(await mark()).toEqual({ indexed: true, model: hashModel(48) });
+    expect(await points(c.version.collection)).toContain(ids[0]);
   });
 
   it("a mark written for a version that is no longer active does not land: the job stays for the active one", async () => {
