@@ -4,13 +4,21 @@
  * OpenAI-compatible double as the LLM) side by side with the same double
  * streaming straight to a client (the openai SDK, no server in between).
  *
- * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --server-root <checkout>]
+ * `--history N` first gives each user N earlier messages over ten more
+ * sessions of theirs (written straight into chat_messages, indexed_at set:
+ * the lexical search and the window read them, the vector search holds only
+ * the bench's own messages), so the figures are those of a database with a
+ * history rather than an empty one.
+ *
+ * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --history 0 --server-root <checkout>]
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
+import pg from "pg";
+import { freePort } from "../src/db/embedded-postgres.js";
 import type { Socket } from "socket.io-client";
 import { connect, ok, register } from "../test/support/client.js";
 import { spawn } from "node:child_process";
@@ -26,6 +34,7 @@ const arg = (name: string, dflt: number) => {
 const ROUNDS = arg("rounds", 3);
 const TOKENS = arg("tokens", 20);
 const TOKEN_DELAY = arg("token-delay", 20);
+const HISTORY = arg("history", 0);
 const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.indexOf("--levels") + 1]! : "1,20,100").split(",").map(Number);
 /** `--server-root <checkout>`: run another version of the server (a before/after comparison). */
 const SERVER_ROOT = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1] : undefined;
@@ -93,7 +102,8 @@ async function direct(concurrency: number): Promise<Sample[]> {
 }
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-assistant-"));
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean), undefined, SERVER_ROOT);
+const pgPort = HISTORY > 0 ? await freePort() : 0;
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), EMBEDDER: "hash", RATE_LIMITS_ENABLED: "false", OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: "bench", DB_POOL_SIZE: "20", ...benchServerEnv() }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean), undefined, SERVER_ROOT);
 
 async function throughServer(concurrency: number, clients: { socket: Socket; sessionId: string }[]): Promise<Sample[]> {
   return closedTurns(concurrency, (i, r) => {
@@ -131,6 +141,44 @@ async function throughServer(concurrency: number, clients: { socket: Socket; ses
   });
 }
 
+const WORDS = ["invoice", "lisbon", "meeting", "budget", "camera", "deadline", "pizza", "server", "holiday", "contract", "report", "garden", "question"];
+
+/** HISTORY earlier messages per user over ten more sessions each, spread over the last year. */
+async function fillHistory(userIds: string[]): Promise<void> {
+  // The server's database: its embedded one, or the one BENCH_SERVER_ENV names.
+  const url = benchServerEnv().DATABASE_URL ?? `postgres://postgres:${(await readFile(path.join(dataDir, "pg.password"), "utf8")).trim()}@127.0.0.1:${pgPort}/memchat`;
+  const raw = new pg.Pool({ connectionString: url, max: 2 });
+  const t0 = performance.now();
+  try {
+    const words = `ARRAY[${WORDS.map((w) => `'${w}'`).join(",")}]`;
+    const perSession = Math.ceil(HISTORY / 10);
+    for (const userId of userIds) {
+      await raw.query(
+        `WITH s AS (
+           INSERT INTO chat_sessions (owner_id, title, created_at, updated_at, last_seq, message_count, last_message_at)
+           SELECT $1, 'history ' || g, now() - make_interval(days => 365 - g * 30), now(), $2, $2, now() - make_interval(days => 365 - g * 30)
+             FROM generate_series(1, 10) g
+           RETURNING id, owner_id, created_at
+         ), m AS (
+           INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
+         )
+         INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at, indexed_at)
+         SELECT s.id, g, s.owner_id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
+                'message ' || g || ' about the ' || (${words})[1 + abs(hashtext(s.id::text)::bigint + g) % ${WORDS.length}] || ' and the ' ||
+                (${words})[1 + abs(hashtext(s.id::text || g)::bigint) % ${WORDS.length}] || ', with some more ordinary words to make it a realistic length',
+                s.created_at + make_interval(mins => g), now()
+           FROM s, generate_series(1, $2::int) g`,
+        [userId, perSession],
+      );
+    }
+    await raw.query("VACUUM ANALYZE");
+    const { rows } = await raw.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_messages");
+    console.log(`history: ${rows[0]!.n} messages in the database (${HISTORY} per user), filled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    await raw.end();
+  }
+}
+
 const rows: (string | number)[][] = [];
 const cpuRows: (string | number)[][] = [];
 const phaseRows: (string | number)[][] = [];
@@ -143,6 +191,7 @@ try {
     await ok(socket, "session:join", { sessionId: session.id });
     clients.push({ socket, sessionId: session.id });
   }
+  if (HISTORY > 0) await fillHistory(users.map((u) => u.user.id));
   for (const c of LEVELS) {
     const base = await direct(c);
     // The server's own CPU time (user + system) over its turns, from its /metrics.

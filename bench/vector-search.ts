@@ -24,7 +24,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import "../src/db/pool.js";
+import { genericPlanPool } from "../src/db/pool.js";
 import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import { runMigrations } from "../src/db/migrate.js";
 import { seededRandom } from "./corpus.js";
@@ -97,8 +97,11 @@ function recall(exact: VectorHit[], got: VectorHit[]): number {
 const ms = (t0: number) => performance.now() - t0;
 const dir = await mkdtemp(path.join(tmpdir(), "memchat-bench-vec-"));
 const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, "pg"), logger: silentLogger });
-const pool = new pg.Pool({ connectionString: await postgres.ensureDatabase("bench"), max: 10 });
+const url = await postgres.ensureDatabase("bench");
+const pool = new pg.Pool({ connectionString: url, max: 10 });
 pool.on("error", () => undefined);
+// The searches' code sync and rerank run on generic plans, as a node runs them (genericPlanPool).
+const genericPlans = genericPlanPool(url, 10, silentLogger);
 try {
   await runMigrations(pool, silentLogger);
   const next = vectorSource();
@@ -114,8 +117,8 @@ try {
   console.log(`filled ${N} vectors of one user over ${SESSIONS} sessions in ${fillS.toFixed(1)} s (${Math.round(N / fillS)}/s), data: ${DATA}${DATA === "clustered" ? ` (${CENTRES} centres)` : ""}; load average ${loadavg()[0]!.toFixed(1)}`);
 
   const exact = new PgVectorStore(pool, "bench", D, { exact: true });
-  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: MAX });
-  const compared = COMPARE_MAX ? new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: Number(COMPARE_MAX) }) : undefined;
+  const indexed = new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: MAX }, genericPlans);
+  const compared = COMPARE_MAX ? new PgVectorStore(pool, "bench", D, { rerankDepth: DEPTH, rerankMax: Number(COMPARE_MAX) }, genericPlans) : undefined;
   const queries = Array.from({ length: QUERIES }, next);
   const allSessions: VectorFilter = { userId, sessionIds: sessions };
 
@@ -182,7 +185,7 @@ try {
   await run("all sessions", () => allSessions);
   await run("one session of many", (q) => ({ userId, sessionIds: [sessions[q % SESSIONS]!] }));
   // Another node indexes 20 messages of this user between searches: each search first catches up.
-  const otherNode = new PgVectorStore(pool, "bench", D);
+  const otherNode = new PgVectorStore(pool, "bench", D, {}, genericPlans);
   await run("all sessions, another node writing", () => allSessions, () => otherNode.upsert(points(userId, sessions, 20, next)));
 
   console.log(`\nsearch over one user's vectors, top 10, ${QUERIES} queries per row, rerank depth ${DEPTH} (ties up to ${MAX}); load average ${loadavg()[0]!.toFixed(1)}\n`);
@@ -203,6 +206,7 @@ try {
   await pool.query("SELECT count(message_vector_magnitude(embedding)) FROM message_vectors WHERE collection = 'bench' AND user_id = $1", [userId]);
   console.log(`size bits computed in SQL (as sql/024 does for existing rows): ${N} in ${(ms(t0) / 1000).toFixed(1)} s`);
 } finally {
+  await genericPlans.end();
   await pool.end();
   await postgres.stop();
   await rm(dir, { recursive: true, force: true });

@@ -38,7 +38,7 @@ import { PgMembershipStore } from "./db/pg-membership-store.js";
 import { PgMessageStore } from "./db/pg-message-store.js";
 import { PgUsageStore } from "./db/pg-usage-store.js";
 import { PgUserStore } from "./db/pg-user-store.js";
-import { createPool } from "./db/pool.js";
+import { createPool, genericPlanPool } from "./db/pool.js";
 import { Metrics } from "./http/metrics.js";
 import { OfflineResponder } from "./llm/offline-responder.js";
 import { OpenAiProvider } from "./llm/openai-provider.js";
@@ -97,6 +97,8 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     }
     const pool = createPool(databaseUrl, config.database.poolSize, log);
     cleanups.push(() => pool.end());
+    const genericPlans = genericPlanPool(databaseUrl, config.database.poolSize, log);
+    cleanups.push(() => genericPlans.end());
     await withStartupRetry(() => runMigrations(pool, log), log);
     const expectedVersion = await latestMigrationVersion();
 
@@ -133,7 +135,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       },
     );
 
-    const memoryRuntime = await startMemory(config, pool, databaseUrl, log, {
+    const memoryRuntime = await startMemory(config, pool, genericPlans, databaseUrl, log, {
       onIndexed: (n, seconds) => {
         metrics.messagesIndexed.inc(n);
         metrics.indexBatchSeconds.observe(seconds);
@@ -159,7 +161,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
     // A question sent with files waits (bounded) for them to be read before its reply gathers context.
     const attachmentReadiness = config.extract.readWaitMs > 0 ? new AttachmentReadiness(new PgPassageStore(pool), config.extract.readWaitMs) : undefined;
     const assistant = new AssistantService({
-      store: new PgAssistantStore(pool),
+      store: new PgAssistantStore(pool, genericPlans),
       context: new ContextBuilder(memoryRuntime.memory, usernameOf, { search: memoryRuntime.passages, topK: config.extract.passageTopK }),
       llm,
       buffer: coordination.streamBuffer,

@@ -103,6 +103,8 @@ export class PgMemoryQueries {
   constructor(
     private readonly pool: pg.Pool,
     private readonly plan: LexicalPlan = DEFAULT_LEXICAL_PLAN,
+    /** Where the lexical search runs: a node's genericPlanPool (src/db/pool.ts). */
+    private readonly genericPlans: pg.Pool = pool,
   ) {}
 
   /**
@@ -179,15 +181,16 @@ export class PgMemoryQueries {
   async search(s: LexicalSearch): Promise<LexicalHit[]> {
     if (s.sessionIds?.length === 0 || s.limit <= 0) return [];
     const cols = "m.id, m.session_id, m.role, m.content, m.created_at, m.content_tsv, m.user_id";
-    // A named statement: planning this query took 2-3 ms of PostgreSQL CPU, twice
-    // its execution on a short history and the largest cost of an assistant turn
-    // (README, "Assistant latency"). Named, each connection plans it for its first
-    // executions and then, by PostgreSQL's own choice (plan_cache_mode auto), keeps
-    // a generic plan when that is estimated no dearer: the query's words never
-    // reach the plan anyway (every term is read per row), nor do the index scans
-    // depend on whether there is a home session or a period.
-    const { rows } = await this.pool.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date; user_id: string | null }>({
-      name: "memory_lexical_search",
+    // A named statement on generic plans (genericPlanPool): planning it costs
+    // PostgreSQL 2-7 ms of CPU, more than executing it and the largest cost of
+    // an assistant turn (README, "Assistant latency"), and left to choose,
+    // PostgreSQL plans it afresh on every call once a user's history is long.
+    // The query's words never reach the plan anyway (every term is read per
+    // row), nor do the index scans depend on whether there is a home session
+    // or a period. The window and term cap are written into the text, so the
+    // generic plan knows its limits as a custom one would.
+    const { rows } = await this.genericPlans.query<{ id: number; session_id: string; role: MessageRole; content: string; score: number; created_at: Date; user_id: string | null }>({
+      name: `memory_lexical_search_${this.plan.windowRows}_${this.plan.termCap}`,
       text: `WITH terms AS (
          SELECT lexeme, max(w) AS w
            FROM (SELECT t.lexeme, 1.0::float8 AS w FROM unnest(to_tsvector('english', $3)) t
@@ -218,19 +221,19 @@ export class PgMemoryQueries {
          -- scope filter inside this scan could walk the whole history to fill the window.
          SELECT ${cols}, m.status FROM chat_messages m
           WHERE m.user_id = $1
-          ORDER BY m.created_at DESC LIMIT $12
+          ORDER BY m.created_at DESC LIMIT ${this.plan.windowRows}
        ), win_period AS MATERIALIZED (
          -- A question naming a period also reads the latest rows before its end.
          SELECT ${cols}, m.status FROM chat_messages m
           WHERE $11::timestamptz IS NOT NULL AND m.user_id = $1
             AND m.created_at < least($11::timestamptz, (SELECT min(created_at) FROM win_user))
-          ORDER BY m.created_at DESC LIMIT $12
+          ORDER BY m.created_at DESC LIMIT ${this.plan.windowRows}
        ), win_home AS MATERIALIZED (
          -- The home session, any author (its own index, by seq).
          SELECT ${cols} FROM chat_messages m
           WHERE m.session_id = $9::uuid AND m.status <> 'streaming'
             AND $9::uuid = ANY((SELECT ids FROM scope)::uuid[])
-          ORDER BY m.seq DESC LIMIT $12
+          ORDER BY m.seq DESC LIMIT ${this.plan.windowRows}
        ), win AS (
          SELECT w.id, w.session_id, w.role, w.content, w.created_at, w.content_tsv, w.user_id
            FROM (SELECT * FROM win_user UNION ALL SELECT * FROM win_period) w
@@ -241,7 +244,7 @@ export class PgMemoryQueries {
        ), cover AS (
          -- whole: the window holds every message in scope.
          SELECT greatest(count(*), 1)::float8 AS n,
-                (SELECT count(*) FROM win_user) < $12 AND (SELECT count(*) FROM win_home) < $12 AS whole
+                (SELECT count(*) FROM win_user) < ${this.plan.windowRows} AND (SELECT count(*) FROM win_home) < ${this.plan.windowRows} AS whole
            FROM win
        ), q AS (
          SELECT string_agg(${QUOTED("lexeme")}::text, ' | ')::tsquery AS query FROM terms
@@ -269,21 +272,21 @@ export class PgMemoryQueries {
                  WHERE m.status <> 'streaming'
                    AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
                    AND (m.session_id = $9::uuid OR m.user_id = $1)
-                 LIMIT $13 + 1) g
-          WHERE NOT e.whole AND e.est_df < $13
+                 LIMIT ${this.plan.termCap} + 1) g
+          WHERE NOT e.whole AND e.est_df < ${this.plan.termCap}
        ), gin_n AS (
          SELECT lexeme, count(*)::float8 AS c FROM gin GROUP BY lexeme
        ), df AS (
          -- counted: the term's every match in scope is a candidate (its frequency is exact, not estimated).
          SELECT e.lexeme, e.w,
                 CASE WHEN e.whole THEN e.c
-                     WHEN e.est_df >= $13 OR g.c > $13 THEN greatest(e.est_df, $13 + 1)
+                     WHEN e.est_df >= ${this.plan.termCap} OR g.c > ${this.plan.termCap} THEN greatest(e.est_df, ${this.plan.termCap} + 1)
                      ELSE coalesce(g.c, 0) END AS df,
-                e.whole OR NOT (e.est_df >= $13 OR coalesce(g.c, 0) > $13) AS counted
+                e.whole OR NOT (e.est_df >= ${this.plan.termCap} OR coalesce(g.c, 0) > ${this.plan.termCap}) AS counted
            FROM est e LEFT JOIN gin_n g USING (lexeme)
        ), gin_rows AS MATERIALIZED (
          SELECT ${cols} FROM chat_messages m
-          WHERE m.id IN (SELECT g.id FROM gin g JOIN gin_n n USING (lexeme) WHERE n.c <= $13)
+          WHERE m.id IN (SELECT g.id FROM gin g JOIN gin_n n USING (lexeme) WHERE n.c <= ${this.plan.termCap})
             AND m.id NOT IN (SELECT id FROM win)
        ), cand AS (
          SELECT * FROM win_hit UNION ALL SELECT * FROM gin_rows
@@ -345,7 +348,6 @@ export class PgMemoryQueries {
       values: [
         s.userId, s.sessionIds, s.query, s.limit, s.excludeIds ?? [], s.audienceSessionId ?? null,
         s.related ?? "", RELATED_WEIGHT, s.homeSessionId ?? null, s.window?.from ?? null, s.window?.to ?? null,
-        this.plan.windowRows, this.plan.termCap,
       ],
     });
     return rows.map((r) => ({ messageId: r.id, sessionId: r.session_id, role: r.role, content: r.content, score: r.score, createdAt: r.created_at, authorId: r.user_id }));

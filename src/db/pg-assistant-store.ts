@@ -131,7 +131,11 @@ SELECT cfg.*, EXISTS (SELECT 1 FROM user_quotas q WHERE q.user_id = $2::uuid) AS
   FROM cfg`;
 
 export class PgAssistantStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    /** Where turnSettings runs: a node's genericPlanPool (src/db/pool.ts). */
+    private readonly genericPlans: pg.Pool = pool,
+  ) {}
 
   /** The user message `messageId` of a session `userId` is a member of. */
   async findTurnTarget(sessionId: string, userId: string, messageId: number): Promise<TurnTarget | null> {
@@ -251,7 +255,7 @@ export class PgAssistantStore {
    * first; none when the user is not a member.
    */
   async turnSettings(sessionId: string, userId: string, window: { beforeSeq?: number; extra?: number } = {}): Promise<TurnSettings> {
-    const { rows } = await this.pool.query({ name: "turn_settings_window", text: TURN_SETTINGS, values: [sessionId, userId, window.beforeSeq ?? INT4_MAX, window.extra ?? 0] });
+    const { rows } = await this.genericPlans.query({ name: "turn_settings_window", text: TURN_SETTINGS, values: [sessionId, userId, window.beforeSeq ?? INT4_MAX, window.extra ?? 0] });
     const r = rows[0];
     const config = toSettings(r);
     const recent = ((r.recent ?? []) as [number, number, string | null, Message["role"], string, MessageStatus][]).map(

@@ -53,10 +53,11 @@ export interface MemoryRuntime {
   stop(): Promise<void>;
 }
 
-export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: string, log: Logger, metrics: IndexerMetrics): Promise<MemoryRuntime> {
+/** `genericPlans`: the node's genericPlanPool (src/db/pool.ts), for the searches' hot reads. */
+export async function startMemory(config: Config, pool: pg.Pool, genericPlans: pg.Pool, databaseUrl: string, log: Logger, metrics: IndexerMetrics): Promise<MemoryRuntime> {
   const mlog = log.child({ component: "memory" });
   const queue = new PgIndexQueue(pool);
-  const queries = new PgMemoryQueries(pool, { windowRows: config.retrieval.lexicalWindow, termCap: config.retrieval.lexicalTermCap });
+  const queries = new PgMemoryQueries(pool, { windowRows: config.retrieval.lexicalWindow, termCap: config.retrieval.lexicalTermCap }, genericPlans);
   const passageQueue = new PgPassageIndexQueue(pool);
   const passageQueries = new PgPassageQueries(pool);
 
@@ -76,7 +77,7 @@ export async function startMemory(config: Config, pool: pg.Pool, databaseUrl: st
   const storeFor = (v: Pick<EmbeddingVersion, "collection" | "dimensions">): VectorStore =>
     config.qdrant.url
       ? new QdrantVectorStore({ url: config.qdrant.url, apiKey: config.qdrant.apiKey, collection: v.collection, dimensions: v.dimensions, logger: mlog })
-      : new PgVectorStore(pool, v.collection, v.dimensions, { rerankDepth: config.pgVectors.rerankDepth });
+      : new PgVectorStore(pool, v.collection, v.dimensions, { rerankDepth: config.pgVectors.rerankDepth }, genericPlans);
   const qdrantPurge = config.qdrant.url ? new QdrantVectorPurge(pool, { url: config.qdrant.url, apiKey: config.qdrant.apiKey }, log.child({ component: "purge" })) : undefined;
   const purge = qdrantPurge ?? new PgVectorPurge(pool);
 

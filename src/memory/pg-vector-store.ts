@@ -155,6 +155,8 @@ export class PgVectorStore implements VectorStore {
     private readonly collection: string,
     private readonly dimensions: number,
     options: PgVectorStoreOptions = {},
+    /** Where a search's code sync and rerank run: a node's genericPlanPool (src/db/pool.ts). */
+    private readonly genericPlans: pg.Pool = pool,
   ) {
     this.exact = options.exact ?? false;
     this.rerankDepth = options.rerankDepth ?? 400;
@@ -285,7 +287,7 @@ export class PgVectorStore implements VectorStore {
     const candidates = codes.nearest(query, filter, depth, Math.max(this.rerankMax, depth));
     if (candidates.length === 0) return [];
     // The filter is applied again here: the in-memory copy only proposes candidates.
-    const { rows } = await this.pool.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({
+    const { rows } = await this.genericPlans.query<{ point_id: string; embedding: Buffer; message_id: number; session_id: string; role: MessageRole; content: string; passage_id: number | null; attachment_id: string | null; author_id: string | null }>({
       name: "vector_rerank",
       text: `SELECT point_id, embedding, message_id, session_id, role, content, passage_id, attachment_id, author_id
          FROM message_vectors
@@ -317,7 +319,7 @@ export class PgVectorStore implements VectorStore {
 
   /** Catches `entry` up; `full` (or a first look) reads all the user's codes into a new copy. */
   private async sync(entry: UserEntry, userId: string, full = entry.codes === undefined): Promise<void> {
-    const { rows } = await this.pool.query<{ horizon: string; pruned: string; gone: Buffer; n: number; ids: Buffer; sessions: Buffer; roles: Buffer; codes: Buffer; magnitudes: Buffer }>({
+    const { rows } = await this.genericPlans.query<{ horizon: string; pruned: string; gone: Buffer; n: number; ids: Buffer; sessions: Buffer; roles: Buffer; codes: Buffer; magnitudes: Buffer }>({
       name: "vector_codes_sync",
       text: SYNC_SQL,
       values: [this.collection, userId, full ? "0" : entry.horizon.toString(), full],
