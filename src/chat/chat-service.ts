@@ -131,9 +131,17 @@ export class ChatService {
       this.store.getSession(session.id, actor.user.id),
     ]);
     // Null: removed meanwhile, and told so by the eviction; the first read still describes what was joined.
+    const joined = session;
     if (current) session = current;
     const truncated = input.afterSeq !== undefined && backlog.length > this.limits.joinBacklogMax;
     const messages = truncated ? backlog.slice(0, this.limits.joinBacklogMax) : backlog;
+    // The reply's lastSeq promises that every seq after afterSeq up to it is in the backlog (or its
+    // further pages). The backlog and `current` were read on two connections, each in its own
+    // snapshot, so `current` may count a message committed after the backlog's snapshot. Seqs
+    // commit in order within a session, so the backlog covers what the first read counted and every
+    // seq up to its newest row; what came later reaches this connection live (it is in the room).
+    const covered = Math.max(joined.lastSeq, backlog.at(-1)?.seq ?? 0);
+    if (session.lastSeq > covered) session = { ...session, lastSeq: covered };
     const activeStream = activeStreams.at(-1);
     return { session, messages, presence, truncated, activeStreams, ...(activeStream ? { activeStream } : {}) };
   }
