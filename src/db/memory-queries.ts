@@ -105,7 +105,12 @@ export class PgMemoryQueries {
     private readonly plan: LexicalPlan = DEFAULT_LEXICAL_PLAN,
     /** Where the lexical search runs: a node's genericPlanPool (src/db/pool.ts). */
     private readonly genericPlans: pg.Pool = pool,
-  ) {}
+  ) {
+    // Both are written into the search's text (constants its generic plan can use): whole numbers only.
+    if (!Number.isSafeInteger(plan.windowRows) || plan.windowRows < 1 || !Number.isSafeInteger(plan.termCap) || plan.termCap < 1) {
+      throw new RangeError(`a lexical plan takes whole numbers from 1: window ${plan.windowRows}, term cap ${plan.termCap}`);
+    }
+  }
 
   /**
    * The sessions `userId` is a member of (narrowed to one when given), with

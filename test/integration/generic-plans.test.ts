@@ -37,6 +37,11 @@ const prepared = async (pool: pg.Pool): Promise<Prepared[]> =>
   (await pool.query<Prepared>("SELECT name, generic_plans::int, custom_plans::int FROM pg_prepared_statements ORDER BY name")).rows;
 
 describe("generic plans", () => {
+  it("takes only whole-number limits, which it writes into the lexical search's text", () => {
+    expect(() => new PgMemoryQueries(main, { windowRows: 1.5, termCap: 10 }, generic)).toThrow(RangeError);
+    expect(() => new PgMemoryQueries(main, { windowRows: 50, termCap: 0 }, generic)).toThrow(RangeError);
+  });
+
   it("is a setting of the generic pool's connections only", async () => {
     expect((await generic.query("SHOW plan_cache_mode")).rows[0].plan_cache_mode).toBe("force_generic_plan");
     expect((await main.query("SHOW plan_cache_mode")).rows[0].plan_cache_mode).toBe("auto");
