@@ -24,7 +24,7 @@ import { connect, ok, register } from "../test/support/client.js";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../test/support/server-process.js";
-import { benchServerEnv, percentile, table } from "./lib.js";
+import { benchServerEnv, HISTORY_WORDS, historyTextSql, percentile, table } from "./lib.js";
 import { BREAKDOWN_HEADERS, breakdown, gauge, histogram, scrape, treeCpuMs } from "./server-metrics.js";
 
 const arg = (name: string, dflt: number) => {
@@ -141,7 +141,8 @@ async function throughServer(concurrency: number, clients: { socket: Socket; ses
   });
 }
 
-const WORDS = ["invoice", "lisbon", "meeting", "budget", "camera", "deadline", "pizza", "server", "holiday", "contract", "report", "garden", "question"];
+/** bench:scale's topics, and the bench's own questions' word, so the history holds candidates for them. */
+const WORDS = [...HISTORY_WORDS, "question"];
 
 /** HISTORY earlier messages per user over ten more sessions each, spread over the last year. */
 async function fillHistory(userIds: string[]): Promise<void> {
@@ -150,7 +151,6 @@ async function fillHistory(userIds: string[]): Promise<void> {
   const raw = new pg.Pool({ connectionString: url, max: 2 });
   const t0 = performance.now();
   try {
-    const words = `ARRAY[${WORDS.map((w) => `'${w}'`).join(",")}]`;
     const perSession = Math.ceil(HISTORY / 10);
     for (const userId of userIds) {
       await raw.query(
@@ -164,8 +164,7 @@ async function fillHistory(userIds: string[]): Promise<void> {
          )
          INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at, indexed_at)
          SELECT s.id, g, s.owner_id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
-                'message ' || g || ' about the ' || (${words})[1 + abs(hashtext(s.id::text)::bigint + g) % ${WORDS.length}] || ' and the ' ||
-                (${words})[1 + abs(hashtext(s.id::text || g)::bigint) % ${WORDS.length}] || ', with some more ordinary words to make it a realistic length',
+                ${historyTextSql("s.id", "g", WORDS)},
                 s.created_at + make_interval(mins => g), now()
            FROM s, generate_series(1, $2::int) g`,
         [userId, perSession],

@@ -82,3 +82,17 @@ export function benchServerEnv(): Record<string, string> {
   // Split at the first "=" only: a value may hold one.
   return raw ? Object.fromEntries(raw.split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])) : {};
 }
+
+/** The topics of the synthetic histories that bench:scale and bench:assistant --history write. */
+export const HISTORY_WORDS = ["invoice", "lisbon", "meeting", "budget", "camera", "deadline", "pizza", "server", "holiday", "contract", "report", "garden"];
+
+/**
+ * A SQL expression for a synthetic message's text: message `seq` of session
+ * `sessionId` (two SQL expressions) about two of `words`, picked by hashing
+ * both, at an ordinary message's length.
+ */
+export function historyTextSql(sessionId: string, seq: string, words: readonly string[] = HISTORY_WORDS): string {
+  const list = `ARRAY[${words.map((w) => `'${w.replaceAll("'", "''")}'`).join(",")}]`;
+  return `'message ' || ${seq} || ' about the ' || (${list})[1 + abs(hashtext(${sessionId}::text)::bigint + ${seq}) % ${words.length}] || ' and the ' ||
+              (${list})[1 + abs(hashtext(${sessionId}::text || ${seq})::bigint) % ${words.length}] || ', with some more ordinary words to make it a realistic length'`;
+}

@@ -16,7 +16,7 @@ import type { Socket } from "socket.io-client";
 import { freePort } from "../src/db/embedded-postgres.js";
 import { connect, ok, register } from "../test/support/client.js";
 import { startServer } from "../test/support/server-process.js";
-import { percentile, table } from "./lib.js";
+import { HISTORY_WORDS, historyTextSql, percentile, table } from "./lib.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +46,6 @@ async function timed(n: number, op: (i: number) => Promise<unknown>): Promise<{ 
   return { p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
-const WORDS = ["invoice", "lisbon", "meeting", "budget", "camera", "deadline", "pizza", "server", "holiday", "contract", "report", "garden"];
 try {
   const users = await Promise.all(Array.from({ length: USERS }, () => register(server.url)));
   const t0 = performance.now();
@@ -63,14 +62,12 @@ try {
     users.map((u) => u.user.id),
   );
   const { rows: ids } = await raw.query<{ id: string }>("SELECT id FROM chat_sessions WHERE title LIKE 'scale %' ORDER BY created_at");
-  const words = `ARRAY[${WORDS.map((w) => `'${w}'`).join(",")}]`;
   for (let from = 0; from < ids.length; from += 500) {
     const chunk = ids.slice(from, from + 500).map((r) => r.id);
     await raw.query(
       `INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at, indexed_at)
        SELECT s.id, g, s.owner_id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
-              'message ' || g || ' about the ' || (${words})[1 + abs(hashtext(s.id::text)::bigint + g) % ${WORDS.length}] || ' and the ' ||
-              (${words})[1 + abs(hashtext(s.id::text || g)::bigint) % ${WORDS.length}] || ', with some more ordinary words to make it a realistic length',
+              ${historyTextSql("s.id", "g")},
               s.created_at + make_interval(mins => g), now()
          FROM chat_sessions s, generate_series(1, ${PER_SESSION}) g
         WHERE s.id = ANY($1::uuid[])`,
@@ -103,7 +100,7 @@ try {
     await ok(p.socket, "message:send", { sessionId: p.sessions[(i * 104_729) % p.sessions.length], clientMessageId: `scale-${i}`, content: `a new message ${i} about the budget`, assistant: false });
   });
   const search = await timed(Math.min(OPS, 100), async (i) => {
-    await ok(pick(i).socket, "memory:search", { query: `${WORDS[i % WORDS.length]} ${WORDS[(i + 5) % WORDS.length]}`, mode: "lexical", limit: 10 });
+    await ok(pick(i).socket, "memory:search", { query: `${HISTORY_WORDS[i % HISTORY_WORDS.length]} ${HISTORY_WORDS[(i + 5) % HISTORY_WORDS.length]}`, mode: "lexical", limit: 10 });
   });
   const history = await timed(OPS, async (i) => {
     const p = pick(i);
