@@ -4,8 +4,11 @@
  * the statement triggers keep lexical_doc_stats as they do for sends), then
  * the same questions are asked through the running server at each size.
  *
- * Usage: npm run bench:memory-search [-- --sizes 10000,1000000 --queries 200 --sessions 50]
+ * Usage: npm run bench:memory-search [-- --sizes 10000,1000000 --queries 200 --sessions 50 --other-users 0]
  * The 1,000,000 size loads for about a minute on this machine; `--sizes 10000,100000` skips it.
+ * `--other-users N` gives N more users the same history (same texts, five
+ * sessions each): a server shared by many users, whose words the measured
+ * user's search must not pay for.
  * Pass --server-root <dir> to measure another checkout (an earlier ranker), and
  * BENCH_SERVER_ENV="MEMORY_LEXICAL_WINDOW=..." to try settings.
  */
@@ -26,6 +29,7 @@ const arg = (name: string, dflt: string) => {
 const SIZES = arg("sizes", "10000,1000000").split(",").map(Number);
 const QUERIES = Number(arg("queries", "200"));
 const SESSIONS = Number(arg("sessions", "50"));
+const OTHER_USERS = Number(arg("other-users", "0"));
 const serverRoot = arg("server-root", "");
 const CHUNK = 50_000;
 
@@ -54,21 +58,33 @@ try {
   const socket = await connect(server.url, user.token);
   const sessions: string[] = [];
   for (let i = 0; i < SESSIONS; i++) sessions.push((await ok(socket, "session:create", { title: `s${i}`, assistant: false })).session.id);
+  const others: { id: string; sessions: string[] }[] = [];
+  for (let i = 0; i < OTHER_USERS; i++) {
+    const { rows: u } = await db.query<{ id: string }>("INSERT INTO users (username, password_hash) VALUES ($1, 'x') RETURNING id", [`other_${i}_${Date.now()}`]);
+    const { rows: s } = await db.query<{ id: string }>(
+      `WITH s AS (INSERT INTO chat_sessions (owner_id, title) SELECT $1, 'o' || g FROM generate_series(1, 5) g RETURNING id)
+       INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, $1, 'owner' FROM s RETURNING session_id AS id`,
+      [u[0]!.id],
+    );
+    others.push({ id: u[0]!.id, sessions: s.map((r) => r.id) });
+  }
   let loaded = 0;
   for (const size of SIZES) {
     const t0 = performance.now();
     while (loaded < size) {
       const n = Math.min(CHUNK, size - loaded);
       const texts = makeCorpus(n, loaded + 1);
-      // Seqs continue per session: message k of the history goes to session k mod SESSIONS.
-      await db.query(
-        `WITH u AS (SELECT t, i FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i))
-         INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at)
-         SELECT ($2::uuid[])[((u.i + $3 - 1) % $4) + 1], ((u.i + $3 - 1) / $4)::int + 1, $5, 'user', u.t,
-                now() - make_interval(mins => ($6 - u.i - $3)::int)
-           FROM u`,
-        [texts, sessions, loaded, SESSIONS, user.user.id, size],
-      );
+      // Seqs continue per session: message k of the history goes to session k mod the user's sessions.
+      for (const who of [{ id: user.user.id, sessions }, ...others]) {
+        await db.query(
+          `WITH u AS (SELECT t, i FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i))
+           INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at)
+           SELECT ($2::uuid[])[((u.i + $3 - 1) % $4) + 1], ((u.i + $3 - 1) / $4)::int + 1, $5, 'user', u.t,
+                  now() - make_interval(mins => ($6 - u.i - $3)::int)
+             FROM u`,
+          [texts, who.sessions, loaded, who.sessions.length, who.id, size],
+        );
+      }
       loaded += n;
     }
     await db.query("UPDATE chat_sessions s SET last_seq = x.m FROM (SELECT session_id, max(seq) AS m FROM chat_messages GROUP BY 1) x WHERE x.session_id = s.id");
@@ -93,5 +109,5 @@ try {
   await db.end().catch(() => undefined);
   await rm(dataDir, { recursive: true, force: true });
 }
-console.log(`\nlexical memory:search, one user, ${SESSIONS} sessions, ${QUERIES} questions per size${serverRoot ? ` (server: ${serverRoot})` : ""}\n`);
+console.log(`\nlexical memory:search, one user, ${SESSIONS} sessions, ${QUERIES} questions per size${OTHER_USERS ? `, ${OTHER_USERS} other users with the same history` : ""}${serverRoot ? ` (server: ${serverRoot})` : ""}\n`);
 console.log(table(["messages", "bulk load s", "p50 ms", "p99 ms", "max ms", "load average"], rows));

@@ -51,6 +51,13 @@ const BRIDGE_MAX = 3;
 /** Score factor for a message inside the time window a question names. */
 const TIME_BOOST = 2;
 
+/**
+ * A message's keys in the full-text index chat_messages_scope_tsv (sql/030),
+ * written exactly as its expression: its author ('u' + user_id) and its
+ * session ('s' + session_id).
+ */
+const SCOPE_KEYS = (alias: string) => `ARRAY['u' || ${alias}.user_id::text, 's' || ${alias}.session_id::text]`;
+
 /** Candidates (best on their own score first) among which pairs are looked for: bounds the pairing's cost. */
 const PAIR_POOL = 300;
 
@@ -270,13 +277,14 @@ export class PgMemoryQueries {
          SELECT e.lexeme, g.id
            FROM est e CROSS JOIN LATERAL (
                 SELECT m.id
-                  -- OFFSET 0 keeps the scope out of the index scan: the GIN
-                  -- posting list of a rare term is short, the scope's rows are not.
-                  FROM (SELECT x.id, x.session_id, x.user_id, x.status FROM chat_messages x
-                         WHERE x.content_tsv @@ ${QUOTED("e.lexeme")} OFFSET 0) m
+                  -- The scope-key GIN index (sql/030) yields only the rows the scoping rule
+                  -- may return (the user's own, the home session's), whoever else wrote the
+                  -- word. OFFSET 0 keeps the scope array out of the index scan.
+                  FROM (SELECT x.id, x.session_id, x.status FROM chat_messages x
+                         WHERE ${SCOPE_KEYS("x")} && ARRAY['u' || $1::text, 's' || $9::text]
+                           AND x.content_tsv @@ ${QUOTED("e.lexeme")} OFFSET 0) m
                  WHERE m.status <> 'streaming'
                    AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
-                   AND (m.session_id = $9::uuid OR m.user_id = $1)
                  LIMIT ${this.plan.termCap} + 1) g
           WHERE NOT e.whole AND e.est_df < ${this.plan.termCap}
        ), gin_n AS (
