@@ -6,7 +6,8 @@
  * a user's sessions) and what retention does (deleting one session), with
  * table and index sizes. The figures decide whether time-based partitioning
  * of chat_messages is worth it (see README, Benchmarks).
- * Usage: npm run bench:scale [-- --messages 5000000 --sessions 50000 --ops 300]
+ * Usage: npm run bench:scale [-- --messages 5000000 --sessions 50000 --ops 300 --server-root <checkout>]
+ * (--server-root runs another version of the server against the same kind of table).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,11 +27,13 @@ const MESSAGES = arg("messages", 5_000_000);
 const SESSIONS = arg("sessions", 50_000);
 const OPS = arg("ops", 300);
 const USERS = 100;
+const serverRootAt = process.argv.indexOf("--server-root");
+const SERVER_ROOT = serverRootAt >= 0 ? process.argv[serverRootAt + 1] : undefined;
 const PER_SESSION = Math.ceil(MESSAGES / SESSIONS);
 
 const dataDir = await mkdtemp(path.join(tmpdir(), "memchat-bench-scale-"));
 const pgPort = await freePort();
-const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), EMBEDDER: "hash", INDEXER_ENABLED: "false", RATE_LIMITS_ENABLED: "false" }, 120_000);
+const server = await startServer({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), EMBEDDER: "hash", INDEXER_ENABLED: "false", RATE_LIMITS_ENABLED: "false" }, 120_000, [], undefined, SERVER_ROOT);
 const password = (await readFile(path.join(dataDir, "pg.password"), "utf8")).trim();
 const raw = new pg.Pool({ connectionString: `postgres://postgres:${password}@127.0.0.1:${pgPort}/memchat`, max: 4 });
 raw.on("error", () => undefined);
@@ -111,7 +114,7 @@ try {
   });
   for (const s of sockets) s.close();
 
-  console.log(`\n\nchat_messages at scale: ${total.toLocaleString()} messages in ${SESSIONS.toLocaleString()} sessions over a year (filled in ${fillSeconds.toFixed(0)} s)\n`);
+  console.log(`\n\nchat_messages at scale: ${total.toLocaleString()} messages in ${SESSIONS.toLocaleString()} sessions over a year (filled in ${fillSeconds.toFixed(0)} s)${SERVER_ROOT ? `, server: ${SERVER_ROOT}` : ""}\n`);
   console.log(table(["relation", "MB"], sizes.map((r) => [r.rel, r.mb])));
   console.log();
   console.log(
