@@ -153,9 +153,12 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
       expect(status).toMatch(new RegExp(`^active \\d+ \\(${NEW_MODEL}\\): ready`));
     }
 
-    // (Once its model loaded, the restarted node finds the build still going, or already switched by the other node meanwhile.)
+    // Once its model loaded, the restarted node finds the build still going, or already switched by the other node meanwhile.
+    // It reports the version's state from the database before that (a loaded machine loads the model late), so wait for it.
     if (storeKind === "postgres") {
-      expect(fresh.logs.some((l) => String(l.msg).includes("still being backfilled") || String(l.msg).includes("is the active version"))).toBe(true);
+      const registered = () => fresh.logs.some((l) => String(l.msg).includes("still being backfilled") || String(l.msg).includes("is the active version"));
+      for (let i = 0; i < 300 && !registered(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(registered()).toBe(true);
     }
     // Every message, from before and during the backfill, is in the new version and found through it on both nodes.
     for (let i = 0; i < 200 && !(await indexed()); i++) await new Promise((r) => setTimeout(r, 50));
