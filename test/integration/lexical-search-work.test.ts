@@ -60,8 +60,8 @@ const nodes = (p: PlanNode): PlanNode[] => [p, ...(p.Plans ?? []).flatMap(nodes)
  */
 async function searchAndPlan(queries: (pool: pg.Pool) => PgMemoryQueries, s: LexicalSearch) {
   const client = await generic.connect();
-  let sent: { name: string; values: unknown[] } | undefined;
-  const spy = { query: (config: { name: string; values: unknown[] }) => ((sent = config), client.query(config)) } as unknown as pg.Pool;
+  let sent: pg.QueryConfig | undefined;
+  const spy = { query: (config: pg.QueryConfig) => ((sent = config), client.query(config)) } as unknown as pg.Pool;
   try {
     // This table is small enough that a scan of it is the cheaper plan; on a real one the index
     // is, and that index's reads are what is measured here.
@@ -69,7 +69,7 @@ async function searchAndPlan(queries: (pool: pg.Pool) => PgMemoryQueries, s: Lex
     const hits = await queries(spy).search(s);
     const literal = (v: unknown): string =>
       v === null || v === undefined ? "NULL" : typeof v === "number" ? String(v) : Array.isArray(v) ? client.escapeLiteral(`{${v.join(",")}}`) : client.escapeLiteral(String(v));
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${sent!.name}(${sent!.values.map(literal).join(", ")})`);
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${sent!.name}(${(sent!.values ?? []).map(literal).join(", ")})`);
     return { hits, plan: nodes((rows[0]["QUERY PLAN"] as [{ Plan: PlanNode }])[0].Plan) };
   } finally {
     await client.query("RESET enable_seqscan");
