@@ -462,6 +462,27 @@ describe("web client", () => {
     expect(await page.locator('[data-testid="sessions-more"]').count()).toBe(0);
   });
 
+  it("leaves the account menu open when a session opens by itself after the menu was opened", async () => {
+    const name = uniqueName("menu");
+    const first = await web.newPage();
+    await signUp(first, web.server.url, name);
+    await createSessionInUi(first, "Opens by itself");
+    const page = await web.newPage();
+    // The session list is held back until the menu is open: the session it brings opens after.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await page.route("**/api/sessions?*", async (route) => {
+      await held;
+      await route.continue();
+    });
+    await logIn(page, web.server.url, name);
+    await page.getByRole("button", { name: "Account" }).click();
+    release();
+    await page.locator('[data-testid="session"].active').waitFor();
+    await page.getByRole("button", { name: "Delete account" }).waitFor({ state: "visible", timeout: 2000 });
+    await page.unroute("**/api/sessions?*");
+  });
+
   it("exports the user's data, logs out everywhere, and deletes the account from the account menu", async () => {
     const name = uniqueName("acct");
     const page = await web.newPage();

@@ -215,7 +215,9 @@ export class ChatApp {
     await this.refreshSessions();
     const remembered = lastSession(this.auth.user.id);
     const initial = this.sessions.find((s) => s.id === remembered) ?? (NARROW.matches ? undefined : this.sessions[0]);
-    if (initial) this.open(initial);
+    // Opened for the user, not by them: the composer takes focus only if nothing has it yet (a menu opened
+    // while the list was loading would close on losing it).
+    if (initial) this.open(initial, document.activeElement === null || document.activeElement === document.body);
     else if (NARROW.matches) this.setDrawer(true);
   }
 
@@ -325,7 +327,7 @@ export class ChatApp {
     this.renderSessions();
   }
 
-  private open(session: Session): void {
+  private open(session: Session, takeFocus = true): void {
     if (this.conversation?.sessionId === session.id) {
       this.setDrawer(false);
       this.conversation.focusComposer();
@@ -366,7 +368,7 @@ export class ChatApp {
     this.renderSessions();
     this.setDrawer(false);
     void conv.open();
-    if (!NARROW.matches) conv.focusComposer();
+    if (takeFocus && !NARROW.matches) conv.focusComposer();
   }
 
   private close(): void {
