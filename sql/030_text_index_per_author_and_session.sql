@@ -18,7 +18,7 @@
 -- can answer an array overlap, so no generic plan can swap in the btree on
 -- (user_id, created_at) and walk a user's whole history instead (a
 -- btree_gin index on (user_id, content_tsv) was tried: the generic plan
--- took that btree). The expression must stay exactly as SCOPE_KEYS writes
+-- took that btree). The expression must stay exactly as scopeKeys writes
 -- it in memory-queries.ts. Nothing else searches chat_messages.content_tsv.
 --
 -- Built inside this migration's transaction, which blocks writes to

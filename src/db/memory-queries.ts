@@ -52,11 +52,12 @@ const BRIDGE_MAX = 3;
 const TIME_BOOST = 2;
 
 /**
- * A message's keys in the full-text index chat_messages_scope_tsv (sql/030),
- * written exactly as its expression: its author ('u' + user_id) and its
- * session ('s' + session_id).
+ * Scope keys of the full-text index chat_messages_scope_tsv (sql/030): an
+ * author ('u' + user id) and a session ('s' + session id). Of a row's
+ * columns it writes the index's expression exactly, which the planner
+ * matches; of a search's user and home session, the keys it asks for.
  */
-const SCOPE_KEYS = (alias: string) => `ARRAY['u' || ${alias}.user_id::text, 's' || ${alias}.session_id::text]`;
+const scopeKeys = (user: string, session: string) => `ARRAY['u' || ${user}::text, 's' || ${session}::text]`;
 
 /** Candidates (best on their own score first) among which pairs are looked for: bounds the pairing's cost. */
 const PAIR_POOL = 300;
@@ -281,7 +282,7 @@ export class PgMemoryQueries {
                   -- may return (the user's own, the home session's), whoever else wrote the
                   -- word. OFFSET 0 keeps the scope array out of the index scan.
                   FROM (SELECT x.id, x.session_id, x.status FROM chat_messages x
-                         WHERE ${SCOPE_KEYS("x")} && ARRAY['u' || $1::text, 's' || $9::text]
+                         WHERE ${scopeKeys("x.user_id", "x.session_id")} && ${scopeKeys("$1", "$9")}
                            AND x.content_tsv @@ ${QUOTED("e.lexeme")} OFFSET 0) m
                  WHERE m.status <> 'streaming'
                    AND m.session_id = ANY((SELECT ids FROM scope)::uuid[])
