@@ -330,7 +330,7 @@ export class ChatApp {
   private open(session: Session, takeFocus = true): void {
     if (this.conversation?.sessionId === session.id) {
       this.setDrawer(false);
-      this.conversation.focusComposer();
+      if (takeFocus) this.conversation.focusComposer();
       return;
     }
     this.conversation?.dispose();
