@@ -8,7 +8,7 @@
 import type pg from "pg";
 import { type ClaimedBatch, type ClaimRequest, type ClaimRow, claimedBatch, type IndexJobs, type QueuedMessage } from "./index-queue.js";
 
-/** Marks the previous batch ($4) and claims the next, in one statement as the main queue does. */
+/** Marks the previous batch ($4) and claims the next, in one statement as the main queue does (rows read by id arrays, as there). */
 const CLAIM = `
 WITH done AS (
   DELETE FROM message_version_jobs WHERE version_id = $3 AND message_id = ANY($4::bigint[])
@@ -23,14 +23,14 @@ WITH done AS (
   UPDATE message_version_jobs j
      SET attempts = j.attempts + 1,
          run_at = now() + make_interval(secs => $2::double precision / 1000)
-    FROM due
-   WHERE j.message_id = due.message_id AND j.version_id = $3
+   WHERE j.version_id = $3 AND j.message_id = ANY (ARRAY(SELECT message_id FROM due))
   RETURNING j.message_id, j.attempts
 )
 SELECT false AS passage, m.id, NULL::uuid AS attachment_id, m.session_id, s.owner_id, m.user_id AS author_id, m.role, m.content, m.created_at, c.attempts
-  FROM claimed c
-  JOIN chat_messages m ON m.id = c.message_id
-  JOIN chat_sessions s ON s.id = m.session_id`;
+  FROM chat_messages m
+  JOIN claimed c ON c.message_id = m.id
+  JOIN chat_sessions s ON s.id = m.session_id
+ WHERE m.id = ANY (ARRAY(SELECT message_id FROM claimed))`;
 
 export class PgVersionJobQueue implements IndexJobs {
   constructor(
