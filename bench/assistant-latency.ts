@@ -5,7 +5,7 @@
  * streaming straight to a client (the openai SDK, no server in between).
  *
  * `--history N` first gives each user N earlier messages over ten more
- * sessions of theirs (written straight into chat_messages, indexed_at set:
+ * sessions of theirs (written straight into chat_messages, with no indexing job:
  * the lexical search and the window read them, the vector search holds only
  * the bench's own messages), so the figures are those of a database with a
  * history rather than an empty one.
@@ -162,10 +162,10 @@ async function fillHistory(userIds: string[]): Promise<void> {
          ), m AS (
            INSERT INTO chat_session_members (session_id, user_id, role) SELECT id, owner_id, 'owner' FROM s
          )
-         INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at, indexed_at)
+         INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at)
          SELECT s.id, g, s.owner_id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
                 ${historyTextSql("s.id", "g", WORDS)},
-                s.created_at + make_interval(mins => g), now()
+                s.created_at + make_interval(mins => g)
            FROM s, generate_series(1, $2::int) g`,
         [userId, perSession],
       );

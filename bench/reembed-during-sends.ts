@@ -77,8 +77,8 @@ try {
   const per = Math.ceil(MESSAGES / hist.length);
   for (const h of hist) {
     await raw.query(
-      `INSERT INTO chat_messages (session_id, seq, user_id, role, content, indexed_at)
-       SELECT $1, g, $2, 'user', 'history message ' || g || ' about the ' || (ARRAY['harbour','violin','glacier','orchard','lantern'])[1 + g % 5] || ' and other things said that day', now()
+      `INSERT INTO chat_messages (session_id, seq, user_id, role, content)
+       SELECT $1, g, $2, 'user', 'history message ' || g || ' about the ' || (ARRAY['harbour','violin','glacier','orchard','lantern'])[1 + g % 5] || ' and other things said that day'
          FROM generate_series(1, $3) g`,
       [h.id, owner, per],
     );

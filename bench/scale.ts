@@ -68,10 +68,10 @@ try {
   for (let from = 0; from < ids.length; from += 500) {
     const chunk = ids.slice(from, from + 500).map((r) => r.id);
     await raw.query(
-      `INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at, indexed_at)
+      `INSERT INTO chat_messages (session_id, seq, user_id, role, content, created_at)
        SELECT s.id, g, s.owner_id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
               ${historyTextSql("s.id", "g")},
-              s.created_at + make_interval(mins => g), now()
+              s.created_at + make_interval(mins => g)
          FROM chat_sessions s, generate_series(1, ${PER_SESSION}) g
         WHERE s.id = ANY($1::uuid[])`,
       [chunk],

@@ -280,10 +280,8 @@ export async function completeBackfill(pool: pg.Pool, versionId: number): Promis
       await client.query(
         `WITH moved AS (
            DELETE FROM message_version_jobs WHERE version_id = $1 RETURNING message_id
-         ), queued AS (
-           INSERT INTO message_index_jobs (message_id) SELECT message_id FROM moved ON CONFLICT (message_id) DO NOTHING
          )
-         UPDATE chat_messages SET indexed_at = NULL WHERE id IN (SELECT message_id FROM moved)`,
+         INSERT INTO message_index_jobs (message_id) SELECT message_id FROM moved ON CONFLICT (message_id) DO NOTHING`,
         [versionId],
       );
       await client.query("UPDATE message_index_jobs SET run_at = now() WHERE run_at > now()");

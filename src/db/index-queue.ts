@@ -1,6 +1,9 @@
 /**
  * The indexing queue: one row in message_index_jobs per message waiting to be
  * embedded (sql/004_index_jobs.sql says why it is not chat_messages itself).
+ * Invariant: a message of the active version is indexed exactly when it has
+ * no job; closing the job is the whole mark (sql/031 says why nothing is
+ * written on the message row).
  * Claims use FOR UPDATE SKIP LOCKED so any number of nodes can drain it; a
  * claim counts the attempt and pushes run_at out by a lease, so a node that
  * dies mid-batch only delays those jobs.
@@ -31,37 +34,37 @@ export interface QueuedMessage {
 const MARKS_LAND = (param: string) => `(${param}::int IS NULL OR EXISTS (SELECT 1 FROM embedding_versions WHERE id = ${param}::int AND state = 'active'))`;
 
 /**
- * The marks of a batch (ids, vector ids, version: parameter names) that may
- * land: the version is active, and the message's job, if it still has one,
- * has been claimed since it was queued (attempts > 0). Queueing a message
+ * The marks of a batch (ids, version: parameter names) that may land: the
+ * version is active, and the message's job, if it still has one, has been
+ * claimed since it was queued (attempts > 0). Queueing a message
  * again (an interrupted reply's longer text, setInterruptedContent) resets
  * its job's attempts to 0: a batch that claimed it before holds the old text,
  * so it must not close the job, which is claimed and embedded again. The
  * delete re-checks attempts on a row changed while it runs, so a queueing
  * that commits meanwhile is not lost either.
  */
-const MARKABLE = (ids: string, vectorIds: string, version: string) => `SELECT * FROM unnest(${ids}::bigint[], ${vectorIds}::uuid[]) AS u(id, vector_id)
+const MARKABLE = (ids: string, version: string) => `SELECT id FROM unnest(${ids}::bigint[]) AS u(id)
    WHERE ${MARKS_LAND(version)}
      AND NOT EXISTS (SELECT 1 FROM message_index_jobs j WHERE j.message_id = u.id AND j.attempts = 0)`;
-const CLOSE_JOBS = "DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id AND j.attempts > 0 RETURNING j.message_id, j.attempts";
+const CLOSE_JOBS = "DELETE FROM message_index_jobs j USING u WHERE j.message_id = u.id AND j.attempts > 0";
 
 /*
  * Claim and mark are sent unnamed, so each is planned with its real batch
  * size and the tables' current size. Prepared once per connection, their
  * generic plans were made while the tables were small and kept as they grew:
  * hash joins over every job and every message, 20-30 ms a claim at 36,000
- * messages against about 1 ms planned afresh. Planning costs well under a
- * millisecond, and there are a few dozen of these a second at most.
+ * messages against about 1 ms planned afresh. Planning the claim costs
+ * 1.1-1.6 ms (EXPLAIN), and there are a few dozen claims a second at most.
  */
 /**
  * One statement per batch for the rest of the round trip: it marks the
- * previous batch's messages indexed ($4 ids, $5 vector ids, $6 model, as
- * MARK_INDEXED does), then claims the next messages and, when $7, tops the
- * batch up with attachment passages (messages first, as before). At load
- * each statement costs PostgreSQL about a millisecond whatever it carries
- * (README, Tails at a fixed load), so claim, passage claim and mark were
- * three of a batch's four. The mark's rows are left out of the claim: one
- * statement may not lock and delete the same row.
+ * previous batch's messages indexed ($4 ids, as MARK_INDEXED does), then
+ * claims the next messages and, when $5, tops the batch up with attachment
+ * passages (messages first, as before). At load each statement costs
+ * PostgreSQL about a millisecond whatever it carries (README, Tails at a
+ * fixed load), so claim, passage claim and mark were three of a batch's
+ * four. The mark's rows are left out of the claim: one statement may not
+ * lock and delete the same row.
  *
  * Rows are fetched by `id = ANY (ARRAY(SELECT ...))`, not by joining the
  * claimed jobs: planned with LIMIT $1 (64) claimed rows against a table of
@@ -72,15 +75,9 @@ const CLOSE_JOBS = "DELETE FROM message_index_jobs j USING u WHERE j.message_id 
  */
 const CLAIM = `
 WITH u AS (
-  ${MARKABLE("$4", "$5", "$3")}
+  ${MARKABLE("$4", "$3")}
 ), done AS (
   ${CLOSE_JOBS}
-), marked AS (
-  UPDATE chat_messages m
-     SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $6,
-         index_attempts = coalesce((SELECT attempts FROM done WHERE done.message_id = m.id), m.index_attempts)
-    FROM u
-   WHERE m.id = u.id
 ), due AS (
   SELECT message_id FROM message_index_jobs
    WHERE run_at <= now()
@@ -98,7 +95,7 @@ WITH u AS (
   RETURNING j.message_id, j.attempts
 ), pdue AS (
   SELECT passage_id FROM passage_index_jobs
-   WHERE $7::boolean AND run_at <= now()
+   WHERE $5::boolean AND run_at <= now()
    ORDER BY run_at, passage_id
    LIMIT greatest($1 - (SELECT count(*) FROM due), 0)
    FOR UPDATE SKIP LOCKED
@@ -122,18 +119,11 @@ SELECT true, p.id, p.attachment_id, p.session_id, s.owner_id, a.uploader_id, NUL
   JOIN chat_sessions s ON s.id = p.session_id
  WHERE p.id = ANY (ARRAY(SELECT passage_id FROM pclaimed))`;
 
-// The job goes in the statement that records the vector: a message is indexed or queued, never both or neither.
 const MARK_INDEXED = `
 WITH u AS (
-  ${MARKABLE("$1", "$2", "$4")}
-), done AS (
-  ${CLOSE_JOBS}
+  ${MARKABLE("$1", "$2")}
 )
-UPDATE chat_messages m
-   SET indexed_at = now(), vector_id = u.vector_id, embedding_model = $3,
-       index_attempts = coalesce((SELECT attempts FROM done WHERE done.message_id = m.id), m.index_attempts)
-  FROM u
- WHERE m.id = u.id`;
+${CLOSE_JOBS}`;
 
 /** A claim statement's row: a message (passage false) or an attachment passage. */
 export interface ClaimRow {
@@ -165,16 +155,11 @@ export function claimedBatch(rows: readonly ClaimRow[]): ClaimedBatch {
   return { messages, passages };
 }
 
-export interface IndexedMarks {
-  items: readonly { id: number; vectorId: string }[];
-  model: string;
-}
-
 export interface ClaimRequest {
   limit: number;
   leaseMs: number;
-  /** The previous batch, upserted: marked in the claim's statement. */
-  done?: IndexedMarks | undefined;
+  /** The previous batch's message ids, upserted: their jobs are closed in the claim's statement. */
+  done?: readonly number[] | undefined;
   withPassages?: boolean;
 }
 
@@ -192,7 +177,8 @@ export interface IndexJobs {
    * indexes them).
    */
   claimBatch(req: ClaimRequest): Promise<ClaimedBatch>;
-  markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void>;
+  /** Closes the jobs of messages whose vectors are stored. */
+  markIndexed(ids: readonly number[]): Promise<void>;
   markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void>;
 }
 
@@ -213,22 +199,13 @@ export class PgIndexQueue implements IndexJobs {
   }
 
   async claimBatch(req: ClaimRequest): Promise<ClaimedBatch> {
-    const done = req.done?.items ?? [];
-    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [
-      req.limit,
-      req.leaseMs,
-      this.versionId ?? null,
-      done.map((i) => i.id),
-      done.map((i) => i.vectorId),
-      req.done?.model ?? null,
-      req.withPassages ?? false,
-    ]);
+    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [req.limit, req.leaseMs, this.versionId ?? null, req.done ?? [], req.withPassages ?? false]);
     return claimedBatch(rows);
   }
 
-  async markIndexed(items: readonly { id: number; vectorId: string }[], model: string): Promise<void> {
-    if (items.length === 0) return;
-    await this.pool.query(MARK_INDEXED, [items.map((i) => i.id), items.map((i) => i.vectorId), model, this.versionId ?? null]);
+  async markIndexed(ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.pool.query(MARK_INDEXED, [ids, this.versionId ?? null]);
   }
 
   /** Records the error; the row becomes due again after `retryAfterMs` (exponential backoff, computed by the caller). */

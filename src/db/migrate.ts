@@ -28,8 +28,8 @@ export async function loadMigrations(dir = SQL_DIR): Promise<Migration[]> {
   return migrations;
 }
 
-export async function latestMigrationVersion(): Promise<number> {
-  const all = await loadMigrations();
+export async function latestMigrationVersion(dir = SQL_DIR): Promise<number> {
+  const all = await loadMigrations(dir);
   return all.at(-1)?.version ?? 0;
 }
 

@@ -318,7 +318,7 @@ export class PgAssistantStore {
   async setInterruptedContent(messageId: number, content: string): Promise<void> {
     await this.pool.query(
       `WITH upd AS (
-         UPDATE chat_messages SET content = $2, indexed_at = NULL WHERE id = $1 AND status = 'interrupted' RETURNING id
+         UPDATE chat_messages SET content = $2 WHERE id = $1 AND status = 'interrupted' RETURNING id
        )
        ${QUEUE_FOR_INDEXING}`,
       [messageId, content],

@@ -44,13 +44,13 @@ export class PgVersionJobQueue implements IndexJobs {
 
   /** Passages are the active version's: a building one never claims them. */
   async claimBatch(req: ClaimRequest): Promise<ClaimedBatch> {
-    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [req.limit, req.leaseMs, this.versionId, (req.done?.items ?? []).map((i) => i.id)]);
+    const { rows } = await this.pool.query<ClaimRow>(CLAIM, [req.limit, req.leaseMs, this.versionId, req.done ?? []]);
     return claimedBatch(rows);
   }
 
-  async markIndexed(items: readonly { id: number; vectorId: string }[]): Promise<void> {
-    if (items.length === 0) return;
-    await this.pool.query("DELETE FROM message_version_jobs WHERE version_id = $1 AND message_id = ANY($2::bigint[])", [this.versionId, items.map((i) => i.id)]);
+  async markIndexed(ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.pool.query("DELETE FROM message_version_jobs WHERE version_id = $1 AND message_id = ANY($2::bigint[])", [this.versionId, ids]);
   }
 
   async markFailed(items: readonly { id: number; retryAfterMs: number }[], error: string): Promise<void> {

@@ -8,7 +8,7 @@
  * overwrites its points instead of duplicating them.
  */
 import type { Logger } from "pino";
-import type { IndexedMarks, IndexJobs, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
+import type { IndexJobs, PgPassageIndexQueue, QueuedMessage, QueuedPassage } from "../db/index-queue.js";
 import { pointIdForMessage, pointIdForPassage } from "./point-id.js";
 import type { Embedder, PassagePoint, VectorPoint, VectorStore } from "./types.js";
 
@@ -86,7 +86,7 @@ export class Indexer {
 
   private async run(): Promise<void> {
     // Messages upserted but not yet marked: they go with this loop's next claim.
-    let done: IndexedMarks | undefined;
+    let done: readonly number[] | undefined;
     while (this.running) {
       let claimed = 0;
       try {
@@ -110,7 +110,7 @@ export class Indexer {
   }
 
   /** Marks `previous` and claims, embeds and upserts one batch; returns its messages' marks, not yet written. */
-  private async batch(previous: IndexedMarks | undefined): Promise<{ claimed: number; done: IndexedMarks | undefined }> {
+  private async batch(previous: readonly number[] | undefined): Promise<{ claimed: number; done: readonly number[] | undefined }> {
     const { messages: batch, passages } = await this.queue.claimBatch({
       limit: this.opts.batchSize,
       leaseMs: this.opts.leaseMs,
@@ -120,7 +120,7 @@ export class Indexer {
     const claimed = batch.length + passages.length;
     if (claimed === 0) return { claimed, done: undefined };
     const started = performance.now();
-    let done: IndexedMarks | undefined;
+    let done: readonly number[] | undefined;
     try {
       // One embedding call for both kinds: the batch fills the embedder as one.
       const vectors = await this.embedder.embed([...batch.map((m) => m.content), ...passages.map((p) => p.content)]);
@@ -128,7 +128,7 @@ export class Indexer {
       const passagePoints = passages.map((p, i) => toPassagePoint(p, vectors[batch.length + i]!));
       if (points.length > 0) await this.store.upsert(points);
       if (passagePoints.length > 0) await this.store.upsertPassages(passagePoints);
-      if (points.length > 0) done = { items: points.map((p) => ({ id: p.payload.messageId, vectorId: p.id })), model: this.embedder.model };
+      if (points.length > 0) done = batch.map((m) => m.id);
       await this.passages?.markIndexed(
         passagePoints.map((p) => ({ id: p.payload.passageId, vectorId: p.id })),
         this.embedder.model,
@@ -152,8 +152,8 @@ export class Indexer {
   }
 
   /** Writes marks on their own (a stopping loop, drainOnce); a failure leaves the rows to be indexed again when their lease ends. */
-  private async mark(done: IndexedMarks): Promise<void> {
-    await this.queue.markIndexed(done.items, done.model).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "could not mark indexed messages; they will be indexed again"));
+  private async mark(done: readonly number[]): Promise<void> {
+    await this.queue.markIndexed(done).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "could not mark indexed messages; they will be indexed again"));
   }
 
   private backoff(attempts: number): number {

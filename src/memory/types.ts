@@ -5,7 +5,7 @@ export interface EmbedOptions {
 
 /** A model that turns texts into fixed-size, L2-normalised vectors. */
 export interface Embedder {
-  /** Model identity stored with every indexed message (`chat_messages.embedding_model`). */
+  /** Model identity, recorded with the embedding version whose collection holds its vectors (`embedding_versions.model`). */
   readonly model: string;
   readonly dimensions: number;
   /**

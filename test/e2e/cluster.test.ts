@@ -301,7 +301,7 @@ describe("faults", () => {
     expect(r.hits.length).toBeGreaterThan(0); // lexical keeps answering
     await qdrant.setDown(false);
     await eventually(async () => {
-      const { rows } = await pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE session_id = $1 AND indexed_at IS NULL", [session.id]);
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM message_index_jobs j JOIN chat_messages m ON m.id = j.message_id WHERE m.session_id = $1", [session.id]);
       return rows[0].n === 0 ? true : undefined;
     }, 30_000);
     const points = qdrant.points("chat_history_lexical_hash_v1_384_384").filter((p) => p.payload.session_id === session.id);

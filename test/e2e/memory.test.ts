@@ -27,7 +27,7 @@ describe.each(["postgres", "qdrant"] as const)("memory with the %s vector store"
 
   async function backlogZero() {
     for (let i = 0; i < 200; i++) {
-      const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
+      const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs");
       if (rows[0].n === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -76,7 +76,9 @@ describe.each(["postgres", "qdrant"] as const)("memory with the %s vector store"
   });
 
   it("indexes every message into the configured store", async () => {
-    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE vector_id IS NOT NULL");
+    const { rows } = await db.pool.query(
+      "SELECT count(*)::int AS n FROM chat_messages m WHERE NOT EXISTS (SELECT 1 FROM message_index_jobs j WHERE j.message_id = m.id)",
+    );
     expect(rows[0].n).toBe(6);
     if (qdrant) {
       const collections = qdrant.requests.filter((r) => r.route === "PUT /collections/{name}/points").length;
@@ -160,7 +162,7 @@ describe("memory without an embedder", () => {
       expect(r.degraded).toBe(true);
       expect(r.mode).toBe("lexical");
       expect(r.hits[0].content).toContain("flowerpot");
-      const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
+      const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs");
       expect(rows[0].n).toBe(1);
       expect(server.logs.some((l) => String(l.msg).includes("embedder unavailable"))).toBe(true);
       s.close();
@@ -196,12 +198,12 @@ describe("memory with the transformers.js embedder", () => {
         await ok(s, "message:send", { sessionId: session.id, clientMessageId: String(i), content });
       }
       for (let i = 0; i < 200; i++) {
-        const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL");
+        const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM message_index_jobs");
         if (rows[0].n === 0) break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      const { rows } = await db.pool.query("SELECT DISTINCT embedding_model FROM chat_messages");
-      expect(rows).toEqual([{ embedding_model: "memchat/tiny-bert" }]);
+      const { rows } = await db.pool.query("SELECT model FROM embedding_versions WHERE state = 'active'");
+      expect(rows).toEqual([{ model: "memchat/tiny-bert" }]);
       const ready = await api(server.url, "/readyz");
       expect(ready.body.checks.embedder).toMatchObject({ ok: true });
       expect(ready.body.checks.embedder.status).toContain("memchat/tiny-bert");

@@ -72,7 +72,7 @@ describe.each(["postgres", "qdrant"] as const)("re-embedding with the %s vector 
     };
     const words = ["harbour", "violin", "glacier", "orchard", "lantern", "falcon", "meadow", "copper", "tundra", "saffron", "quarry", "ember"];
     for (let i = 0; i < 24; i++) await send(onOld, `note ${i}: the ${words[i % words.length]} of week ${i}`);
-    const indexed = async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_messages WHERE indexed_at IS NULL")).rows[0]!.n === 0;
+    const indexed = async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM message_index_jobs")).rows[0]!.n === 0;
     for (let i = 0; i < 200 && !(await indexed()); i++) await new Promise((r) => setTimeout(r, 50));
 
     // The second node comes up with the new model; a slow backfill leaves time for traffic meanwhile.

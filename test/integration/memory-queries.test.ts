@@ -67,7 +67,7 @@ describe("lexical_doc_stats", () => {
     await write(s, a, "first message about gardens", "second one", "");
     const [bId] = await write(s, b, "bob writes a longer message with several distinct words");
     await db.pool.query("UPDATE chat_messages SET content = 'rewritten entirely by an edit' WHERE id = $1", [bId]);
-    await db.pool.query("UPDATE chat_messages SET indexed_at = now() WHERE session_id = $1", [s]); // not a text change
+    await db.pool.query("UPDATE chat_messages SET updated_at = now() WHERE session_id = $1", [s]); // not a text change
     await db.pool.query("DELETE FROM chat_messages WHERE session_id = $1 AND content = 'second one'", [s]);
     await db.pool.query("DELETE FROM users WHERE id = $1", [b]); // b's rows lose their author
     const expected = await db.pool.query(
