@@ -10,7 +10,11 @@
  * the bench's own messages), so the figures are those of a database with a
  * history rather than an empty one.
  *
- * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --history 0 --server-root <checkout>]
+ * `--pause-ms N` makes each client wait N ms between its measured turns (on
+ * both paths): a user who asks now and then rather than back to back, whose
+ * turn finds the server's connections as a quiet spell left them.
+ *
+ * Usage: npm run bench:assistant [-- --rounds 3 --tokens 20 --token-delay 20 --history 0 --pause-ms 0 --server-root <checkout>]
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -35,6 +39,7 @@ const ROUNDS = arg("rounds", 3);
 const TOKENS = arg("tokens", 20);
 const TOKEN_DELAY = arg("token-delay", 20);
 const HISTORY = arg("history", 0);
+const PAUSE_MS = arg("pause-ms", 0);
 const LEVELS = (process.argv.includes("--levels") ? process.argv[process.argv.indexOf("--levels") + 1]! : "1,20,100").split(",").map(Number);
 /** `--server-root <checkout>`: run another version of the server (a before/after comparison). */
 const SERVER_ROOT = process.argv.includes("--server-root") ? process.argv[process.argv.indexOf("--server-root") + 1] : undefined;
@@ -73,7 +78,10 @@ async function closedTurns(concurrency: number, turn: (client: number, round: nu
       // One unmeasured turn first: connections and code paths warm, on both paths alike.
       await turn(c, -1 - concurrency);
       await new Promise((r) => setTimeout(r, concurrency === 1 ? 0 : Math.random() * TOKENS * TOKEN_DELAY));
-      for (let r = 0; r < ROUNDS; r++) out.push(await turn(c, r));
+      for (let r = 0; r < ROUNDS; r++) {
+        if (r > 0 && PAUSE_MS > 0) await new Promise((res) => setTimeout(res, PAUSE_MS));
+        out.push(await turn(c, r));
+      }
     }),
   );
   return out;
@@ -249,7 +257,7 @@ try {
   doubleProcess.kill("SIGTERM");
   await rm(dataDir, { recursive: true, force: true });
 }
-console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} measured turns per client back to back after one warm-up turn, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
+console.log(`\nassistant turns: ${TOKENS} tokens, ${TOKEN_DELAY} ms apart from the LLM double, ${ROUNDS} measured turns per client ${PAUSE_MS > 0 ? `${PAUSE_MS} ms apart` : "back to back"} after one warm-up turn, clients starting at random within one reply's duration (server coalesces deltas up to 30 ms)\n`);
 console.log(table(["turns", "path", "TTFT p50 ms", "TTFT p99 ms", "added p99 ms", "gap p50 ms", "gap p99 ms", "incomplete", "server CPU ms/turn", "load avg"], rows));
 // The closed loop's TTFT rises once the turns' CPU (all of it, on these cores) nears the machine's.
 console.log(`\nCPU per turn through the server, every process of the bench (Linux /proc; ms/turn):\n`);

@@ -95,9 +95,9 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
       cleanups.push(() => embedded!.stop());
       databaseUrl = await embedded.ensureDatabase("memchat");
     }
-    const pool = createPool(databaseUrl, config.database.poolSize, log);
+    const pool = createPool(databaseUrl, config.database.poolSize, log, { idleTimeoutMs: config.database.poolIdleMs });
     cleanups.push(() => pool.end());
-    const genericPlans = genericPlanPool(databaseUrl, config.database.poolSize, log);
+    const genericPlans = genericPlanPool(databaseUrl, config.database.poolSize, log, config.database.poolIdleMs);
     cleanups.push(() => genericPlans.end());
     await withStartupRetry(() => runMigrations(pool, log), log);
     const expectedVersion = await latestMigrationVersion();

@@ -13,6 +13,8 @@ export interface PoolOptions {
   genericPlans?: boolean;
   /** Shown in pg_stat_activity. */
   applicationName?: string;
+  /** Idle connections close after this many ms; 0: never. Default 600,000, as DB_POOL_IDLE_MS's. */
+  idleTimeoutMs?: number;
 }
 
 export function createPool(url: string, size: number, logger: Logger, opts: PoolOptions = {}): pg.Pool {
@@ -20,7 +22,7 @@ export function createPool(url: string, size: number, logger: Logger, opts: Pool
     connectionString: url,
     max: size,
     connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: opts.idleTimeoutMs ?? 600_000,
     // A query stuck behind a dead server must fail instead of holding an ack forever.
     query_timeout: 15_000,
     application_name: opts.applicationName ?? "memchat",
@@ -56,6 +58,6 @@ export function createPool(url: string, size: number, logger: Logger, opts: Pool
  * A node thus opens up to twice DB_POOL_SIZE connections (the compose
  * file's PostgreSQL allows 200).
  */
-export function genericPlanPool(url: string, mainSize: number, logger: Logger): pg.Pool {
-  return createPool(url, mainSize, logger, { genericPlans: true, applicationName: "memchat-generic-plans" });
+export function genericPlanPool(url: string, mainSize: number, logger: Logger, idleTimeoutMs?: number): pg.Pool {
+  return createPool(url, mainSize, logger, { genericPlans: true, applicationName: "memchat-generic-plans", idleTimeoutMs });
 }

@@ -20,6 +20,12 @@ describe("loadConfig", () => {
     expect(c.trustProxy).toBe(true);
   });
 
+  it("keeps pooled connections ten minutes idle by default, 0 meaning never closed", () => {
+    expect(loadConfig({}).database.poolIdleMs).toBe(600_000);
+    expect(loadConfig({ DB_POOL_IDLE_MS: "0" }).database.poolIdleMs).toBe(0);
+    expect(() => loadConfig({ DB_POOL_IDLE_MS: "-1" })).toThrow(ConfigError);
+  });
+
   it("reads roles, quotas and analytics retention (issue 15): quotas off by default, 0 meaning off", () => {
     const d = loadConfig({});
     expect(d.auth.adminUsernames).toEqual([]);
