@@ -1,9 +1,10 @@
 /**
  * The indexing queue: one row in message_index_jobs per message waiting to be
  * embedded (sql/004_index_jobs.sql says why it is not chat_messages itself).
- * Invariant: a message of the active version is indexed exactly when it has
- * no job; closing the job is the whole mark (sql/031 says why nothing is
- * written on the message row).
+ * Invariant: a message that is not a streaming reply (one gets its job when
+ * it ends) is indexed in the active version exactly when it has no job;
+ * closing the job is the whole mark (sql/031 says why nothing is written on
+ * the message row).
  * Claims use FOR UPDATE SKIP LOCKED so any number of nodes can drain it; a
  * claim counts the attempt and pushes run_at out by a lease, so a node that
  * dies mid-batch only delays those jobs.
