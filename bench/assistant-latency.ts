@@ -219,6 +219,9 @@ try {
     // Where the server's side of the wait went: the send's phases, pool waits, event-loop delay, GC.
     const ttftServer = histogram(scrapeBefore, scrapeAfter, "chat_time_to_first_token_seconds");
     phaseRows.push(...breakdown(`${c} turns`, scrapeBefore, scrapeAfter), [`${c} turns`, "time to first token (server side)", ttftServer.count, ttftServer.meanMs, ttftServer.pMs(50), ttftServer.pMs(99), ttftServer.pMs(99.9)]);
+    // Messages indexed in the window, and how many of them took their turn's question vector instead of being embedded.
+    const delta = (name: string) => (gauge(scrapeAfter, name) || 0) - (gauge(scrapeBefore, name) || 0);
+    phaseRows.push([`${c} turns`, "messages indexed (with their search's vector)", `${delta("chat_messages_indexed_total")} (${delta("chat_index_reused_vectors_total")})`, "-", "-", "-", "-"]);
     // Every turn counts, the warm-up one included: each costs the server the same.
     const cpuMsPerTurn = ((cpuAfter - cpuBefore) * 1000) / (c * (ROUNDS + 1));
     const stats = (s: Sample[]) => {

@@ -141,6 +141,7 @@ export async function startApp(config: Config, log: Logger): Promise<RunningApp>
         metrics.indexBatchSeconds.observe(seconds);
       },
       onFailed: (n) => metrics.indexFailures.inc(n),
+      onReused: (n) => metrics.indexReused.inc(n),
     });
     cleanups.push(() => memoryRuntime.stop());
     metrics.backlogSource = () => memoryRuntime.queue.backlog();

@@ -91,6 +91,11 @@ export class Metrics {
     help: "Messages embedded and stored in the vector store",
     registers: [this.registry],
   });
+  readonly indexReused = new Counter({
+    name: "chat_index_reused_vectors_total",
+    help: "Messages indexed with the vector their turn's search had embedded, instead of being embedded again",
+    registers: [this.registry],
+  });
   readonly indexFailures = new Counter({
     name: "chat_index_failures_total",
     help: "Messages whose indexing attempt failed (they are retried)",

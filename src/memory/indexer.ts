@@ -43,6 +43,8 @@ export interface IndexerStats {
 export interface IndexerMetrics {
   onIndexed(count: number, seconds: number): void;
   onFailed(count: number): void;
+  /** Texts indexed with the vector a search had already embedded (QueryVectorReuse). */
+  onReused?(count: number): void;
 }
 
 export class Indexer {

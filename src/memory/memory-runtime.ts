@@ -18,6 +18,7 @@ import { PgListener } from "../db/listener.js";
 import { PgMemoryQueries } from "../db/memory-queries.js";
 import { PgPassageQueries } from "../db/passage-queries.js";
 import { configuredSpec, createConfiguredEmbedder, embedderFromSpec, readiness } from "./embedder-from-spec.js";
+import { QueryVectorReuse } from "./query-vector-reuse.js";
 import { EmbeddingVersionSet } from "./embedding-version-set.js";
 import type { Indexer, IndexerMetrics } from "./indexer.js";
 import { MemoryService } from "./memory-service.js";
@@ -64,6 +65,8 @@ export async function startMemory(config: Config, pool: pg.Pool, genericPlans: p
   let status = "loading";
   // Constructing is quick; a transformers.js model then loads in its workers in the background.
   const created = createConfiguredEmbedder(config);
+  // What the turns' searches and this node's indexers embed with: a question is embedded once, not again when indexed.
+  const shared = created ? new QueryVectorReuse(created, { onReused: (n) => metrics.onReused?.(n) }) : undefined;
   const embedderReady = (async () => {
     if (!created) throw new Error("disabled (EMBEDDER=none)");
     await readiness(created);
@@ -91,7 +94,7 @@ export async function startMemory(config: Config, pool: pg.Pool, genericPlans: p
       queue,
       passageQueue,
       embedderFor: (v) =>
-        v.model === created.model && v.dimensions === created.dimensions ? { embedder: created, ready: embedderReady, owned: false } : embedderFromSpec(v, config),
+        v.model === created.model && v.dimensions === created.dimensions ? { embedder: shared!, ready: embedderReady, owned: false } : embedderFromSpec(v, config),
       // The vector store may be down at start; the indexer retries, search degrades to lexical.
       storeFor: (v) => ensuringStore(storeFor(v), mlog),
       indexer: config.indexer,

@@ -137,6 +137,17 @@ describe.each(["postgres", "qdrant"] as const)("memory with the %s vector store"
       expect(rows[0].n).toBe(0);
     }
   });
+
+  it("indexes a turn's question with the vector its search embedded, instead of embedding it again", async () => {
+    const { session } = await ok(a, "session:create", { title: "reuse", assistant: true });
+    await ok(a, "session:join", { sessionId: session.id });
+    const ended = new Promise((resolve) => a.on("assistant:end", (e: { sessionId: string }) => e.sessionId === session.id && resolve(e)));
+    await ok(a, "message:send", { sessionId: session.id, clientMessageId: "reuse", content: "which harbour did the night ferry leave from" });
+    await ended;
+    await backlogZero();
+    const m = await (await fetch(`${server.url}/metrics`)).text();
+    expect(m).toMatch(/chat_index_reused_vectors_total [1-9]/);
+  });
 });
 
 describe("memory without an embedder", () => {
