@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PgIndexQueue } from "../../src/db/index-queue.js";
 import { PgVersionJobQueue } from "../../src/db/version-job-queue.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
+import { type PlanNode, planNodes, planOf } from "../support/plan-nodes.js";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -20,9 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-type PlanNode = { "Node Type": string; "Relation Name"?: string; "Actual Rows"?: number; Plans?: PlanNode[] };
-const nodes = (p: PlanNode): PlanNode[] => [p, ...(p.Plans ?? []).flatMap(nodes)];
 
 /** The statement `claim` sends (to a pool that only records it), run as EXPLAIN ANALYZE and rolled back. */
 async function plansOf(claim: (pool: pg.Pool) => Promise<unknown>): Promise<PlanNode[]> {
@@ -35,7 +33,7 @@ async function plansOf(claim: (pool: pg.Pool) => Promise<unknown>): Promise<Plan
     await client.query("BEGIN");
     const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${seen[0]!.text}`, seen[0]!.values);
     await client.query("ROLLBACK");
-    return nodes((rows[0]["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
+    return planNodes(planOf(rows));
   } finally {
     client.release();
   }
@@ -71,7 +69,7 @@ describe("the indexer's claim", () => {
     const scanned = plan.filter((n) => n["Node Type"] === "Seq Scan").map((n) => n["Relation Name"]);
     expect(scanned).not.toContain("chat_messages");
     expect(scanned).not.toContain("message_index_jobs");
-    const claimed = plan.find((n) => n["Node Type"] === "ModifyTable" && n["Relation Name"] === "message_index_jobs" && (n["Actual Rows"] ?? 0) > 0);
+    const claimed = plan.find((n) => n["Node Type"] === "ModifyTable" && n["Relation Name"] === "message_index_jobs" && n["Actual Rows"] > 0);
     expect(claimed?.["Actual Rows"]).toBe(20);
 
     // A building version's queue claims the same way.
@@ -79,7 +77,7 @@ describe("the indexer's claim", () => {
     const vscanned = vplan.filter((n) => n["Node Type"] === "Seq Scan").map((n) => n["Relation Name"]);
     expect(vscanned).not.toContain("chat_messages");
     expect(vscanned).not.toContain("message_version_jobs");
-    const vclaimed = vplan.find((n) => n["Node Type"] === "ModifyTable" && n["Relation Name"] === "message_version_jobs" && (n["Actual Rows"] ?? 0) > 0);
+    const vclaimed = vplan.find((n) => n["Node Type"] === "ModifyTable" && n["Relation Name"] === "message_version_jobs" && n["Actual Rows"] > 0);
     expect(vclaimed?.["Actual Rows"]).toBe(64);
   });
 });

@@ -11,6 +11,7 @@ import { PgMemoryQueries, type LexicalSearch } from "../../src/db/memory-queries
 import { createPool } from "../../src/db/pool.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { silentLogger } from "../support/logger.js";
+import { planNodes, planOf } from "../support/plan-nodes.js";
 
 let db: TestDatabase;
 let generic: pg.Pool;
@@ -42,18 +43,6 @@ async function fill(who: { userId: string; sessionId: string }, count: number, r
   await db.pool.query("ANALYZE chat_messages");
 }
 
-type PlanNode = {
-  "Node Type": string;
-  "Subplan Name"?: string;
-  "Relation Name"?: string;
-  "Actual Rows": number;
-  "Actual Loops": number;
-  "Rows Removed by Filter"?: number;
-  "Rows Removed by Index Recheck"?: number;
-  Plans?: PlanNode[];
-};
-const nodes = (p: PlanNode): PlanNode[] => [p, ...(p.Plans ?? []).flatMap(nodes)];
-
 /**
  * Runs the search on the generic pool's one connection, then EXPLAIN ANALYZE
  * of the very prepared statement it ran (its generic plan) with its values.
@@ -70,7 +59,7 @@ async function searchAndPlan(queries: (pool: pg.Pool) => PgMemoryQueries, s: Lex
     const literal = (v: unknown): string =>
       v === null || v === undefined ? "NULL" : typeof v === "number" ? String(v) : Array.isArray(v) ? client.escapeLiteral(`{${v.join(",")}}`) : client.escapeLiteral(String(v));
     const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${sent!.name}(${(sent!.values ?? []).map(literal).join(", ")})`);
-    return { hits, plan: nodes((rows[0]["QUERY PLAN"] as [{ Plan: PlanNode }])[0].Plan) };
+    return { hits, plan: planNodes(planOf(rows)) };
   } finally {
     await client.query("RESET enable_seqscan");
     client.release();
@@ -92,7 +81,7 @@ describe("the lexical search's work", () => {
     });
     expect(hits).toHaveLength(30);
     const step = plan.find((p) => p["Subplan Name"] === "CTE gin");
-    const scans = nodes(step!).filter((p) => p["Relation Name"] === "chat_messages");
+    const scans = planNodes(step!).filter((p) => p["Relation Name"] === "chat_messages");
     expect(scans.length).toBeGreaterThan(0);
     // Rows the step's scans of chat_messages looked at: only my 30 (on chat_messages_tsv, all 830
     // matches were fetched and 800 dropped).
