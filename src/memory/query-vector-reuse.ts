@@ -33,8 +33,6 @@ export class QueryVectorReuse implements Embedder {
   private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly onReused: ((count: number) => void) | undefined;
-  /** Texts an indexing call took from a search instead of embedding them. */
-  reused = 0;
 
   constructor(
     private readonly inner: Embedder,
@@ -68,10 +66,7 @@ export class QueryVectorReuse implements Embedder {
       for (let i = 0; i < out.length; i++) if (!out[i]) out[i] = vectors[k++]!;
     }
     const reused = texts.length - missing.length;
-    if (reused > 0) {
-      this.reused += reused;
-      this.onReused?.(reused);
-    }
+    if (reused > 0) this.onReused?.(reused);
     return out as Float32Array[];
   }
 

@@ -17,7 +17,8 @@ class Counting implements Embedder {
 describe("QueryVectorReuse", () => {
   it("indexes a searched text with the search's vector, once, and embeds the rest of the batch", async () => {
     const inner = new Counting();
-    const e = new QueryVectorReuse(inner);
+    let reused = 0;
+    const e = new QueryVectorReuse(inner, { onReused: (n) => (reused += n) });
     const [q] = await e.embed(["where is the key"], { priority: "interactive" });
     const batch = await e.embed(["hello", "where is the key", "bye"]);
     expect(inner.calls).toEqual([["where is the key"], ["hello", "bye"]]);
@@ -25,7 +26,7 @@ describe("QueryVectorReuse", () => {
     expect(batch[1]).not.toBe(q); // a copy: the search may still hold its own
     expect(Array.from(batch[0]!)).toEqual([5, 2]);
     expect(Array.from(batch[2]!)).toEqual([3, 2]);
-    expect(e.reused).toBe(1);
+    expect(reused).toBe(1);
     // handed out once: the same text indexed again (another message) is embedded
     await e.embed(["where is the key"]);
     expect(inner.calls.at(-1)).toEqual(["where is the key"]);
@@ -36,7 +37,8 @@ describe("QueryVectorReuse", () => {
   it("keeps at most maxEntries vectors, the newest, for at most ttlMs", async () => {
     let now = 0;
     const inner = new Counting();
-    const e = new QueryVectorReuse(inner, { maxEntries: 2, ttlMs: 1000, now: () => now });
+    let reused = 0;
+    const e = new QueryVectorReuse(inner, { maxEntries: 2, ttlMs: 1000, now: () => now, onReused: (n) => (reused += n) });
     for (const q of ["a", "bb", "ccc"]) await e.embed([q], { priority: "interactive" });
     await e.embed(["a", "bb", "ccc"]);
     expect(inner.calls.at(-1)).toEqual(["a"]); // the oldest went
@@ -44,7 +46,7 @@ describe("QueryVectorReuse", () => {
     now = 1001;
     await e.embed(["dddd"]);
     expect(inner.calls.at(-1)).toEqual(["dddd"]); // too old
-    expect(e.reused).toBe(2);
+    expect(reused).toBe(2);
   });
 
   it("never reuses for a search: interactive calls always embed", async () => {
