@@ -32,6 +32,9 @@ export const DEFAULT_UPLOAD_TYPES = [
   "text/html",
 ] as const;
 
+/** DB_POOL_IDLE_MS's default, also createPool's for pools made outside the server (scripts, tests). */
+export const DEFAULT_POOL_IDLE_MS = 600_000;
+
 const envSchema = z.object({
   /** HTTP and Socket.IO port. */
   PORT: int(0, 65535).default(3000),
@@ -51,7 +54,7 @@ const envSchema = z.object({
    * and planning each named statement again), so a quiet spell shorter than
    * this keeps them warm (README, Assistant latency).
    */
-  DB_POOL_IDLE_MS: int(0, 86_400_000).default(600_000),
+  DB_POOL_IDLE_MS: int(0, 86_400_000).default(DEFAULT_POOL_IDLE_MS),
   /** Most message:send writes stored together in one batch (one round trip, one commit). */
   SEND_BATCH_MAX: int(1, 1000).default(64),
   /** Most send batches in PostgreSQL at once; sends arriving meanwhile wait and form the next batch. */

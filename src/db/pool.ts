@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Logger } from "pino";
+import { DEFAULT_POOL_IDLE_MS } from "../config.js";
 
 // bigint ids fit in a double for any realistic table; clients get JSON numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
@@ -13,7 +14,7 @@ export interface PoolOptions {
   genericPlans?: boolean;
   /** Shown in pg_stat_activity. */
   applicationName?: string;
-  /** Idle connections close after this many ms; 0: never. Default 600,000, as DB_POOL_IDLE_MS's. */
+  /** Idle connections close after this many ms; 0: never. Default DB_POOL_IDLE_MS's. */
   idleTimeoutMs?: number;
 }
 
@@ -22,7 +23,7 @@ export function createPool(url: string, size: number, logger: Logger, opts: Pool
     connectionString: url,
     max: size,
     connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: opts.idleTimeoutMs ?? 600_000,
+    idleTimeoutMillis: opts.idleTimeoutMs ?? DEFAULT_POOL_IDLE_MS,
     // A query stuck behind a dead server must fail instead of holding an ack forever.
     query_timeout: 15_000,
     application_name: opts.applicationName ?? "memchat",
